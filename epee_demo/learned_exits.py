@@ -1,0 +1,556 @@
+"""Learned exit rules: ConsistentEE (a REINFORCE policy on pooled states) and JEI-DNN (a gate on confidence features).
+
+Both train on the FROZEN shipped model from cached per-layer features (pooled states
+[N, L, H] and exit distributions [N, L, C] of the train and validation splits) in
+minutes on a CPU, and both give a per-layer exit probability [N, L]; the rules
+"consistentee" and "jei" in ``policies.py`` exit at the first layer where it reaches a
+threshold.
+
+* **ConsistentEE**: one small network per layer (standardize, Linear(H, 64), tanh,
+  Linear(64, 1), sigmoid) on that layer's pooled state. An episode walks layers 1..L
+  and samples exit/continue at each (layer L always exits); the reward is
+  ``-CE_exit - alpha * exit_layer * (1 - min(m, L) / L)`` where ``m`` is the example's
+  memorized layer. Trained with REINFORCE and the batch-mean reward as baseline.
+* **JEI-DNN**: one tiny gate per layer (standardize, Linear(4, 16), tanh, Linear(16, 1),
+  sigmoid) over the features ``[max probability, normalized entropy, top-1 minus top-2
+  margin, normalized entropy of the renormalized p^2]``. The target exit of an example
+  is ``l* = argmin_l (CE_l + lambda * l / L)`` and the gate target at layer l is
+  ``1[l >= l*]``; trained with binary cross-entropy on every example at every layer
+  (not only on those that reach layer l: the target is monotone in l, so the gate
+  learns "the best exit is here or behind").
+
+``alpha`` and ``lambda`` are chosen on the validation split: the fastest setting
+(lowest average exit layer at threshold 0.5) whose validation accuracy is within
+``accuracy_tolerance`` of the last exit's; failing that, the most accurate one.
+
+Files beside a checkpoint: ``exit_policies.safetensors`` (both networks, float32)
+and ``exit_policies.json`` (alpha, lambda, architecture, the validation sweep).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from epee_demo import policies
+from epee_demo.data import Split
+from epee_demo.model import CheckpointError, MultiExitClassifier, WEIGHTS_FILE
+
+POLICIES_FILE = "exit_policies.safetensors"
+POLICIES_CONFIG = "exit_policies.json"
+FEATURE_NAMES = ("max_probability", "normalized_entropy", "margin", "sharpened_entropy")
+LEARNED_RULES = ("consistentee", "jei")
+_EPS = 1e-12
+
+
+# ---------------------------------------------------------------- pure NumPy parts
+
+
+def gate_features(probs: np.ndarray) -> np.ndarray:
+    """JEI-DNN gate inputs of every distribution: [..., C] -> float32 [..., 4] in ``FEATURE_NAMES`` order.
+
+    Max probability; normalized entropy ``Hn(p)``; top-1 minus top-2 probability;
+    ``Hn(q)`` of the sharpened distribution ``q = p^2 / sum p^2``. All lie in [0, 1].
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape[-1] < 2:
+        raise ValueError(f"gate features need at least 2 classes; got shape {probs.shape}")
+    top_two = np.partition(probs, -2, axis=-1)[..., -2:]
+    squared = probs ** 2
+    squared /= np.clip(squared.sum(axis=-1, keepdims=True), _EPS, None)
+    return np.stack([
+        top_two[..., 1],
+        policies.normalized_entropy(probs),
+        top_two[..., 1] - top_two[..., 0],
+        policies.normalized_entropy(squared),
+    ], axis=-1).astype(np.float32)
+
+
+def exit_cross_entropy(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Cross-entropy of every exit against the gold label, -log p_i[y]: [N, L, C], [N] -> [N, L]."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    gold = np.take_along_axis(probs, labels[:, None, None], axis=-1)[..., 0]
+    return -np.log(np.clip(gold, _EPS, 1.0))
+
+
+def memorized_layers(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Memorized layer of each example: [N, L, C], [N] -> int [N].
+
+    The earliest 1-based layer m from which every exit (m, m+1, ..., L) predicts the
+    gold label; ``L + 1`` when the last exit is wrong (never memorized).
+    """
+    probs = np.asarray(probs)
+    correct = probs.argmax(axis=-1) == np.asarray(labels, dtype=np.int64)[:, None]
+    trailing_correct = np.cumprod(correct[:, ::-1], axis=1).sum(axis=1)
+    return (probs.shape[1] + 1 - trailing_correct).astype(np.int64)
+
+
+def target_exit_layers(cross_entropy: np.ndarray, lam: float) -> np.ndarray:
+    """JEI-DNN target exit ``l* = argmin_l (CE_l + lam * l / L)`` (1-based, first on ties): [N, L] -> int [N]."""
+    cross_entropy = np.asarray(cross_entropy, dtype=np.float64)
+    num_layers = cross_entropy.shape[1]
+    cost = cross_entropy + lam * np.arange(1, num_layers + 1) / num_layers
+    return cost.argmin(axis=1).astype(np.int64) + 1
+
+
+def gate_targets(target_layers: np.ndarray, num_layers: int) -> np.ndarray:
+    """Gate target ``1[l >= l*]`` at every layer: int [N] -> float32 [N, L]."""
+    layers = np.arange(1, num_layers + 1)
+    return (layers[None, :] >= np.asarray(target_layers)[:, None]).astype(np.float32)
+
+
+def depth_penalty_factors(memorized: np.ndarray, num_layers: int) -> np.ndarray:
+    """ConsistentEE's per-example weight of the depth cost, ``1 - min(m, L) / L``: int [N] -> [N].
+
+    An example memorized early pays most for every layer it runs; one memorized only
+    at the last layer, or never (m = L + 1), pays nothing and goes by its CE alone.
+    """
+    return 1.0 - np.minimum(np.asarray(memorized), num_layers) / num_layers
+
+
+# ---------------------------------------------------------------- networks and training
+
+
+class LayerwiseMLP(nn.Module):
+    """One small MLP per layer, ``standardize -> Linear(F, width) -> tanh -> Linear(width, 1)``.
+
+    Input [B, i, F] with i <= L (layer j of the input goes through network j);
+    output the exit logits [B, i]. ``mean`` and ``scale`` [L, F] standardize the inputs
+    of each layer (set from the training features).
+    """
+
+    def __init__(self, num_layers: int, in_features: int, width: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(num_layers, in_features))
+        self.register_buffer("scale", torch.ones(num_layers, in_features))
+        bound_in, bound_out = in_features ** -0.5, width ** -0.5
+        self.weight_in = nn.Parameter(torch.empty(num_layers, in_features, width).uniform_(-bound_in, bound_in))
+        self.bias_in = nn.Parameter(torch.zeros(num_layers, width))
+        self.weight_out = nn.Parameter(torch.empty(num_layers, width).uniform_(-bound_out, bound_out))
+        self.bias_out = nn.Parameter(torch.zeros(num_layers))
+
+    @property
+    def num_layers(self) -> int:
+        return self.weight_in.shape[0]
+
+    @property
+    def in_features(self) -> int:
+        return self.weight_in.shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.weight_in.shape[2]
+
+    def fit_standardization(self, features: torch.Tensor) -> None:
+        """Set ``mean`` and ``scale`` from training features [N, L, F]."""
+        with torch.no_grad():
+            self.mean.copy_(features.mean(0))
+            self.scale.copy_(features.std(0).clamp(min=1e-4))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        layers = features.shape[1]
+        if features.ndim != 3 or layers > self.num_layers or features.shape[2] != self.in_features:
+            raise ValueError(
+                f"expected features [B, i <= {self.num_layers}, {self.in_features}]; got {tuple(features.shape)}"
+            )
+        x = (features - self.mean[:layers]) / self.scale[:layers]
+        hidden = torch.tanh(torch.einsum("bif,ifw->biw", x, self.weight_in[:layers]) + self.bias_in[:layers])
+        return torch.einsum("biw,iw->bi", hidden, self.weight_out[:layers]) + self.bias_out[:layers]
+
+
+def sample_exit_episodes(exit_logits: torch.Tensor, generator: torch.Generator | None = None):
+    """Walk layers 1..L sampling exit/continue from ``sigmoid(exit_logits)`` [B, L]; layer L always exits.
+
+    Returns (0-based exit layer, long [B]; log-probability of the sampled episode [B]).
+    """
+    num_layers = exit_logits.shape[1]
+    exit_probs = torch.sigmoid(exit_logits.detach())
+    actions = torch.bernoulli(exit_probs, generator=generator).bool()
+    actions[:, -1] = True
+    exits = actions.to(torch.int8).argmax(dim=1)  # the first exit action
+    layers = torch.arange(num_layers, device=exit_logits.device)[None, :]
+    continued = layers < exits[:, None]
+    chose_exit = (layers == exits[:, None]) & (layers < num_layers - 1)
+    log_prob = (
+        (nn.functional.logsigmoid(-exit_logits) * continued).sum(1)
+        + (nn.functional.logsigmoid(exit_logits) * chose_exit).sum(1)
+    )
+    return exits, log_prob
+
+
+def consistentee_rewards(exits: torch.Tensor, cross_entropy: torch.Tensor, depth_factor: torch.Tensor,
+                         alpha: float) -> torch.Tensor:
+    """``-CE_exit - alpha * exit_layer * depth_factor`` for 0-based ``exits`` [B]; CE [B, L], factor [B]."""
+    exit_ce = cross_entropy.gather(1, exits[:, None])[:, 0]
+    return -exit_ce - alpha * (exits + 1).to(cross_entropy.dtype) * depth_factor
+
+
+def reinforce_loss(exit_logits: torch.Tensor, cross_entropy: torch.Tensor, depth_factor: torch.Tensor,
+                   alpha: float, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """REINFORCE loss of one batch of episodes, with the batch-mean reward as baseline.
+
+    ``exit_logits`` [B, L] from the policy, ``cross_entropy`` [B, L] of the frozen
+    exits, ``depth_factor`` [B] from ``depth_penalty_factors``. Returns (loss, rewards [B]).
+    """
+    exits, log_prob = sample_exit_episodes(exit_logits, generator)
+    rewards = consistentee_rewards(exits, cross_entropy, depth_factor, alpha)
+    advantage = rewards - rewards.mean()
+    return -(advantage.detach() * log_prob).mean(), rewards
+
+
+@dataclass
+class ExitFeatures:
+    """What the frozen model says on N examples (L exits, C classes, width H), cached for training.
+
+    pooled: float32 [N, L, H], the pooled state each exit head read; probs: float32
+    [N, L, C]; labels: int64 [N].
+    """
+
+    pooled: np.ndarray
+    probs: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_layers(self) -> int:
+        return self.probs.shape[1]
+
+
+@dataclass
+class ExitTrainConfig:
+    """Settings of ``train-exits``: the alpha and lambda grids and the optimisation of both rules."""
+
+    alphas: tuple = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+    lambdas: tuple = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+    policy_width: int = 64
+    gate_width: int = 16
+    epochs: int = 30
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    gate_learning_rate: float = 1e-2
+    threshold: float = 0.5
+    accuracy_tolerance: float = 0.01
+    seed: int = 13
+    max_train_examples: int | None = None
+
+
+def _greedy_summary(exit_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
+    exits = policies.first_firing_layer(exit_probs >= threshold)
+    return {
+        "accuracy": float((policies.predictions_at(probs, exits) == labels).mean()),
+        "average_exit_layer": float(exits.mean()),
+    }
+
+
+def _exit_probabilities(network: LayerwiseMLP, inputs: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return torch.sigmoid(network(inputs)).numpy()
+
+
+def train_consistentee(train: ExitFeatures, val: ExitFeatures, alpha: float,
+                       config: ExitTrainConfig) -> tuple[LayerwiseMLP, dict]:
+    """Train the ConsistentEE policy for one ``alpha``; keeps the epoch with the best validation
+    reward of the deterministic policy (exit at probability >= threshold). Returns (policy, val summary)."""
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    num_layers = train.num_layers
+    pooled = torch.from_numpy(np.asarray(train.pooled, dtype=np.float32))
+    ce = torch.from_numpy(exit_cross_entropy(train.probs, train.labels).astype(np.float32))
+    factor = torch.from_numpy(
+        depth_penalty_factors(memorized_layers(train.probs, train.labels), num_layers).astype(np.float32)
+    )
+    val_pooled = torch.from_numpy(np.asarray(val.pooled, dtype=np.float32))
+    val_ce = torch.from_numpy(exit_cross_entropy(val.probs, val.labels).astype(np.float32))
+    val_factor = torch.from_numpy(
+        depth_penalty_factors(memorized_layers(val.probs, val.labels), num_layers).astype(np.float32)
+    )
+    policy = LayerwiseMLP(num_layers, pooled.shape[2], config.policy_width)
+    policy.fit_standardization(pooled)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
+    best_reward, best_state, best_epoch = -np.inf, None, 0
+    for epoch in range(1, config.epochs + 1):
+        order = torch.randperm(len(train), generator=generator)
+        for start in range(0, len(train), config.batch_size):
+            index = order[start:start + config.batch_size]
+            loss, _ = reinforce_loss(policy(pooled[index]), ce[index], factor[index], alpha, generator)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        exits = policies.first_firing_layer(_exit_probabilities(policy, val_pooled) >= config.threshold)
+        reward = consistentee_rewards(torch.from_numpy(exits - 1), val_ce, val_factor, alpha).mean().item()
+        if reward > best_reward:
+            best_reward, best_epoch = reward, epoch
+            best_state = {k: v.clone() for k, v in policy.state_dict().items()}
+    policy.load_state_dict(best_state)
+    summary = _greedy_summary(_exit_probabilities(policy, val_pooled), val.probs, val.labels, config.threshold)
+    return policy, {"alpha": alpha, "epoch": best_epoch, "val_reward": best_reward, **summary}
+
+
+def train_jei(train: ExitFeatures, val: ExitFeatures, lam: float,
+              config: ExitTrainConfig) -> tuple[LayerwiseMLP, dict]:
+    """Train the JEI-DNN gates for one ``lam`` with binary cross-entropy; keeps the epoch with
+    the lowest validation loss. Returns (gate, val summary)."""
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    num_layers = train.num_layers
+
+    def tensors(data: ExitFeatures):
+        targets = gate_targets(target_exit_layers(exit_cross_entropy(data.probs, data.labels), lam), num_layers)
+        return torch.from_numpy(gate_features(data.probs)), torch.from_numpy(targets)
+
+    features, targets = tensors(train)
+    val_features, val_targets = tensors(val)
+    gate = LayerwiseMLP(num_layers, len(FEATURE_NAMES), config.gate_width)
+    gate.fit_standardization(features)
+    optimizer = torch.optim.Adam(gate.parameters(), lr=config.gate_learning_rate)
+    bce = nn.functional.binary_cross_entropy_with_logits
+    best_loss, best_state, best_epoch = np.inf, None, 0
+    for epoch in range(1, config.epochs + 1):
+        order = torch.randperm(len(train), generator=generator)
+        for start in range(0, len(train), config.batch_size):
+            index = order[start:start + config.batch_size]
+            loss = bce(gate(features[index]), targets[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            val_loss = bce(gate(val_features), val_targets).item()
+        if val_loss < best_loss:
+            best_loss, best_epoch = val_loss, epoch
+            best_state = {k: v.clone() for k, v in gate.state_dict().items()}
+    gate.load_state_dict(best_state)
+    summary = _greedy_summary(_exit_probabilities(gate, val_features), val.probs, val.labels, config.threshold)
+    return gate, {"lambda": lam, "epoch": best_epoch, "val_bce": best_loss, **summary}
+
+
+def choose_setting(sweep: list[dict], reference_accuracy: float, tolerance: float) -> int:
+    """Index of the fastest setting (lowest average exit layer) whose accuracy is at least
+    ``reference_accuracy - tolerance``; the most accurate one when none is."""
+    within = [i for i, row in enumerate(sweep) if row["accuracy"] >= reference_accuracy - tolerance]
+    if within:
+        return min(within, key=lambda i: (sweep[i]["average_exit_layer"], -sweep[i]["accuracy"]))
+    return max(range(len(sweep)), key=lambda i: sweep[i]["accuracy"])
+
+
+@dataclass
+class TrainedExitPolicies:
+    """Both learned rules after the validation sweep: the networks, the chosen alpha and lambda,
+    the sweep rows and the settings used."""
+
+    consistentee: LayerwiseMLP
+    jei: LayerwiseMLP
+    alpha: float
+    lam: float
+    sweep: dict
+    config: ExitTrainConfig
+
+
+def train_exit_policies(train: ExitFeatures, val: ExitFeatures, config: ExitTrainConfig,
+                        progress: bool = True) -> TrainedExitPolicies:
+    """Sweep alpha (ConsistentEE) and lambda (JEI-DNN) and keep the setting ``choose_setting`` picks."""
+    reference = float((val.probs[:, -1].argmax(-1) == val.labels).mean())
+    results = {}
+    for name, grid, trainer in (("consistentee", config.alphas, train_consistentee),
+                                ("jei", config.lambdas, train_jei)):
+        runs = []
+        for value in grid:
+            network, row = trainer(train, val, value, config)
+            runs.append((network, row))
+            if progress:
+                print(f"{name} {'alpha' if name == 'consistentee' else 'lambda'}={value}: val accuracy "
+                      f"{row['accuracy']:.4f} (last exit {reference:.4f}), average exit layer "
+                      f"{row['average_exit_layer']:.2f}, best epoch {row['epoch']}", flush=True)
+        rows = [row for _, row in runs]
+        chosen = choose_setting(rows, reference, config.accuracy_tolerance)
+        results[name] = (runs[chosen][0], rows[chosen], rows)
+    return TrainedExitPolicies(
+        consistentee=results["consistentee"][0], jei=results["jei"][0],
+        alpha=results["consistentee"][1]["alpha"], lam=results["jei"][1]["lambda"],
+        sweep={"val_last_exit_accuracy": reference,
+               **{name: rows for name, (_, _, rows) in results.items()}},
+        config=config,
+    )
+
+
+# ---------------------------------------------------------------- files and scorers
+
+
+def save_exit_policies(trained: TrainedExitPolicies, folder: str | Path) -> Path:
+    """Write ``exit_policies.safetensors`` and ``exit_policies.json`` into a checkpoint folder."""
+    folder = Path(folder)
+    tensors = {f"{name}.{key}": value.detach().cpu().float().contiguous()
+               for name, network in (("consistentee", trained.consistentee), ("jei", trained.jei))
+               for key, value in network.state_dict().items()}
+    save_file(tensors, str(folder / POLICIES_FILE))
+    description = {
+        "num_layers": trained.consistentee.num_layers,
+        "consistentee": {
+            "alpha": trained.alpha,
+            "reward": "-CE_exit - alpha * exit_layer * (1 - min(m, L) / L), m = memorized layer (L + 1 if never)",
+            "input": "pooled state of the layer", "in_features": trained.consistentee.in_features,
+            "width": trained.consistentee.width,
+            "architecture": "per layer: standardize, Linear(H, width), tanh, Linear(width, 1), sigmoid",
+        },
+        "jei": {
+            "lambda": trained.lam, "target": "l* = argmin_l (CE_l + lambda * l / L); gate target 1[l >= l*]",
+            "features": list(FEATURE_NAMES), "in_features": trained.jei.in_features, "width": trained.jei.width,
+            "architecture": "per layer: standardize, Linear(4, width), tanh, Linear(width, 1), sigmoid",
+        },
+        "selection": (f"fastest setting at threshold {trained.config.threshold} whose validation accuracy is "
+                      f"within {trained.config.accuracy_tolerance} of the last exit's"),
+        "validation_sweep": trained.sweep,
+        "train_config": asdict(trained.config),
+    }
+    (folder / POLICIES_CONFIG).write_text(json.dumps(description, indent=2) + "\n")
+    return folder / POLICIES_FILE
+
+
+def _read_networks(folder: Path) -> dict[str, LayerwiseMLP]:
+    weights_path, config_path = folder / POLICIES_FILE, folder / POLICIES_CONFIG
+    try:
+        description = json.loads(config_path.read_text())
+        tensors = load_file(str(weights_path))
+        networks = {}
+        for name in LEARNED_RULES:
+            spec = description[name]
+            network = LayerwiseMLP(description["num_layers"], spec["in_features"], spec["width"])
+            prefix = f"{name}."
+            network.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            networks[name] = network.eval()
+    except FileNotFoundError as err:
+        raise CheckpointError(f"learned exit policies incomplete: {err.filename} is missing") from err
+    except Exception as err:  # json, safetensors and load_state_dict raise their own error types
+        raise CheckpointError(f"learned exit policies are corrupt in {folder} ({err})") from err
+    return networks
+
+
+def load_scorers(folder: str | Path, model) -> dict:
+    """The learned exit scorers shipped beside a checkpoint; {} when the folder has none.
+
+    Each scorer maps (pooled [B, i, H], probs [B, i, C]) float tensors of the first
+    i <= L layers to the exit probability of each of those layers, [B, i], on the
+    inputs' device. Keys: ``consistentee`` and ``jei``.
+    """
+    folder = Path(folder)
+    if not (folder / POLICIES_FILE).exists():
+        return {}
+    networks = _read_networks(folder)
+    hidden_size = model.backbone.hidden_size
+    if networks["consistentee"].num_layers != model.num_layers or networks["consistentee"].in_features != hidden_size:
+        raise CheckpointError(
+            f"learned exit policies in {folder} do not fit the model: they expect "
+            f"{networks['consistentee'].num_layers} layers of width {networks['consistentee'].in_features}, "
+            f"the model has {model.num_layers} of width {hidden_size}"
+        )
+    device = next(model.parameters()).device
+    policy, gate = networks["consistentee"].to(device), networks["jei"].to(device)
+
+    @torch.no_grad()
+    def consistentee(pooled: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(policy(pooled.float()))
+
+    @torch.no_grad()
+    def jei(pooled: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        features = torch.from_numpy(gate_features(probs.detach().float().cpu().numpy()))
+        return torch.sigmoid(gate(features.to(device))).to(probs.device)
+
+    return {"consistentee": consistentee, "jei": jei}
+
+
+# ---------------------------------------------------------------- the train-exits run
+
+
+@torch.inference_mode()
+def collect_exit_features(classifier: MultiExitClassifier, inputs, labels, batch_size: int = 64) -> ExitFeatures:
+    """Run the frozen model once over ``inputs`` and keep every exit's pooled state and distribution."""
+    inputs = list(inputs)
+    order = (np.argsort([len(x) for x in inputs], kind="stable") if inputs and isinstance(inputs[0], str)
+             else np.arange(len(inputs)))
+    pooled, probs = [], []
+    for start in range(0, len(inputs), batch_size):
+        batch = classifier.to_device(classifier.preprocessor([inputs[i] for i in order[start:start + batch_size]]))
+        out = classifier.model(batch)
+        pooled.append(out.pooled.float().cpu().numpy())
+        probs.append(torch.softmax(out.logits.float(), dim=-1).cpu().numpy())
+    restore = np.argsort(order)
+    return ExitFeatures(np.concatenate(pooled)[restore], np.concatenate(probs)[restore],
+                        np.asarray(labels, dtype=np.int64))
+
+
+def _weights_digest(folder: Path) -> str:
+    path = folder / WEIGHTS_FILE
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else "unsaved"
+
+
+def cached_exit_features(classifier: MultiExitClassifier, folder: Path, split: str, data,
+                         cache_dir: Path | None) -> ExitFeatures:
+    """``collect_exit_features`` of one split, reused from ``cache_dir`` when it was made
+    with the same weights file and example count."""
+    if cache_dir is None:
+        return collect_exit_features(classifier, data.inputs, data.labels)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"{_weights_digest(folder)}_{split}_{len(data)}.npz"
+    if path.exists():
+        with np.load(path) as cached:
+            return ExitFeatures(cached["pooled"], cached["probs"], cached["labels"])
+    features = collect_exit_features(classifier, data.inputs, data.labels)
+    np.savez(path, pooled=features.pooled, probs=features.probs, labels=features.labels)
+    return features
+
+
+def default_cache_dir(task: str) -> Path:
+    """Where ``train-exits`` caches features between runs: the system temp folder, never assets/."""
+    return Path(tempfile.gettempdir()) / "epee-exit-features" / task
+
+
+def train_and_ship_exits(classifier: MultiExitClassifier, dataset, folder: str | Path,
+                         config: ExitTrainConfig, cache_dir: Path | None = None,
+                         progress: bool = True) -> dict:
+    """The ``train-exits`` run on a checkpoint folder.
+
+    Caches the frozen model's features on the train and validation splits, trains and
+    chooses both learned rules, writes ``exit_policies.*`` into ``folder``, then
+    recomputes ``trace_val.npz`` and ``trace_test.npz`` with the classifier and the
+    loaded scorers, so the traces carry ``exit_scores`` for both rules. Returns the
+    test-split summary of each learned rule at the threshold beside the full model.
+    """
+    from epee_demo.training import rule_summary
+
+    folder = Path(folder)
+    classifier.model.eval()
+    train_data = dataset.train
+    if config.max_train_examples:
+        train_data = Split(train_data.inputs[:config.max_train_examples],
+                           train_data.labels[:config.max_train_examples])
+    features = {split: cached_exit_features(classifier, folder, split, data, cache_dir)
+                for split, data in (("train", train_data), ("val", dataset.val))}
+    trained = train_exit_policies(features["train"], features["val"], config, progress)
+    save_exit_policies(trained, folder)
+    scoring = MultiExitClassifier(classifier.model, classifier.spec, classifier.preprocessor,
+                                  load_scorers(folder, classifier.model))
+    test_trace = None
+    for split in ("val", "test"):
+        data = dataset.split(split)
+        trace = scoring.trace(data.inputs, data.labels)
+        trace.save(folder / f"trace_{split}.npz")
+        test_trace = trace
+    summary = {
+        "alpha": trained.alpha, "lambda": trained.lam, "threshold": config.threshold,
+        "test": [rule_summary(test_trace, "fixed", layer=test_trace.num_layers)]
+        + [rule_summary(test_trace, rule, threshold=config.threshold) for rule in LEARNED_RULES],
+    }
+    description = json.loads((folder / POLICIES_CONFIG).read_text())
+    description["test_summary"] = summary["test"]
+    (folder / POLICIES_CONFIG).write_text(json.dumps(description, indent=2) + "\n")
+    return summary

@@ -1,0 +1,288 @@
+"""Multi-exit transformer: a backbone with a classifier after every layer.
+
+``MultiExitModel`` is the torch module (used by training and inference);
+``MultiExitClassifier`` bundles it with its preprocessor and label names and turns
+raw inputs into an ``ExitTrace``. Checkpoints are a folder with ``model.json`` (what
+to build) and ``weights.safetensors`` (what was trained, fp16).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from epee_demo.backbones import Backbone, load_backbone
+from epee_demo.trace import ExitTrace
+
+CONFIG_FILE = "model.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+def default_device() -> torch.device:
+    """CUDA when a GPU is visible, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class LoRALinear(nn.Module):
+    """A frozen linear layer plus a trainable low-rank update ``scale * B @ A``."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float):
+        super().__init__()
+        self.base = base
+        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features))
+        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank))
+        nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
+        self.scale = alpha / rank
+
+    def forward(self, x):
+        return self.base(x) + (x @ self.lora_a.T @ self.lora_b.T) * self.scale
+
+    def merged(self) -> nn.Linear:
+        """A plain linear layer with the update folded in (no inference overhead)."""
+        merged = nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None)
+        with torch.no_grad():
+            merged.weight.copy_(self.base.weight + self.scale * self.lora_b @ self.lora_a)
+            if self.base.bias is not None:
+                merged.bias.copy_(self.base.bias)
+        return merged.to(self.base.weight.device, self.base.weight.dtype)
+
+
+def _replace_linears(module: nn.Module, make) -> None:
+    for name, child in module.named_children():
+        replacement = make(name, child)
+        if replacement is not None:
+            setattr(module, name, replacement)
+        else:
+            _replace_linears(child, make)
+
+
+def add_lora(module: nn.Module, rank: int, alpha: float, targets: Sequence[str]) -> None:
+    """Wrap every ``nn.Linear`` whose attribute name is in ``targets`` in a ``LoRALinear``."""
+    _replace_linears(
+        module,
+        lambda name, child: LoRALinear(child, rank, alpha)
+        if isinstance(child, nn.Linear) and name in targets else None,
+    )
+
+
+def merge_lora(module: nn.Module) -> None:
+    """Fold every ``LoRALinear`` in ``module`` back into a plain linear layer."""
+    _replace_linears(module, lambda name, child: child.merged() if isinstance(child, LoRALinear) else None)
+
+
+class ExitHead(nn.Module):
+    """Classifier on one layer's pooled state: LayerNorm, dense + tanh, dropout, linear."""
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden_size)
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, pooled):
+        return self.out(self.dropout(torch.tanh(self.dense(self.norm(pooled)))))
+
+
+@dataclass
+class ExitOutput:
+    """Outputs of every exit for a batch of B examples, L exits, C classes, width H.
+
+    logits: [B, L, C]; pooled: [B, L, H], the pooled hidden state each head read.
+    """
+
+    logits: torch.Tensor
+    pooled: torch.Tensor
+
+
+class MultiExitModel(nn.Module):
+    """A backbone with an ``ExitHead`` after each of its layers."""
+
+    def __init__(self, backbone: Backbone, num_labels: int, head_dropout: float = 0.1):
+        super().__init__()
+        self.backbone = backbone
+        self.heads = nn.ModuleList(
+            ExitHead(backbone.hidden_size, num_labels, head_dropout) for _ in range(backbone.num_layers)
+        )
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.heads)
+
+    def forward(self, inputs: dict) -> ExitOutput:
+        """Run every layer and every exit head."""
+        hidden, ctx = self.backbone.embed(inputs)
+        logits, pooled = [], []
+        for index, head in enumerate(self.heads):
+            hidden = self.backbone.run_layer(index, hidden, ctx)
+            vector = self.backbone.pool(hidden, ctx)
+            pooled.append(vector)
+            logits.append(head(vector))
+        return ExitOutput(torch.stack(logits, 1), torch.stack(pooled, 1))
+
+
+def joint_exit_loss(logits: torch.Tensor, labels: torch.Tensor, class_weights=None) -> torch.Tensor:
+    """The EPEE/PABEE training loss: sum_i i * CE_i / sum_i i over all L exits. logits [B, L, C]."""
+    num_layers = logits.shape[1]
+    weights = torch.arange(1, num_layers + 1, dtype=logits.dtype, device=logits.device)
+    per_layer = torch.stack([
+        nn.functional.cross_entropy(logits[:, i], labels, weight=class_weights)
+        for i in range(num_layers)
+    ])
+    return (weights * per_layer).sum() / weights.sum()
+
+
+@dataclass
+class ModelSpec:
+    """What ``model.json`` records: enough to rebuild the model and its preprocessing.
+
+    ``base`` is a checkpoint reference (``package:...``, path or hub id) or, for a
+    model trained from scratch, a Hugging Face config dict. ``lora`` is None or
+    ``{"rank", "alpha", "targets"}``. ``preprocess`` holds the input settings
+    (``max_length`` for text; size, channels, mean and std for images).
+    """
+
+    task: str
+    base: str | dict
+    label_names: list[str]
+    preprocess: dict
+    lora: dict | None = None
+    head_dropout: float = 0.1
+    title: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+
+def build_model(spec: ModelSpec) -> MultiExitModel:
+    """Build the (untrained-heads) model a spec describes; LoRA adapters included."""
+    backbone = load_backbone(spec.base)
+    if spec.lora:
+        add_lora(backbone, spec.lora["rank"], spec.lora["alpha"], spec.lora["targets"])
+    return MultiExitModel(backbone, spec.num_labels, spec.head_dropout)
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters that training changed (those with ``requires_grad``)."""
+    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(model: MultiExitModel, spec: ModelSpec, folder: str | Path) -> Path:
+    """Write ``model.json`` and the trained parameters (fp16) into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CONFIG_FILE).write_text(json.dumps(asdict(spec), indent=2) + "\n")
+    tensors = {k: v.to("cpu", torch.float16).contiguous() for k, v in trainable_state(model).items()}
+    save_file(tensors, str(folder / WEIGHTS_FILE))
+    return folder
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint folder that is missing or cannot be read; the message names the file."""
+
+
+def read_spec(folder: str | Path) -> ModelSpec:
+    """Read ``model.json`` from a checkpoint folder."""
+    path = Path(folder) / CONFIG_FILE
+    try:
+        return ModelSpec(**json.loads(path.read_text()))
+    except FileNotFoundError as err:
+        raise CheckpointError(f"checkpoint config not found: {path}") from err
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"checkpoint config is corrupt: {path} ({err})") from err
+
+
+def load_checkpoint(folder: str | Path, device: torch.device | str | None = None) -> tuple[MultiExitModel, ModelSpec]:
+    """Rebuild a model from a checkpoint folder, fold LoRA in and put it in eval mode on ``device``."""
+    folder = Path(folder)
+    spec = read_spec(folder)
+    weights_path = folder / WEIGHTS_FILE
+    try:
+        tensors = load_file(str(weights_path))
+    except FileNotFoundError as err:
+        raise CheckpointError(f"checkpoint weights not found: {weights_path}") from err
+    except Exception as err:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"checkpoint weights are corrupt: {weights_path} ({err})") from err
+    model = build_model(spec)
+    own = model.state_dict()
+    unknown = sorted(set(tensors) - set(own))
+    if unknown:
+        raise CheckpointError(f"checkpoint weights do not fit the model: {weights_path} (unexpected {unknown[:3]})")
+    for name, tensor in tensors.items():
+        if own[name].shape != tensor.shape:
+            raise CheckpointError(
+                f"checkpoint weights do not fit the model: {weights_path} "
+                f"({name} has shape {tuple(tensor.shape)}, expected {tuple(own[name].shape)})"
+            )
+    model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=False)
+    merge_lora(model)
+    return model.to(device or default_device()).eval(), spec
+
+
+def state_cosine(pooled: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of consecutive layers' pooled states: [B, L, H] -> [B, L], NaN at layer 1."""
+    cos = nn.functional.cosine_similarity(pooled[:, 1:].float(), pooled[:, :-1].float(), dim=-1)
+    first = torch.full_like(cos[:, :1], float("nan"))
+    return torch.cat([first, cos], dim=1)
+
+
+class MultiExitClassifier:
+    """A trained multi-exit model with its preprocessing: raw inputs in, ``ExitTrace`` out.
+
+    ``preprocessor`` turns a list of raw inputs into a dict of tensors; ``exit_scorers``
+    maps a learned rule's name to a callable (pooled [B, L, H], probs [B, L, C]) ->
+    exit probability [B, L].
+    """
+
+    def __init__(self, model: MultiExitModel, spec: ModelSpec, preprocessor, exit_scorers=None):
+        self.model = model
+        self.spec = spec
+        self.preprocessor = preprocessor
+        self.exit_scorers = dict(exit_scorers or {})
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return tuple(self.spec.label_names)
+
+    @property
+    def num_layers(self) -> int:
+        return self.model.num_layers
+
+    def to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    @torch.inference_mode()
+    def trace(self, inputs: Sequence, labels=None, batch_size: int = 32) -> ExitTrace:
+        """Run every exit on ``inputs`` (raw texts or images) and collect the per-layer trace."""
+        inputs = list(inputs)
+        # Texts run in order of length (less padding); the trace keeps the input order.
+        order = (np.argsort([len(x) for x in inputs], kind="stable") if inputs and isinstance(inputs[0], str)
+                 else np.arange(len(inputs)))
+        probs, cosines, scores = [], [], {name: [] for name in self.exit_scorers}
+        for start in range(0, len(inputs), batch_size):
+            batch = self.to_device(self.preprocessor([inputs[i] for i in order[start:start + batch_size]]))
+            out = self.model(batch)
+            batch_probs = torch.softmax(out.logits.float(), dim=-1)
+            probs.append(batch_probs.cpu().numpy())
+            cosines.append(state_cosine(out.pooled).cpu().numpy())
+            for name, scorer in self.exit_scorers.items():
+                scores[name].append(scorer(out.pooled.float(), batch_probs).cpu().numpy())
+        restore = np.argsort(order)
+        return ExitTrace(
+            np.concatenate(probs)[restore], self.label_names, labels, np.concatenate(cosines)[restore],
+            {name: np.concatenate(parts)[restore] for name, parts in scores.items()},
+        )

@@ -1,0 +1,207 @@
+"""Exit rules as pure NumPy functions over per-layer class distributions.
+
+Every rule takes ``probs`` of shape [N, L, C] (N examples, L exits, C classes) and
+returns the 1-based exit layer of each example, an int array of shape [N]. A rule
+"fires" at a layer; the example exits at the first layer where it fires, and at
+layer L when it never fires. Nothing here touches torch or the UI, so a slider
+move re-runs a rule over thousands of cached examples in well under a millisecond.
+
+Definitions (the EPEE paper's):
+
+* normalized entropy ``Hn(p) = -sum_c p_c log p_c / ln C`` (0 = certain, 1 = uniform);
+* PABEE patience counter ``cnt_1 = 0``, ``cnt_i = cnt_{i-1} + 1`` if
+  ``argmax p_i == argmax p_{i-1}`` else ``0``;
+* EPEE exits at the first layer with ``Hn(p_i) < tau`` or ``cnt_i == patience``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_EPS = 1e-12
+
+DIVERGENCES = ("kl", "reverse_kl", "symmetric_kl", "js")
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """What a rule is called, what it needs and which parameters it takes.
+
+    ``params`` maps each parameter name to its default; ``needs_scores`` says the rule
+    reads a per-layer score array [N, L] (a learned exit probability or a hidden-state
+    similarity) instead of, or beside, the class distributions.
+    """
+
+    name: str
+    title: str
+    params: dict
+    needs_scores: bool = False
+
+
+RULES: dict[str, RuleSpec] = {
+    spec.name: spec
+    for spec in (
+        RuleSpec("epee", "EPEE (entropy or patience)", {"tau": 0.2, "patience": 3}),
+        RuleSpec("entropy", "Entropy (DeeBERT)", {"tau": 0.2}),
+        RuleSpec("patience", "Patience (PABEE)", {"patience": 3}),
+        RuleSpec("pcee", "PCEE (confident layers in a row)", {"tau": 0.2, "patience": 2}),
+        RuleSpec("maxprob", "Max probability", {"threshold": 0.9}),
+        RuleSpec("fpabee", "F-PABEE (divergence patience)",
+                 {"tau": 0.05, "patience": 2, "measure": "js"}),
+        RuleSpec("calm", "Hidden-state saturation (CALM)", {"threshold": 0.95}, needs_scores=True),
+        RuleSpec("consistentee", "ConsistentEE (learned policy)", {"threshold": 0.5}, needs_scores=True),
+        RuleSpec("jei", "JEI-DNN (learned gate)", {"threshold": 0.5}, needs_scores=True),
+        RuleSpec("fixed", "Fixed depth (truncation)", {"layer": 1}),
+    )
+}
+
+
+def _check_probs(probs: np.ndarray) -> np.ndarray:
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 3:
+        raise ValueError(f"probs must have shape [N, L, C]; got shape {probs.shape}")
+    if probs.shape[1] < 1 or probs.shape[2] < 2:
+        raise ValueError(f"probs needs at least 1 layer and 2 classes; got shape {probs.shape}")
+    return probs
+
+
+def normalized_entropy(probs: np.ndarray) -> np.ndarray:
+    """Entropy of each distribution divided by ln C: [..., C] -> [...], values in [0, 1]."""
+    probs = np.asarray(probs, dtype=np.float64)
+    num_classes = probs.shape[-1]
+    entropy = -np.sum(probs * np.log(np.clip(probs, _EPS, 1.0)), axis=-1)
+    return np.clip(entropy / np.log(num_classes), 0.0, 1.0)
+
+
+def _run_lengths(condition: np.ndarray) -> np.ndarray:
+    """For a boolean [N, L] array, how many layers in a row (ending at each layer) were True."""
+    counts = np.zeros(condition.shape, dtype=np.int64)
+    running = np.zeros(condition.shape[0], dtype=np.int64)
+    for layer in range(condition.shape[1]):
+        running = np.where(condition[:, layer], running + 1, 0)
+        counts[:, layer] = running
+    return counts
+
+
+def patience_counters(probs: np.ndarray) -> np.ndarray:
+    """PABEE counter per layer, [N, L, C] -> int [N, L]; layer 1's counter is 0."""
+    predictions = _check_probs(probs).argmax(axis=-1)
+    same_as_previous = np.zeros(predictions.shape, dtype=bool)
+    same_as_previous[:, 1:] = predictions[:, 1:] == predictions[:, :-1]
+    return _run_lengths(same_as_previous)
+
+
+def confident_run_counters(probs: np.ndarray, tau: float) -> np.ndarray:
+    """PCEE counter per layer: consecutive layers (ending here) with Hn < tau, int [N, L]."""
+    return _run_lengths(normalized_entropy(_check_probs(probs)) < tau)
+
+
+def divergence(p: np.ndarray, q: np.ndarray, measure: str = "js") -> np.ndarray:
+    """Divergence between distributions p and q over the last axis.
+
+    ``kl`` is KL(p || q), ``reverse_kl`` KL(q || p), ``symmetric_kl`` their sum and
+    ``js`` the Jensen-Shannon divergence in nats (at most ln 2).
+    """
+    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1.0)
+    q = np.clip(np.asarray(q, dtype=np.float64), _EPS, 1.0)
+
+    def kl(a, b):
+        return np.sum(a * (np.log(a) - np.log(b)), axis=-1)
+
+    if measure == "kl":
+        return kl(p, q)
+    if measure == "reverse_kl":
+        return kl(q, p)
+    if measure == "symmetric_kl":
+        return kl(p, q) + kl(q, p)
+    if measure == "js":
+        mixture = 0.5 * (p + q)
+        return np.clip(0.5 * kl(p, mixture) + 0.5 * kl(q, mixture), 0.0, np.log(2.0))
+    raise ValueError(f"unknown divergence measure {measure!r}; choose one of {DIVERGENCES}")
+
+
+def layer_divergences(probs: np.ndarray, measure: str = "js") -> np.ndarray:
+    """Divergence between consecutive layers, [N, L, C] -> [N, L]; layer 1 gets +inf.
+
+    Entry i compares the previous layer's distribution p_{i-1} (first argument) with p_i.
+    """
+    probs = _check_probs(probs)
+    out = np.full(probs.shape[:2], np.inf)
+    out[:, 1:] = divergence(probs[:, :-1], probs[:, 1:], measure)
+    return out
+
+
+def divergence_counters(probs: np.ndarray, tau: float, measure: str = "js") -> np.ndarray:
+    """F-PABEE counter per layer: consecutive layers whose divergence from the previous is < tau."""
+    return _run_lengths(layer_divergences(probs, measure) < tau)
+
+
+def first_firing_layer(fires: np.ndarray) -> np.ndarray:
+    """1-based first True layer of each row of a boolean [N, L] array; L where none is True."""
+    fires = np.asarray(fires, dtype=bool).copy()
+    fires[:, -1] = True
+    return fires.argmax(axis=1).astype(np.int64) + 1
+
+
+def _scores_for(rule: str, scores, shape) -> np.ndarray:
+    if scores is None:
+        raise ValueError(f"rule {rule!r} needs a per-layer score array [N, L]")
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != shape:
+        raise ValueError(f"scores for rule {rule!r} must have shape {shape}; got {scores.shape}")
+    return scores
+
+
+def firing_mask(probs: np.ndarray, rule: str, *, scores=None, **params) -> np.ndarray:
+    """Where ``rule`` fires: boolean [N, L]. Parameters missing from ``params`` take their defaults."""
+    probs = _check_probs(probs)
+    if rule not in RULES:
+        raise ValueError(f"unknown exit rule {rule!r}; choose one of {sorted(RULES)}")
+    unknown = set(params) - set(RULES[rule].params)
+    if unknown:
+        raise ValueError(f"rule {rule!r} takes no parameter(s) {sorted(unknown)}")
+    p = {**RULES[rule].params, **params}
+    n, num_layers, _ = probs.shape
+    if rule == "entropy":
+        return normalized_entropy(probs) < p["tau"]
+    if rule == "patience":
+        return patience_counters(probs) == p["patience"]
+    if rule == "epee":
+        return (normalized_entropy(probs) < p["tau"]) | (patience_counters(probs) == p["patience"])
+    if rule == "pcee":
+        return confident_run_counters(probs, p["tau"]) == p["patience"]
+    if rule == "maxprob":
+        return probs.max(axis=-1) >= p["threshold"]
+    if rule == "fpabee":
+        return divergence_counters(probs, p["tau"], p["measure"]) == p["patience"]
+    if rule == "fixed":
+        layer = int(p["layer"])
+        if not 1 <= layer <= num_layers:
+            raise ValueError(f"fixed layer must be in 1..{num_layers}; got {layer}")
+        fires = np.zeros((n, num_layers), dtype=bool)
+        fires[:, layer - 1] = True
+        return fires
+    # Score-based rules: a learned exit probability (consistentee, jei) or the cosine
+    # similarity of consecutive pooled hidden states (calm; layer 1 never fires).
+    return _scores_for(rule, scores, (n, num_layers)) >= p["threshold"]
+
+
+def exit_layers(probs: np.ndarray, rule: str, *, scores=None, **params) -> np.ndarray:
+    """1-based exit layer of each example under ``rule``: [N, L, C] -> int [N].
+
+    Rules and parameters: ``entropy`` (tau), ``patience`` (patience), ``epee`` (tau,
+    patience), ``pcee`` (tau, patience), ``maxprob`` (threshold), ``fpabee`` (tau,
+    patience, measure), ``fixed`` (layer), and the score-based ``calm``,
+    ``consistentee`` and ``jei`` (threshold, with ``scores`` [N, L]). If no layer
+    fires, the last layer answers.
+    """
+    return first_firing_layer(firing_mask(probs, rule, scores=scores, **params))
+
+
+def predictions_at(probs: np.ndarray, layers: np.ndarray) -> np.ndarray:
+    """Predicted class of each example at its (1-based) layer: [N, L, C], [N] -> int [N]."""
+    probs = _check_probs(probs)
+    layers = np.asarray(layers, dtype=np.int64)
+    return probs[np.arange(probs.shape[0]), layers - 1].argmax(axis=-1)

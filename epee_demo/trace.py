@@ -1,0 +1,121 @@
+"""The per-layer trace: what a multi-exit model said at every exit, as plain arrays.
+
+Everything downstream (exit rules, trade-off curves, figures, the page) reads an
+``ExitTrace``; nothing downstream runs the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from epee_demo import policies
+
+
+@dataclass
+class ExitTrace:
+    """Per-layer outputs of a multi-exit model on N examples with L exits and C classes.
+
+    Attributes:
+        probs: float32 [N, L, C], softmax of each exit's logits.
+        label_names: C class names.
+        labels: int64 [N], gold class, -1 where unknown (a pasted note).
+        state_cosine: float32 [N, L], cosine similarity of the pooled hidden states of
+            layers i-1 and i (NaN at layer 1), read by the hidden-state saturation rule.
+        exit_scores: learned exit probabilities per rule name, each float32 [N, L].
+    """
+
+    probs: np.ndarray
+    label_names: tuple[str, ...]
+    labels: np.ndarray = None
+    state_cosine: np.ndarray = None
+    exit_scores: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.probs = np.asarray(self.probs, dtype=np.float32)
+        if self.probs.ndim != 3 or self.probs.shape[2] != len(self.label_names):
+            raise ValueError(
+                f"probs must be [N, L, C] with C = {len(self.label_names)} label names; "
+                f"got shape {self.probs.shape}"
+            )
+        n, num_layers, _ = self.probs.shape
+        self.label_names = tuple(self.label_names)
+        self.labels = (
+            np.full(n, -1, dtype=np.int64) if self.labels is None
+            else np.asarray(self.labels, dtype=np.int64)
+        )
+        self.state_cosine = (
+            np.full((n, num_layers), np.nan, dtype=np.float32) if self.state_cosine is None
+            else np.asarray(self.state_cosine, dtype=np.float32)
+        )
+        self.exit_scores = {k: np.asarray(v, dtype=np.float32) for k, v in self.exit_scores.items()}
+
+    @property
+    def num_examples(self) -> int:
+        return self.probs.shape[0]
+
+    @property
+    def num_layers(self) -> int:
+        return self.probs.shape[1]
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """Predicted class at every layer, int [N, L]."""
+        return self.probs.argmax(axis=-1)
+
+    @property
+    def has_labels(self) -> bool:
+        return bool(np.all(self.labels >= 0))
+
+    def scores_for(self, rule: str) -> np.ndarray | None:
+        """The per-layer score array a score-based rule reads, or None for other rules."""
+        if rule == "calm":
+            return self.state_cosine
+        if policies.RULES[rule].needs_scores:
+            if rule not in self.exit_scores:
+                raise ValueError(f"this trace carries no scores for the learned rule {rule!r}")
+            return self.exit_scores[rule]
+        return None
+
+    def available_rules(self) -> list[str]:
+        """Rules this trace can evaluate (learned rules need their scores)."""
+        return [
+            name for name, spec in policies.RULES.items()
+            if not spec.needs_scores or name == "calm" or name in self.exit_scores
+        ]
+
+    def exit_layers(self, rule: str, **params) -> np.ndarray:
+        """1-based exit layer of each example under ``rule``, int [N]."""
+        return policies.exit_layers(self.probs, rule, scores=self.scores_for(rule), **params)
+
+    def subset(self, index) -> "ExitTrace":
+        """The trace of the examples at ``index`` (an int array, slice or boolean mask)."""
+        return ExitTrace(
+            self.probs[index], self.label_names, self.labels[index], self.state_cosine[index],
+            {k: v[index] for k, v in self.exit_scores.items()},
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write the trace as a compressed .npz (probabilities stored as float16)."""
+        arrays = {
+            "probs": self.probs.astype(np.float16),
+            "label_names": np.array(self.label_names),
+            "labels": self.labels,
+            "state_cosine": self.state_cosine.astype(np.float16),
+        }
+        arrays.update({f"exit_scores.{k}": v.astype(np.float16) for k, v in self.exit_scores.items()})
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ExitTrace":
+        """Read a trace written by ``save``."""
+        with np.load(path, allow_pickle=False) as data:
+            probs = data["probs"].astype(np.float32)
+            probs /= probs.sum(axis=-1, keepdims=True)
+            return cls(
+                probs, tuple(str(x) for x in data["label_names"]), data["labels"],
+                data["state_cosine"].astype(np.float32),
+                {k.split(".", 1)[1]: data[k] for k in data.files if k.startswith("exit_scores.")},
+            )

@@ -1,0 +1,192 @@
+"""The "Analyze" tab: one note or image, layer by layer, with live exit-rule sliders.
+
+Analyze runs the model once and keeps the example's ``ExitTrace`` in session state;
+every slider or rule change re-renders from that trace without touching the model.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+from PIL import Image
+
+from epee_demo import policies
+from epee_demo.analysis import analyze_example
+from epee_demo.data.medmnist import example_images
+from epee_demo.examples import EXAMPLE_NOTES
+from epee_demo.figures.layers import (
+    LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, counter_figure, entropy_figure, layer_table,
+    rule_table, summary_markdown,
+)
+from epee_demo.images import load_image
+from epee_demo.preprocess import InputError, clean_note
+from epee_demo.registry import ShippedModel
+from epee_demo.trace import ExitTrace
+from epee_demo.ui.controls import CONTROLS, control_values, controls_of, default_settings, params_from_controls
+
+EMPTY_SUMMARY = "Paste a note (or pick an example) and press **Analyze**."
+
+
+def render(trace: ExitTrace | None, settings: dict, rule: str):
+    """Summary, entropy figure, counter figure, layer table and rule table for the current setting."""
+    if trace is None:
+        return EMPTY_SUMMARY, None, None, None, None
+    analysis = analyze_example(trace, settings, rule)
+    params = settings[rule]
+    tau = params.get("tau") if rule != "fpabee" else None
+    patience = params.get("patience")
+    return (
+        summary_markdown(analysis),
+        entropy_figure(analysis, tau),
+        counter_figure(analysis, patience),
+        pd.DataFrame(layer_table(analysis), columns=LAYER_TABLE_HEADERS),
+        pd.DataFrame(rule_table(analysis), columns=RULE_TABLE_HEADERS),
+    )
+
+
+def truncation_notice(model: ShippedModel, text: str) -> str:
+    """A visible notice when a note is longer than the model reads, else ''."""
+    preprocessor = model.classifier.preprocessor
+    tokens = preprocessor.token_count(text)
+    if tokens <= preprocessor.max_length:
+        return ""
+    return (
+        f"✂️ This note is {tokens} tokens long; the model reads only the first "
+        f"{preprocessor.max_length} tokens, so the rest was not analyzed."
+    )
+
+
+def analyze_note(model: ShippedModel, note) -> tuple[ExitTrace, str]:
+    """Run the model on a note: its one-example trace and any notice for the page."""
+    text = clean_note(note)
+    return model.classifier.trace([text]), truncation_notice(model, text)
+
+
+def _text_input(model: ShippedModel):
+    """Note box, example notes and Analyze button; returns (inputs, button, run, extra outputs)."""
+    note = gr.Textbox(label="Clinical note (synthetic or de-identified text only)", lines=8,
+                      max_lines=20, placeholder="Paste a clinical note here…", elem_id="note")
+    gr.Examples(
+        examples=[[n.text] for n in EXAMPLE_NOTES], inputs=[note],
+        example_labels=[n.title for n in EXAMPLE_NOTES], label="Example notes (written by us)",
+    )
+    button = gr.Button("Analyze", variant="primary", elem_id="analyze")
+
+    def run(text):
+        return analyze_note(model, text)
+
+    return [note], button, run, []
+
+
+def analyze_image(model: ShippedModel, source, label: int | None = None):
+    """Run the model on an uploaded image: its trace, a notice, and the model's view of it."""
+    image = load_image(source)
+    preprocessor = model.classifier.preprocessor
+    trace = model.classifier.trace([image], labels=None if label is None else [label])
+    notice = f"Image {image.size[0]}×{image.size[1]} ({image.mode}) → {preprocessor.size}×{preprocessor.size} grayscale."
+    return trace, notice, preprocessor.model_view(image)
+
+
+def _image_input(model: ShippedModel):
+    """Upload box, test-split examples (when the data is there) and the model's view of the image."""
+    upload = gr.File(label="Chest X-ray image (PNG or JPEG, any size)", type="filepath", elem_id="image_upload")
+    examples = example_images(per_class=3)
+    gold_by_name = {}
+    if examples:
+        folder = Path(tempfile.mkdtemp(prefix="epee-examples-"))
+        paths = []
+        for example in examples:
+            path = folder / f"test-{example.index}.png"
+            Image.fromarray(example.image).save(path)
+            gold_by_name[path.name] = example.label
+            paths.append([str(path)])
+        gr.Examples(examples=paths, inputs=[upload], label="Test-split images (PneumoniaMNIST)",
+                    example_labels=[f"{e.label_name} · test #{e.index}" for e in examples])
+    else:
+        gr.Markdown("No example images: the PneumoniaMNIST data is not configured (set `EPEE_DATA_DIR`). "
+                    "Upload an image of your own.")
+    button = gr.Button("Analyze", variant="primary", elem_id="analyze")
+    view = gr.Image(label="What the model sees (28×28 grayscale, enlarged)", interactive=False,
+                    elem_id="model_view", height=224)
+
+    def run(path):
+        gold = gold_by_name.get(Path(path).name) if path else None
+        return analyze_image(model, path, gold)
+
+    return [upload], button, run, [view]
+
+
+def build_analyze_tab(model: ShippedModel) -> None:
+    """Lay out one model's Analyze tab inside the current Blocks context and wire its events."""
+    num_layers = model.classifier.num_layers
+    rules = [r for r in policies.RULES if r in model.trace("test").available_rules() and r != "fixed"]
+
+    trace_state = gr.State(None)
+    settings_state = gr.State(default_settings(num_layers))
+    with gr.Row():
+        with gr.Column(scale=2):
+            build_input = _text_input if model.task.kind == "text" else _image_input
+            inputs, analyze, run, extra_outputs = build_input(model)
+            notice = gr.Markdown(elem_id="notice")
+        with gr.Column(scale=1):
+            rule = gr.Dropdown(
+                choices=[(policies.RULES[r].title, r) for r in rules], value="epee",
+                label="Exit rule", elem_id="rule",
+            )
+            tau = gr.Slider(0.0, 1.0, value=0.2, step=0.01, label="tau: entropy threshold (exit when Hn < tau)",
+                            elem_id="tau")
+            patience = gr.Slider(1, num_layers, value=3, step=1,
+                                 label="patience: exit when the counter reaches it", elem_id="patience")
+            threshold = gr.Slider(0.0, 1.0, value=0.9, step=0.01, label="threshold", visible=False,
+                                  elem_id="threshold")
+            divergence_tau = gr.Slider(0.0, 0.7, value=0.05, step=0.005, visible=False,
+                                       label="divergence tau (count layers with divergence < tau)",
+                                       elem_id="divergence_tau")
+            measure = gr.Dropdown(choices=list(policies.DIVERGENCES), value="js", label="divergence",
+                                  visible=False, elem_id="measure")
+            layer = gr.Slider(1, num_layers, value=num_layers, step=1, label="fixed exit layer", visible=False,
+                              elem_id="layer")
+    summary = gr.Markdown(EMPTY_SUMMARY, elem_id="summary")
+    with gr.Row():
+        entropy_plot = gr.Plot(label="Normalized entropy per layer", elem_id="entropy_plot")
+        counter_plot = gr.Plot(label="Counter per layer", elem_id="counter_plot")
+    layers_table = gr.Dataframe(label="Per-layer prediction (text equivalent of the charts)",
+                                interactive=False, elem_id="layer_table")
+    rules_table = gr.Dataframe(label="Where every rule exits at its current setting",
+                               interactive=False, elem_id="rule_table")
+
+    controls = {"tau": tau, "patience": patience, "threshold": threshold,
+                "divergence_tau": divergence_tau, "measure": measure, "layer": layer}
+    views = [summary, entropy_plot, counter_plot, layers_table, rules_table]
+
+    def on_analyze(*args):
+        *raw, settings, rule_name = args
+        try:
+            trace, message, *extras = run(*raw)
+        except InputError as err:
+            raise gr.Error(str(err)) from None
+        return (trace, message, *render(trace, settings, rule_name), *extras)
+
+    def on_control(trace, settings, rule_name, *values):
+        settings = {**settings, rule_name: params_from_controls(rule_name, dict(zip(CONTROLS, values)))}
+        return (settings, *render(trace, settings, rule_name))
+
+    def on_rule(trace, settings, rule_name):
+        shown = controls_of(rule_name)
+        values = control_values(rule_name, settings[rule_name])
+        updates = [gr.update(visible=c in shown, **({"value": values[c]} if c in values else {})) for c in CONTROLS]
+        return (*updates, *render(trace, settings, rule_name))
+
+    key = model.task.name.replace("-", "_")  # API endpoint suffix
+    analyze.click(on_analyze, [*inputs, settings_state, rule], [trace_state, notice, *views, *extra_outputs],
+                  concurrency_limit=2, concurrency_id="model", api_name=f"analyze_{key}")
+    control_inputs = [trace_state, settings_state, rule, *controls.values()]
+    for name, control in controls.items():
+        control.input(on_control, control_inputs, [settings_state, *views], show_progress="hidden",
+                      trigger_mode="always_last", concurrency_limit=None,
+                      api_name=f"set_{name}_{key}")
+    rule.input(on_rule, [trace_state, settings_state, rule], [*controls.values(), *views],
+               show_progress="hidden", concurrency_limit=None, api_name=f"set_rule_{key}")

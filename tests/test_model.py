@@ -1,0 +1,127 @@
+import json
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from epee_demo.model import (
+    CheckpointError, ExitOutput, LoRALinear, ModelSpec, MultiExitClassifier, add_lora, joint_exit_loss,
+    load_checkpoint, merge_lora, save_checkpoint, state_cosine,
+)
+from tests.conftest import TokenPreprocessor, tiny_bert
+
+
+def test_forward_gives_one_exit_per_layer(tiny_multi_exit, token_batches):
+    out = tiny_multi_exit(TokenPreprocessor()(token_batches))
+    assert isinstance(out, ExitOutput)
+    assert out.logits.shape == (len(token_batches), 3, 4)
+    assert out.pooled.shape == (len(token_batches), 3, 32)
+
+
+def test_last_exit_reads_the_backbone_output(tiny_multi_exit, token_batches):
+    batch = TokenPreprocessor()(token_batches)
+    hidden = tiny_multi_exit.backbone.hf_model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    mean = (hidden * mask).sum(1) / mask.sum(1)
+    torch.testing.assert_close(tiny_multi_exit(batch).pooled[:, -1], mean, atol=1e-5, rtol=1e-4)
+
+
+def test_padding_does_not_change_an_example(tiny_multi_exit, token_batches):
+    alone = tiny_multi_exit(TokenPreprocessor()([token_batches[2]])).logits
+    padded = tiny_multi_exit(TokenPreprocessor()(token_batches)).logits[2:3]
+    torch.testing.assert_close(alone, padded, atol=1e-5, rtol=1e-4)
+
+
+def test_joint_loss_weights_layers_by_depth():
+    logits = torch.randn(5, 3, 4)
+    labels = torch.randint(0, 4, (5,))
+    per_layer = [nn.functional.cross_entropy(logits[:, i], labels) for i in range(3)]
+    expected = (1 * per_layer[0] + 2 * per_layer[1] + 3 * per_layer[2]) / 6
+    torch.testing.assert_close(joint_exit_loss(logits, labels), expected)
+
+
+def test_lora_starts_as_identity_and_merges_exactly():
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    x = torch.randn(4, 8)
+    before = module(x)
+    add_lora(module, rank=2, alpha=4, targets=["0"])
+    assert isinstance(module[0], LoRALinear)
+    torch.testing.assert_close(module(x), before)  # B starts at zero
+    with torch.no_grad():
+        module[0].lora_b.normal_()
+    adapted = module(x)
+    assert not torch.allclose(adapted, before)
+    merge_lora(module)
+    assert isinstance(module[0], nn.Linear)
+    torch.testing.assert_close(module(x), adapted, atol=1e-5, rtol=1e-5)
+
+
+def test_state_cosine_first_layer_is_nan():
+    pooled = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])
+    cos = state_cosine(pooled)
+    assert torch.isnan(cos[0, 0])
+    torch.testing.assert_close(cos[0, 1:], torch.tensor([1.0, 0.0]))
+
+
+def _spec(base: str, lora=None) -> ModelSpec:
+    return ModelSpec(task="text", base=base, label_names=["a", "b", "c", "d"], preprocess={"max_length": 16},
+                     lora=lora, title="tiny")
+
+
+def test_checkpoint_round_trip_with_lora(tmp_path, token_batches):
+    from epee_demo.model import build_model
+
+    base = tmp_path / "base"
+    tiny_bert().save_pretrained(base)
+    spec = _spec(str(base), lora={"rank": 2, "alpha": 4, "targets": ["query", "value", "dense"]})
+    model = build_model(spec).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_b" in name:
+                param.normal_(std=0.1)
+    batch = TokenPreprocessor()(token_batches)
+    expected = model(batch).logits
+    save_checkpoint(model, spec, tmp_path / "ckpt")
+    loaded, loaded_spec = load_checkpoint(tmp_path / "ckpt", device="cpu")
+    assert loaded_spec == spec
+    assert not any(isinstance(m, LoRALinear) for m in loaded.modules())
+    torch.testing.assert_close(loaded(batch).logits, expected, atol=2e-2, rtol=1e-2)  # fp16 storage
+    assert (loaded(batch).logits.argmax(-1) == expected.argmax(-1)).float().mean() > 0.9
+
+
+def test_missing_and_corrupt_checkpoints_name_the_file(tmp_path):
+    with pytest.raises(CheckpointError, match="model.json"):
+        load_checkpoint(tmp_path / "nowhere")
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "model.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"corrupt: .*model\.json"):
+        load_checkpoint(folder)
+    base = tmp_path / "base"
+    tiny_bert().save_pretrained(base)
+    (folder / "model.json").write_text(json.dumps(asdict(_spec(str(base)))))
+    with pytest.raises(CheckpointError, match=r"not found: .*weights\.safetensors"):
+        load_checkpoint(folder)
+    (folder / "weights.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match=r"corrupt: .*weights\.safetensors"):
+        load_checkpoint(folder)
+
+
+def test_classifier_trace_keeps_input_order(tiny_multi_exit, token_batches):
+    classifier = MultiExitClassifier(tiny_multi_exit, _spec("unused"), TokenPreprocessor())
+    # Token lists stand in for texts; make them strings of different lengths to trigger length sorting.
+    texts = [" ".join(map(str, seq)) for seq in token_batches]
+
+    class StringPreprocessor(TokenPreprocessor):
+        def __call__(self, strings):
+            return super().__call__([[int(t) for t in s.split()] for s in strings])
+
+    classifier.preprocessor = StringPreprocessor()
+    trace = classifier.trace(texts, labels=[0, 1, 2, 3, 0, 1, 2], batch_size=3)
+    direct = torch.softmax(tiny_multi_exit(StringPreprocessor()(texts)).logits, -1).detach().numpy()
+    np.testing.assert_allclose(trace.probs, direct, atol=1e-5)
+    assert trace.labels.tolist() == [0, 1, 2, 3, 0, 1, 2]
+    assert np.isnan(trace.state_cosine[:, 0]).all()
