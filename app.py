@@ -1,8 +1,22 @@
-"""EPEE demo: early-exit transformers in biomedicine (Gradio app; also the Hugging Face Space entry)."""
+"""EPEE demo: early-exit transformers in biomedicine (Gradio app; also the Hugging Face Space entry).
 
-from epee_demo.ui import CSS, build_demo
+``python app.py`` serves the page on the models in ``assets/`` (or ``$EPEE_ASSETS_DIR``).
+A missing or corrupt model file stops it with one line that names the file.
+"""
 
-demo = build_demo()
+import os
+import sys
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import epee_demo.gpu  # noqa: E402,F401  (imports `spaces` on a Space before torch, as ZeroGPU requires)
+from epee_demo.model import CheckpointError  # noqa: E402
+from epee_demo.ui import build_demo, launch_options  # noqa: E402
+
+try:
+    demo = build_demo()
+except CheckpointError as err:
+    sys.exit(f"epee-demo cannot start: {err}")
 
 if __name__ == "__main__":
-    demo.launch(css=CSS)
+    demo.launch(**launch_options())

@@ -30,6 +30,8 @@ def _open(source) -> Image.Image:
         path = Path(source)
         if not path.is_file():
             raise InputError(f"No image file at {path}.")
+        if path.stat().st_size == 0:
+            raise InputError("The uploaded file is empty.")
         source = str(path)
     elif isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:

@@ -264,18 +264,16 @@ def train_consistentee(train: ExitFeatures, val: ExitFeatures, alpha: float,
     reward of the deterministic policy (exit at probability >= threshold). Returns (policy, val summary)."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    num_layers = train.num_layers
-    pooled = torch.from_numpy(np.asarray(train.pooled, dtype=np.float32))
-    ce = torch.from_numpy(exit_cross_entropy(train.probs, train.labels).astype(np.float32))
-    factor = torch.from_numpy(
-        depth_penalty_factors(memorized_layers(train.probs, train.labels), num_layers).astype(np.float32)
-    )
-    val_pooled = torch.from_numpy(np.asarray(val.pooled, dtype=np.float32))
-    val_ce = torch.from_numpy(exit_cross_entropy(val.probs, val.labels).astype(np.float32))
-    val_factor = torch.from_numpy(
-        depth_penalty_factors(memorized_layers(val.probs, val.labels), num_layers).astype(np.float32)
-    )
-    policy = LayerwiseMLP(num_layers, pooled.shape[2], config.policy_width)
+
+    def tensors(data: ExitFeatures):
+        factor = depth_penalty_factors(memorized_layers(data.probs, data.labels), data.num_layers)
+        return (torch.from_numpy(np.asarray(data.pooled, dtype=np.float32)),
+                torch.from_numpy(exit_cross_entropy(data.probs, data.labels).astype(np.float32)),
+                torch.from_numpy(factor.astype(np.float32)))
+
+    pooled, ce, factor = tensors(train)
+    val_pooled, val_ce, val_factor = tensors(val)
+    policy = LayerwiseMLP(train.num_layers, pooled.shape[2], config.policy_width)
     policy.fit_standardization(pooled)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
     best_reward, best_state, best_epoch = -np.inf, None, 0
@@ -408,7 +406,7 @@ def save_exit_policies(trained: TrainedExitPolicies, folder: str | Path) -> Path
             "architecture": "per layer: standardize, Linear(4, width), tanh, Linear(width, 1), sigmoid",
         },
         "selection": (f"fastest setting at threshold {trained.config.threshold} whose validation accuracy is "
-                      f"within {trained.config.accuracy_tolerance} of the last exit's"),
+                      f"within {trained.config.accuracy_tolerance} of the last exit's; the most accurate when none is"),
         "validation_sweep": trained.sweep,
         "train_config": asdict(trained.config),
     }

@@ -7,12 +7,9 @@ import unicodedata
 from transformers import AutoTokenizer
 
 from epee_demo.backbones import resolve_base
+from epee_demo.errors import InputError
 
 MAX_NOTE_CHARS = 20_000
-
-
-class InputError(ValueError):
-    """Input the demo cannot analyze; the message is meant for the person who gave it."""
 
 
 def clean_note(raw) -> str:
@@ -33,6 +30,8 @@ def clean_note(raw) -> str:
             ) from err
     if not isinstance(raw, str):
         raise InputError(f"A note must be text, not {type(raw).__name__}.")
+    if not raw:
+        raise InputError("Please paste a clinical note (the box is empty).")
     if "\x00" in raw:
         raise InputError("This looks like a binary file, not a note. Paste the note as plain text.")
     text = "".join(

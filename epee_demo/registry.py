@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -57,7 +58,10 @@ def _load_trace(path: Path) -> ExitTrace:
     if path not in _TRACES:
         if not path.exists():
             raise CheckpointError(f"cached trace not found: {path}")
-        _TRACES[path] = ExitTrace.load(path)
+        try:
+            _TRACES[path] = ExitTrace.load(path)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+            raise CheckpointError(f"cached trace is corrupt: {path} ({err})") from err
     return _TRACES[path]
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from epee_demo.backbones import DEFAULT_TEXT_BASE
-from epee_demo.data.medmnist import REDUCED_TRAIN_NOTE
+from epee_demo.data.medmnist import REDUCED_TRAIN_NOTE, load_medmnist
+from epee_demo.images import ImagePreprocessor, augment
 from epee_demo.model import ModelSpec
 from epee_demo.preprocess import TextPreprocessor
 
@@ -46,10 +47,8 @@ def _organ_system_spec(label_names: list[str]) -> ModelSpec:
     )
 
 
-def _pneumonia_dataset(**kwargs):
-    from epee_demo.data.medmnist import load_medmnist
-
-    return load_medmnist("pneumoniamnist", **kwargs)
+def _pneumonia_dataset():
+    return load_medmnist("pneumoniamnist")
 
 
 PNEUMONIA_CARD_NOTES = f"""
@@ -78,12 +77,6 @@ def _pneumonia_spec(label_names: list[str]) -> ModelSpec:
     )
 
 
-def _pneumonia_augment(images, rng):
-    from epee_demo.images import augment
-
-    return augment(images, rng)
-
-
 TASKS: dict[str, Task] = {
     "organ-system": Task(
         "organ-system", "Clinical note: which organ system?", "text",
@@ -93,8 +86,8 @@ TASKS: dict[str, Task] = {
     "pneumonia": Task(
         "pneumonia", "Chest X-ray: pneumonia or normal?", "image",
         _pneumonia_dataset, _pneumonia_spec,
-        {"epochs": 30, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.05},
-        augment=_pneumonia_augment, card_notes=PNEUMONIA_CARD_NOTES,
+        {"epochs": 25, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.05},
+        augment=augment, card_notes=PNEUMONIA_CARD_NOTES,
     ),
 }
 
@@ -104,7 +97,5 @@ def preprocessor_for(spec: ModelSpec):
     if spec.task == "text":
         return TextPreprocessor.for_base(spec.base, spec.preprocess["max_length"])
     if spec.task == "image":
-        from epee_demo.images import ImagePreprocessor
-
         return ImagePreprocessor(spec.preprocess)
     raise ValueError(f"no preprocessor for task kind {spec.task!r}")

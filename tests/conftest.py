@@ -78,3 +78,34 @@ def tiny_shipped_model(tmp_path_factory):
     for split in ("val", "test"):
         classifier.trace(texts, labels).save(folder / f"trace_{split}.npz")
     return ShippedModel(TASKS["organ-system"], folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_image_shipped_model(tmp_path_factory):
+    """A shipped-model folder for the pneumonia task around a tiny random ViT (28x28 grayscale).
+
+    Built from a config dict like the real task's spec, with cached val/test traces of a
+    few random images, so the page's image path runs end to end without the real model.
+    """
+    import numpy as np
+
+    from epee_demo.data.medmnist import LABEL_NAMES
+    from epee_demo.images import ImagePreprocessor
+    from epee_demo.model import MultiExitClassifier, ModelSpec, build_model, save_checkpoint
+    from epee_demo.registry import ShippedModel
+    from epee_demo.tasks import TASKS
+
+    vit = {"model_type": "vit", "image_size": 28, "patch_size": 7, "num_channels": 1, "hidden_size": 32,
+           "num_hidden_layers": 3, "num_attention_heads": 2, "intermediate_size": 64}
+    spec = ModelSpec(task="image", base=vit, label_names=list(LABEL_NAMES),
+                     preprocess={"size": 28, "channels": 1, "mean": [0.5], "std": [0.5]},
+                     title="tiny pneumonia model")
+    folder = tmp_path_factory.mktemp("shipped") / "pneumonia"
+    torch.manual_seed(0)
+    model = build_model(spec).eval()
+    save_checkpoint(model, spec, folder)
+    classifier = MultiExitClassifier(model, spec, ImagePreprocessor(spec.preprocess))
+    images = list(np.random.default_rng(0).integers(0, 256, (6, 28, 28), dtype=np.uint8))
+    for split in ("val", "test"):
+        classifier.trace(images, [0, 1, 0, 1, 0, 1]).save(folder / f"trace_{split}.npz")
+    return ShippedModel(TASKS["pneumonia"], folder)

@@ -47,6 +47,7 @@ def test_bench_speedups_are_positive_and_finite(result):
     for rule in result.rules:
         assert 1.0 <= rule.average_exit_layer <= NUM_LAYERS
         assert rule.ideal_speedup == pytest.approx(NUM_LAYERS / rule.average_exit_layer)
+        assert positive_finite(rule.weighted_ideal_speedup)
         assert positive_finite(rule.speedup_batch1)
         assert all(positive_finite(s) for s in rule.speedup_batched.values())
         assert 0.0 <= rule.accuracy <= 1.0

@@ -265,3 +265,20 @@ def test_load_scorers_names_a_corrupt_file(shipped_tiny, tmp_path):
     (tmp_path / le.POLICIES_CONFIG).write_text((folder / le.POLICIES_CONFIG).read_text())
     with pytest.raises(CheckpointError, match="corrupt"):
         le.load_scorers(tmp_path, classifier.model)
+
+
+@pytest.mark.slow
+def test_shipped_traces_carry_the_shipped_scorers():
+    from epee_demo.registry import shipped_models
+
+    models = shipped_models()
+    if "organ-system" not in models:
+        pytest.skip("no shipped organ-system model")
+    shipped = models["organ-system"]
+    assert sorted(shipped.classifier.exit_scorers) == ["consistentee", "jei"]
+    test = shipped.task.load_dataset().test
+    fresh = shipped.classifier.trace(test.inputs[:16], test.labels[:16])
+    stored = shipped.trace("test").subset(np.arange(16))
+    np.testing.assert_array_equal(fresh.labels, stored.labels)
+    for rule in le.LEARNED_RULES:
+        np.testing.assert_allclose(fresh.exit_scores[rule], stored.exit_scores[rule], atol=5e-3)

@@ -60,6 +60,6 @@ def test_shipped_pneumonia_model_reproduces_its_cached_test_trace():
     cached = shipped.trace("test").subset(np.arange(count))
     np.testing.assert_array_equal(cached.labels, fresh.labels)
     # The cached trace came from the fp32 model before its weights were stored as fp16.
-    np.testing.assert_allclose(fresh.probs, cached.probs, atol=0.02)
+    np.testing.assert_allclose(fresh.probs, cached.probs, atol=5e-3)
     assert (fresh.predictions == cached.predictions).mean() >= 0.99
     np.testing.assert_allclose(per_layer_accuracy(fresh), per_layer_accuracy(cached), atol=0.02)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from epee_demo import policies, tradeoff
-from epee_demo.preprocess import InputError
+from epee_demo.errors import InputError
 from epee_demo.trace import ExitTrace
 
 # Three examples, four layers, three classes (x, y, z); rows are layers.

@@ -6,10 +6,13 @@ every slider or rule change re-renders from that trace without touching the mode
 
 from __future__ import annotations
 
+import base64
+import io
 import tempfile
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 from PIL import Image
 
@@ -21,13 +24,16 @@ from epee_demo.figures.layers import (
     LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, counter_figure, entropy_figure, layer_table,
     rule_table, summary_markdown,
 )
+from epee_demo.gpu import on_gpu
 from epee_demo.images import load_image
 from epee_demo.preprocess import InputError, clean_note
+from epee_demo.privacy import identifier_warning
 from epee_demo.registry import ShippedModel
 from epee_demo.trace import ExitTrace
 from epee_demo.ui.controls import CONTROLS, control_values, controls_of, default_settings, params_from_controls
 
 EMPTY_SUMMARY = "Paste a note (or pick an example) and press **Analyze**."
+SESSION_SECONDS = 3600  # a session's trace and settings are forgotten an hour after their last change
 
 
 def render(trace: ExitTrace | None, settings: dict, rule: str):
@@ -69,6 +75,9 @@ def _text_input(model: ShippedModel):
     """Note box, example notes and Analyze button; returns (inputs, button, run, extra outputs)."""
     note = gr.Textbox(label="Clinical note (synthetic or de-identified text only)", lines=8,
                       max_lines=20, placeholder="Paste a clinical note here…", elem_id="note")
+    warning = gr.Markdown(elem_id="identifier_warning")
+    note.change(identifier_warning, note, warning, show_progress="hidden", trigger_mode="always_last",
+                concurrency_limit=None, api_name=f"check_note_{model.task.name.replace('-', '_')}")
     gr.Examples(
         examples=[[n.text] for n in EXAMPLE_NOTES], inputs=[note],
         example_labels=[n.title for n in EXAMPLE_NOTES], label="Example notes (written by us)",
@@ -90,6 +99,22 @@ def analyze_image(model: ShippedModel, source, label: int | None = None):
     return trace, notice, preprocessor.model_view(image)
 
 
+def model_view_html(pixels: np.ndarray, size: int) -> str:
+    """The model's ``size`` x ``size`` input, enlarged (uint8 [H, W]), as an inline PNG with a caption.
+
+    Inline, so nothing derived from an upload is written to disk, and no two sessions share
+    a file: Gradio caches image outputs under a hash of their content and rewrites the file
+    in place, so two sessions showing the same image at once could read it half-written.
+    """
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    height, width = pixels.shape
+    caption = f"What the model sees: the image as {size}×{size} grayscale pixels, enlarged"
+    return (f'<figure style="margin:0"><img src="data:image/png;base64,{data}" width="{width}" height="{height}" '
+            f'alt="{caption}" style="image-rendering:pixelated"><figcaption>{caption}</figcaption></figure>')
+
+
 def _image_input(model: ShippedModel):
     """Upload box, test-split examples (when the data is there) and the model's view of the image."""
     upload = gr.File(label="Chest X-ray image (PNG or JPEG, any size)", type="filepath", elem_id="image_upload")
@@ -109,12 +134,12 @@ def _image_input(model: ShippedModel):
         gr.Markdown("No example images: the PneumoniaMNIST data is not configured (set `EPEE_DATA_DIR`). "
                     "Upload an image of your own.")
     button = gr.Button("Analyze", variant="primary", elem_id="analyze")
-    view = gr.Image(label="What the model sees (28×28 grayscale, enlarged)", interactive=False,
-                    elem_id="model_view", height=224)
+    view = gr.HTML(label="What the model sees", elem_id="model_view")
 
     def run(path):
         gold = gold_by_name.get(Path(path).name) if path else None
-        return analyze_image(model, path, gold)
+        trace, notice, pixels = analyze_image(model, path, gold)
+        return trace, notice, model_view_html(pixels, model.classifier.preprocessor.size)
 
     return [upload], button, run, [view]
 
@@ -124,12 +149,13 @@ def build_analyze_tab(model: ShippedModel) -> None:
     num_layers = model.classifier.num_layers
     rules = [r for r in policies.RULES if r in model.trace("test").available_rules() and r != "fixed"]
 
-    trace_state = gr.State(None)
-    settings_state = gr.State(default_settings(num_layers))
+    trace_state = gr.State(None, time_to_live=SESSION_SECONDS)
+    settings_state = gr.State(default_settings(num_layers), time_to_live=SESSION_SECONDS)
     with gr.Row():
         with gr.Column(scale=2):
             build_input = _text_input if model.task.kind == "text" else _image_input
-            inputs, analyze, run, extra_outputs = build_input(model)
+            inputs, analyze, run_model, extra_outputs = build_input(model)
+            run = on_gpu(run_model)  # the one call that runs the model: given a GPU on a Space
             notice = gr.Markdown(elem_id="notice")
         with gr.Column(scale=1):
             rule = gr.Dropdown(
@@ -167,7 +193,8 @@ def build_analyze_tab(model: ShippedModel) -> None:
         try:
             trace, message, *extras = run(*raw)
         except InputError as err:
-            raise gr.Error(str(err)) from None
+            # a person's bad input: a message for them, no traceback in the server log
+            raise gr.Error(str(err), print_exception=False) from None
         return (trace, message, *render(trace, settings, rule_name), *extras)
 
     def on_control(trace, settings, rule_name, *values):

@@ -1,0 +1,5 @@
+"""Errors meant for the person using the demo (no heavy imports, so NumPy-only modules can raise them)."""
+
+
+class InputError(ValueError):
+    """Input the demo cannot analyze; the message is meant for the person who gave it."""

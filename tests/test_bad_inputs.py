@@ -1,0 +1,279 @@
+"""Bad input, through the launched page (gradio_client and raw HTTP) and the input functions.
+
+Every bad note, image or API call gets a message meant for a person, and the server keeps
+serving: each bad call is followed by a good one.
+"""
+
+import json
+import struct
+import urllib.error
+import urllib.request
+import zlib
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from epee_demo.examples import EXAMPLE_NOTES
+from epee_demo.images import MAX_PIXELS, load_image
+from epee_demo.preprocess import InputError, MAX_NOTE_CHARS, clean_note
+from epee_demo.ui import build_demo, launch_options
+from epee_demo.ui.analyze import analyze_image, analyze_note
+
+CONTROLS = {"tau": 0.2, "patience": 3, "threshold": 0.9, "divergence_tau": 0.05, "measure": "js", "layer": 1}
+
+
+@pytest.fixture(scope="module")
+def app(tiny_shipped_model, tiny_image_shipped_model):
+    demo = build_demo({"organ-system": tiny_shipped_model, "pneumonia": tiny_image_shipped_model})
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
+    yield demo
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return Client(app.local_url, verbose=False)
+
+
+def analyze_text(client, note):
+    return client.predict(note, api_name="/analyze_organ_system")
+
+
+def analyze_upload(client, path):
+    return client.predict(handle_file(str(path)), api_name="/analyze_pneumonia")
+
+
+def still_serving(client, good_image):
+    """The server answers a good note and a good image after a bad call."""
+    assert "stops at" in analyze_text(client, EXAMPLE_NOTES[0].text)[1]
+    assert "stops at" in analyze_upload(client, good_image)[1]
+
+
+def error_message(call) -> str:
+    with pytest.raises(Exception) as err:
+        call()
+    return str(err.value)
+
+
+# ---------------------------------------------------------------- image files
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` pixels, with one tiny data chunk."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    data = zlib.compress(b"\0" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """Good and bad image files by name."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+    paths = {name: folder / name for name in (
+        "good.png", "text.png", "empty.png", "truncated.png", "bomb.png", "too_many_pixels.png", "one_pixel.png",
+        "sixteen_bit.png", "cmyk.jpg", "animated.gif", "rgba.png", "tiny.png",
+    )}
+    Image.fromarray(noise).save(paths["good.png"])
+    paths["text.png"].write_text("This is a clinical note saved with an image's name, not an image.\n")
+    paths["empty.png"].write_bytes(b"")
+    whole = paths["good.png"].read_bytes()
+    paths["truncated.png"].write_bytes(whole[: len(whole) // 2])
+    paths["bomb.png"].write_bytes(png_header_only(30_000, 30_000))  # 900 megapixels claimed in ~100 bytes
+    paths["too_many_pixels.png"].write_bytes(png_header_only(8_000, 6_000))  # 48 MP: past our own limit
+    Image.new("L", (1, 1), 128).save(paths["one_pixel.png"])
+    Image.new("L", (5, 40), 128).save(paths["tiny.png"])
+    Image.fromarray((noise.astype(np.uint16) * 257).astype("<u2")).save(paths["sixteen_bit.png"])
+    Image.new("CMYK", (64, 48), (10, 200, 30, 5)).save(paths["cmyk.jpg"])
+    frames = [Image.fromarray(np.full((40, 40), value, dtype=np.uint8)) for value in (0, 120, 250)]
+    frames[0].save(paths["animated.gif"], save_all=True, append_images=frames[1:], duration=100, loop=0)
+    Image.fromarray(rng.integers(0, 256, (50, 70, 4), dtype=np.uint8), "RGBA").save(paths["rgba.png"])
+    return paths
+
+
+# ---------------------------------------------------------------- notes via the page
+
+TEXT_FAILURES = [
+    ("empty", "", "the box is empty"),
+    ("whitespace", "  \n\t  ", "only spaces or invisible characters"),
+    ("binary", "\x00\x01\x02PNG\x00\xff binary", "binary file, not a note"),
+    ("control characters only", "\x07\x08\x1b\x7f\x9b", "only spaces or invisible characters"),
+]
+
+
+@pytest.mark.parametrize("name, note, message", TEXT_FAILURES, ids=[c[0] for c in TEXT_FAILURES])
+def test_bad_notes_get_a_message(client, images, name, note, message):
+    assert message in error_message(lambda: analyze_text(client, note))
+    still_serving(client, images["good.png"])
+
+
+TEXT_ACCEPTED = [
+    ("one megabyte", "Chest pain radiating to the left arm. " * 27_000),
+    ("control characters inside", "\x1b[31mChest pain\x1b[0m with\x07 ST elevation\x0c in leads II, III."),
+    ("right to left", "ألم في الصدر مع ضيق في التنفس. כאב בחזה וקוצר נשימה. \u202eeton desrever"),
+    ("emoji", "🫀💔 crushing chest pain 😰, sweating 💦, ECG 📈 shows ST elevation."),
+    ("number, not text", 12345),
+]
+
+
+@pytest.mark.parametrize("name, note", TEXT_ACCEPTED, ids=[c[0] for c in TEXT_ACCEPTED])
+def test_odd_but_readable_notes_are_analyzed(client, name, note):
+    notice, summary, *_ = analyze_text(client, note)
+    assert "stops at **layer" in summary
+    if name == "one megabyte":
+        assert "reads only the first 64 tokens" in notice
+
+
+def test_identifier_check_runs_on_any_text(client):
+    assert "record number “MRN 00123456”" in client.predict("MRN 00123456", api_name="/check_note_organ_system")
+    assert client.predict("\x00\x01" * 1000, api_name="/check_note_organ_system") == ""
+    assert client.predict(EXAMPLE_NOTES[0].text, api_name="/check_note_organ_system") == ""
+
+
+# ---------------------------------------------------------------- images via the page
+
+IMAGE_FAILURES = [
+    ("text.png", "not an image the demo can read"),
+    ("empty.png", "The uploaded file is empty"),
+    ("truncated.png", "damaged or truncated"),
+    ("bomb.png", "far too large to analyze"),
+    ("too_many_pixels.png", f"the limit is {MAX_PIXELS // 1_000_000} megapixels"),
+    ("one_pixel.png", "only 1x1 pixels"),
+    ("tiny.png", "only 5x40 pixels"),
+]
+
+
+@pytest.mark.parametrize("name, message", IMAGE_FAILURES, ids=[c[0] for c in IMAGE_FAILURES])
+def test_bad_images_get_a_message(client, images, name, message):
+    assert message in error_message(lambda: analyze_upload(client, images[name]))
+    still_serving(client, images["good.png"])
+
+
+@pytest.mark.parametrize("name, described", [
+    ("sixteen_bit.png", "(I;16)"), ("cmyk.jpg", "(CMYK)"), ("animated.gif", "40×40"), ("rgba.png", "(RGBA)"),
+])
+def test_unusual_but_valid_images_are_analyzed(client, images, name, described):
+    notice, summary, *_, view = analyze_upload(client, images[name])
+    assert described in notice and "stops at **layer" in summary
+    assert '<img src="data:image/png;base64,' in view and "28×28 grayscale" in view
+
+
+def test_an_upload_over_the_size_limit_is_refused(client, images, tmp_path):
+    big = tmp_path / "big.png"
+    big.write_bytes(images["good.png"].read_bytes() + b"\0" * (21 * 1024 * 1024))
+    assert "exceeds the maximum file size of 20971520 bytes" in error_message(lambda: analyze_upload(client, big))
+    still_serving(client, images["good.png"])
+
+
+def test_no_image_gets_a_message(client, images):
+    assert "Please upload an image" in error_message(lambda: client.predict(None, api_name="/analyze_pneumonia"))
+    still_serving(client, images["good.png"])
+
+
+# ---------------------------------------------------------------- API calls with missing or wrong-typed arguments
+
+
+def move(client, rule="epee", control="tau", **values):
+    return client.predict(rule, *{**CONTROLS, **values}.values(), api_name=f"/set_{control}_organ_system")
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda c: move(c, tau="high"), "Expected a `float`, but the value passed to the event handler was: 'high'"),
+    (lambda c: move(c, tau=None), "Expected a `float`"),
+    (lambda c: move(c, tau=5.0), "Value 5.0 is greater than maximum value 1.0"),
+    (lambda c: move(c, patience=0), "Value 0 is less than minimum value 1"),
+    (lambda c: move(c, rule="nonsense"), "Value: nonsense is not in the list of choices"),
+    (lambda c: move(c, rule="fpabee", control="measure", measure="euclid"), "Value: euclid is not in the list"),
+    (lambda c: c.predict(7, api_name="/set_rule_organ_system"), "Value: 7 is not in the list of choices"),
+    (lambda c: c.predict(api_name="/analyze_organ_system"), "No value provided for required argument"),
+    (lambda c: c.predict(None, api_name="/analyze_organ_system"), "the box is empty"),
+], ids=["tau text", "tau missing", "tau too high", "patience zero", "unknown rule", "unknown divergence",
+        "rule as a number", "note missing (client)", "note null"])
+def test_bad_api_calls_get_a_message(client, images, call, message):
+    assert message in error_message(lambda: call(client))
+    still_serving(client, images["good.png"])
+
+
+def raw_call(url: str, api_name: str, body: bytes) -> str:
+    """POST to the plain HTTP API and return the event stream (or the HTTP error) as text."""
+    request = urllib.request.Request(f"{url}gradio_api/call/{api_name}", data=body,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            event_id = json.loads(reply.read())["event_id"]
+    except urllib.error.HTTPError as err:
+        return f"HTTP {err.code}: {err.read().decode()}"
+    with urllib.request.urlopen(f"{url}gradio_api/call/{api_name}/{event_id}", timeout=120) as reply:
+        return reply.read().decode()
+
+
+@pytest.mark.parametrize("api_name, body, message", [
+    ("analyze_organ_system", json.dumps({"data": []}), "didn't receive enough input values (needed: 3, got: 0)"),
+    ("set_tau_organ_system", json.dumps({"data": ["epee"]}), "didn't receive enough input values (needed: 9, got: 1)"),
+    ("analyze_organ_system", json.dumps({}), "HTTP 422"),
+    ("analyze_organ_system", "not json", "JSON decode error"),
+], ids=["no arguments", "too few slider arguments", "no data field", "not JSON"])
+def test_raw_http_calls_with_missing_arguments_get_a_message(app, client, images, api_name, body, message):
+    assert message in raw_call(app.local_url, api_name, body.encode())
+    still_serving(client, images["good.png"])
+
+
+# ---------------------------------------------------------------- the input functions directly
+
+
+@pytest.mark.parametrize("raw, message", [
+    (None, "the box is empty"),
+    ("", "the box is empty"),
+    (b"\xff\xfe\x00\x00garbage", "not UTF-8"),
+    (b"", "the box is empty"),
+    ("\x00binary", "binary file"),
+    ("\u200b\u200e\u202e", "only spaces or invisible characters"),
+    (["a note"], "must be text, not list"),
+])
+def test_clean_note_refuses_with_a_message(raw, message):
+    with pytest.raises(InputError, match=message):
+        clean_note(raw)
+
+
+def test_clean_note_keeps_readable_text_and_cuts_a_megabyte():
+    assert clean_note("  \x1b[1mfever\x07 and 🫀 pain\u202e  ") == "[1mfever and 🫀 pain"
+    assert clean_note("نوبة قلبية".encode()) == "نوبة قلبية"
+    assert len(clean_note("x" * 1_000_000)) == MAX_NOTE_CHARS
+
+
+@pytest.mark.parametrize("name, message", IMAGE_FAILURES + [("missing.png", "No image file")],
+                         ids=[c[0] for c in IMAGE_FAILURES] + ["missing.png"])
+def test_load_image_refuses_with_a_message(images, tmp_path, name, message):
+    path = images.get(name, tmp_path / name)
+    with pytest.raises(InputError, match=message.replace("(", r"\(")):
+        load_image(path)
+    if path.exists():
+        with pytest.raises(InputError, match=message.replace("(", r"\(")):
+            load_image(path.read_bytes())  # the same file as bytes
+
+
+@pytest.mark.parametrize("source, message", [
+    (None, "Please upload an image"),
+    (b"", "The uploaded file is empty"),
+    (3.5, "not float"),
+    (np.zeros((10, 10, 2), dtype=np.uint8), "got shape"),
+    (np.zeros((10, 10), dtype=np.float64), "got float64"),
+])
+def test_load_image_refuses_odd_sources(source, message):
+    with pytest.raises(InputError, match=message):
+        load_image(source)
+
+
+def test_the_analyze_functions_pass_input_errors_on(tiny_shipped_model, tiny_image_shipped_model, images):
+    with pytest.raises(InputError, match="binary file"):
+        analyze_note(tiny_shipped_model, "\x00\x00")
+    with pytest.raises(InputError, match="damaged or truncated"):
+        analyze_image(tiny_image_shipped_model, str(images["truncated.png"]))
+    trace, notice, view = analyze_image(tiny_image_shipped_model, str(images["cmyk.jpg"]))
+    assert trace.probs.shape == (1, 3, 2) and "(CMYK)" in notice and view.shape == (224, 224)

@@ -1,0 +1,135 @@
+"""End to end in headless Debian chromium (Playwright): the real page on the shipped models."""
+
+import re
+import shutil
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    from epee_demo.ui import build_demo, launch_options
+
+    demo = build_demo()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
+    yield demo.local_url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(app_url)
+    page.get_by_text("Research and teaching only").first.wait_for(timeout=60_000)
+    yield page
+    page.close()
+
+
+def summary_text(page) -> str:
+    return page.locator("#summary").first.inner_text()
+
+
+def test_analyze_an_example_note_and_move_the_tau_slider_with_the_keyboard(page):
+    page.get_by_role("button", name="Chest pain, ST elevation").first.click()
+    page.locator("#analyze").first.click()
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('stops at')", timeout=60_000)
+    before = summary_text(page)
+    assert re.search(r"stops at layer \d of 6", before)
+    # the chart is drawn a moment after the text
+    page.locator("#entropy_plot .js-plotly-plot").first.wait_for(state="visible", timeout=30_000)
+    slider = page.locator("#tau input[type=range]").first
+    slider.focus()
+    slider.press("End")  # tau = 1: every layer is "confident enough", EPEE exits at layer 1
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('layer 1 of 6')", timeout=30_000)
+    assert summary_text(page) != before
+
+
+CONTROL_ROLES = {"textbox", "slider", "spinbutton", "combobox", "listbox", "checkbox", "radio", "button", "searchbox",
+                 "tab"}
+# What Gradio names a component given no label: as good as no name for a screen-reader user.
+GENERIC_NAMES = {"textbox", "slider", "dropdown", "file", "number", "image", "dataframe", "plot", "html", "markdown"}
+
+
+def unnamed_controls(page) -> list[str]:
+    """Controls on the page that assistive technology would announce without a real name (Chromium's
+    accessibility tree: the names it computes from labels, aria-label and aria-labelledby)."""
+    session = page.context.new_cdp_session(page)
+    nodes = session.send("Accessibility.getFullAXTree")["nodes"]
+    session.detach()
+    return [
+        f"{node['role']['value']} #{node.get('backendDOMNodeId')}"
+        for node in nodes
+        if not node.get("ignored") and node.get("role", {}).get("value") in CONTROL_ROLES
+        and node.get("name", {}).get("value", "").strip().lower().removeprefix("range slider for ")
+        .removeprefix("number input for ") in GENERIC_NAMES | {""}
+    ]
+
+
+def test_every_control_is_labelled_and_the_keyboard_moves_the_patience_slider(page):
+    assert unnamed_controls(page) == []
+    page.get_by_role("button", name="Chest pain, ST elevation").first.click()
+    page.locator("#analyze").first.click()
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('stops at')", timeout=60_000)
+    assert page.get_by_label("Per-layer prediction (text equivalent of the charts)").first.is_visible()
+    tau = page.locator("#tau input[type=range]").first
+    tau.focus()
+    tau.press("Home")  # tau = 0: pure patience, so the patience slider decides the exit
+    page.wait_for_function("document.querySelector('#tau input[type=range]').value === '0'", timeout=30_000)
+    page.wait_for_timeout(1_000)  # let the tau update land before reading the summary
+    before = summary_text(page)
+    patience = page.locator("#patience input[type=range]").first
+    patience.focus()
+    patience.press("ArrowRight")
+    assert patience.input_value() == "4"
+    page.wait_for_function(f"document.querySelector('#summary').innerText !== {before!r}", timeout=30_000)
+    assert "stops at" in summary_text(page)
+    assert unnamed_controls(page) == []  # the views that appeared are labelled too
+    page.get_by_role("tab", name="Chest X-ray").first.click()
+    page.locator("#image_upload").first.wait_for(timeout=30_000)
+    assert unnamed_controls(page) == []
+
+
+def test_a_note_with_identifiers_is_flagged_while_it_is_typed(page):
+    note = page.locator("#note textarea").first
+    note.fill("Seen in clinic. DOB 03/04/1961, MRN 00123456. Chest pain for two hours.")
+    page.wait_for_function(
+        "document.querySelector('#identifier_warning').innerText.includes('may contain identifying details')",
+        timeout=30_000)
+    warning = page.locator("#identifier_warning").first.inner_text()
+    assert "03/04/1961" in warning and "MRN 00123456" in warning
+    assert "stops at" not in summary_text(page)  # before any analysis
+    note.fill("Crushing chest pain with ST elevation in leads II, III and aVF.")
+    page.wait_for_function("!document.querySelector('#identifier_warning').innerText.includes('identifying')",
+                           timeout=30_000)
+
+
+def test_an_uploaded_image_shows_what_the_model_sees(page, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    path = tmp_path / "xray.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400), dtype=np.uint8)).save(path)
+    page.get_by_role("tab", name="Chest X-ray").first.click()
+    page.locator("#image_upload input[type=file]").first.set_input_files(str(path))
+    page.get_by_role("button", name="Analyze").last.click()
+    page.wait_for_function(
+        "[...document.querySelectorAll('#model_view img')].some(img => img.complete && img.naturalWidth > 0)",
+        timeout=60_000)
+    image = page.locator("#model_view img").first
+    assert image.get_attribute("src").startswith("data:image/png;base64,")
+    assert "28×28 grayscale" in image.get_attribute("alt")
