@@ -18,6 +18,7 @@ from PIL import Image
 
 from epee_demo import policies
 from epee_demo.analysis import analyze_example
+from epee_demo.bench import measure_one
 from epee_demo.data.medmnist import example_images
 from epee_demo.examples import EXAMPLE_NOTES
 from epee_demo.figures.layers import (
@@ -65,10 +66,18 @@ def truncation_notice(model: ShippedModel, text: str) -> str:
     )
 
 
-def analyze_note(model: ShippedModel, note) -> tuple[ExitTrace, str]:
-    """Run the model on a note: its one-example trace and any notice for the page."""
+def timing_notice(model: ShippedModel, model_input, rule: str, params: dict | None) -> str:
+    """This input's measured time, full model against real early exit under ``rule``."""
+    timing = measure_one(model.classifier, model_input, rule, repeats=3, **(params or {}))
+    return f"⏱️ {timing.label}"
+
+
+def analyze_note(model: ShippedModel, note, rule: str = "epee", params: dict | None = None) -> tuple[ExitTrace, str]:
+    """Run the model on a note: its one-example trace and the notices for the page
+    (truncation, and the measured time of full model against early exit)."""
     text = clean_note(note)
-    return model.classifier.trace([text]), truncation_notice(model, text)
+    notices = [truncation_notice(model, text), timing_notice(model, text, rule, params)]
+    return model.classifier.trace([text]), "\n\n".join(n for n in notices if n)
 
 
 def _text_input(model: ShippedModel):
@@ -84,18 +93,20 @@ def _text_input(model: ShippedModel):
     )
     button = gr.Button("Analyze", variant="primary", elem_id="analyze")
 
-    def run(text):
-        return analyze_note(model, text)
+    def run(text, rule, params):
+        return analyze_note(model, text, rule, params)
 
     return [note], button, run, []
 
 
-def analyze_image(model: ShippedModel, source, label: int | None = None):
-    """Run the model on an uploaded image: its trace, a notice, and the model's view of it."""
+def analyze_image(model: ShippedModel, source, label: int | None = None, rule: str = "epee",
+                  params: dict | None = None):
+    """Run the model on an uploaded image: its trace, the notices, and the model's view of it."""
     image = load_image(source)
     preprocessor = model.classifier.preprocessor
     trace = model.classifier.trace([image], labels=None if label is None else [label])
-    notice = f"Image {image.size[0]}×{image.size[1]} ({image.mode}) → {preprocessor.size}×{preprocessor.size} grayscale."
+    notice = (f"Image {image.size[0]}×{image.size[1]} ({image.mode}) → {preprocessor.size}×{preprocessor.size} "
+              f"grayscale.\n\n{timing_notice(model, image, rule, params)}")
     return trace, notice, preprocessor.model_view(image)
 
 
@@ -136,9 +147,9 @@ def _image_input(model: ShippedModel):
     button = gr.Button("Analyze", variant="primary", elem_id="analyze")
     view = gr.HTML(label="What the model sees", elem_id="model_view")
 
-    def run(path):
+    def run(path, rule, params):
         gold = gold_by_name.get(Path(path).name) if path else None
-        trace, notice, pixels = analyze_image(model, path, gold)
+        trace, notice, pixels = analyze_image(model, path, gold, rule, params)
         return trace, notice, model_view_html(pixels, model.classifier.preprocessor.size)
 
     return [upload], button, run, [view]
@@ -191,7 +202,7 @@ def build_analyze_tab(model: ShippedModel) -> None:
     def on_analyze(*args):
         *raw, settings, rule_name = args
         try:
-            trace, message, *extras = run(*raw)
+            trace, message, *extras = run(*raw, rule_name, settings[rule_name])
         except InputError as err:
             # a person's bad input: a message for them, no traceback in the server log
             raise gr.Error(str(err), print_exception=False) from None
