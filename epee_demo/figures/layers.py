@@ -7,40 +7,49 @@ import plotly.graph_objects as go
 
 from epee_demo import policies
 from epee_demo.analysis import ExampleAnalysis
-from epee_demo.figures import PALETTE, RULE_COLOURS
+from epee_demo.figures import PALETTE, RULE_COLOURS, TEMPLATE
 
 _LAYOUT = dict(
-    height=300, margin=dict(l=60, r=20, t=50, b=50), template="plotly_white",
+    height=300, margin=dict(l=60, r=20, t=50, b=50), template=TEMPLATE,
     font=dict(size=13), legend=dict(orientation="h", y=-0.25),
 )
 
 
-def _mark_exit(fig: go.Figure, analysis: ExampleAnalysis) -> None:
+def _guides(analysis: ExampleAnalysis, threshold: float | None, threshold_name: str) -> dict:
+    """Layout shapes and labels: the selected rule's exit layer and a horizontal threshold line.
+
+    Plain layout dicts rather than ``add_vline``/``add_hline``, which cost ~10 ms each and
+    would put the slider handler near its 50 ms budget.
+    """
     selected = analysis.selected
-    fig.add_vline(
-        x=selected.exit_layer, line_dash="dot", line_color=RULE_COLOURS[selected.rule],
-        annotation_text=f"{policies.RULES[selected.rule].title.split(' (')[0]} exits",
-        annotation_position="top left",
-    )
+    colour = RULE_COLOURS[selected.rule]
+    shapes = [dict(type="line", xref="x", yref="paper", x0=selected.exit_layer, x1=selected.exit_layer,
+                   y0=0, y1=1, line=dict(color=colour, dash="dot", width=2))]
+    annotations = [dict(xref="x", yref="paper", x=selected.exit_layer, y=1, xanchor="right", yanchor="bottom",
+                        showarrow=False, text=f"{policies.RULES[selected.rule].title.split(' (')[0]} exits")]
+    if threshold is not None:
+        shapes.append(dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=threshold, y1=threshold,
+                           line=dict(color=PALETTE[5], dash="dash", width=2)))
+        annotations.append(dict(xref="paper", yref="y", x=1, y=threshold, xanchor="right", yanchor="bottom",
+                                showarrow=False, text=f"{threshold_name} = {threshold:g}"))
+    return dict(shapes=shapes, annotations=annotations)
 
 
 def entropy_figure(analysis: ExampleAnalysis, tau: float | None) -> go.Figure:
     """Normalized entropy per layer, the tau line (if the rule has one) and the selected rule's exit."""
     layers = list(range(1, analysis.num_layers + 1))
-    fig = go.Figure(go.Scatter(
-        x=layers, y=analysis.entropy, mode="lines+markers", name="normalized entropy Hn",
-        line=dict(color=PALETTE[0], width=3), marker=dict(size=9),
-        customdata=list(zip(analysis.predicted, analysis.top_probability)),
-        hovertemplate="layer %{x}<br>Hn %{y:.3f}<br>%{customdata[0]} (p=%{customdata[1]:.2f})<extra></extra>",
-    ))
-    if tau is not None:
-        fig.add_hline(y=tau, line_dash="dash", line_color=PALETTE[5],
-                      annotation_text=f"tau = {tau:.2f}", annotation_position="bottom right")
-    _mark_exit(fig, analysis)
-    fig.update_layout(title="Uncertainty at each exit (lower = more confident)", **_LAYOUT)
-    fig.update_xaxes(title="layer", tickvals=layers)
-    fig.update_yaxes(title="normalized entropy", range=[0, 1.05])
-    return fig
+    return go.Figure(
+        go.Scatter(
+            x=layers, y=analysis.entropy, mode="lines+markers", name="normalized entropy Hn",
+            line=dict(color=PALETTE[0], width=3), marker=dict(size=9),
+            customdata=list(zip(analysis.predicted, analysis.top_probability)),
+            hovertemplate="layer %{x}<br>Hn %{y:.3f}<br>%{customdata[0]} (p=%{customdata[1]:.2f})<extra></extra>",
+        ),
+        layout=dict(title="Uncertainty at each exit (lower = more confident)",
+                    xaxis=dict(title="layer", tickvals=layers),
+                    yaxis=dict(title="normalized entropy", range=[0, 1.05]),
+                    **_guides(analysis, tau, "tau"), **_LAYOUT),
+    )
 
 
 def counter_figure(analysis: ExampleAnalysis, patience: int | None) -> go.Figure:
@@ -48,19 +57,16 @@ def counter_figure(analysis: ExampleAnalysis, patience: int | None) -> go.Figure
     layers = list(range(1, analysis.num_layers + 1))
     counter = analysis.rule_counter if analysis.rule_counter is not None else analysis.patience_counter
     name = analysis.rule_counter_name or "patience counter (same answer as previous layer)"
-    fig = go.Figure(go.Bar(
-        x=layers, y=counter, name=name, marker_color=PALETTE[2],
-        text=analysis.predicted, textposition="inside", insidetextanchor="start",
-        hovertemplate="layer %{x}<br>counter %{y}<br>%{text}<extra></extra>",
-    ))
-    if patience is not None:
-        fig.add_hline(y=patience, line_dash="dash", line_color=PALETTE[5],
-                      annotation_text=f"patience = {patience}", annotation_position="top right")
-    _mark_exit(fig, analysis)
-    fig.update_layout(title=name[0].upper() + name[1:], **_LAYOUT)
-    fig.update_xaxes(title="layer", tickvals=layers)
-    fig.update_yaxes(title="counter", range=[0, max(analysis.num_layers, (patience or 0) + 1)], dtick=1)
-    return fig
+    return go.Figure(
+        go.Bar(
+            x=layers, y=counter, name=name, marker_color=PALETTE[2],
+            text=analysis.predicted, textposition="inside", insidetextanchor="start",
+            hovertemplate="layer %{x}<br>counter %{y}<br>%{text}<extra></extra>",
+        ),
+        layout=dict(title=name[0].upper() + name[1:], xaxis=dict(title="layer", tickvals=layers),
+                    yaxis=dict(title="counter", range=[0, max(analysis.num_layers, (patience or 0) + 1)], dtick=1),
+                    **_guides(analysis, patience, "patience"), **_LAYOUT),
+    )
 
 
 LAYER_TABLE_HEADERS = ["layer", "prediction", "probability", "normalized entropy", "patience counter", "exits here"]
@@ -112,9 +118,9 @@ def summary_markdown(analysis: ExampleAnalysis) -> str:
         if saved else "No layer skipped: this input needed the whole model under this setting.",
     ]
     if e.label != analysis.final_label:
-        lines.append("⚠️ The early answer differs from the full model's.")
+        lines.append("Note: the early answer differs from the full model's.")
     if analysis.gold_label is not None:
         lines.append(f"Known label: **{analysis.gold_label}**.")
         if analysis.overthinks:
-            lines.append("🔁 Overthinking: a layer had it right, and the last layer got it wrong.")
+            lines.append("Overthinking: a layer had it right, and the last layer got it wrong.")
     return "\n\n".join(lines)

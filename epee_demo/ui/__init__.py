@@ -7,6 +7,8 @@ import gradio as gr
 from epee_demo.model import CheckpointError
 from epee_demo.registry import ASSETS_DIR, ShippedModel, shipped_models
 from epee_demo.ui.analyze import build_analyze_tab
+from epee_demo.ui.explorer import build_explorer_tab
+from epee_demo.ui.lesson import build_lesson_tab
 
 BANNER = (
     "⚠️ **Research and teaching only — not for diagnosis or any clinical decision.** "
@@ -55,5 +57,9 @@ def build_demo(models: dict[str, ShippedModel] | None = None) -> gr.Blocks:
             for model in models.values():
                 with gr.Tab(model.task.title, id=f"tab-{model.task.name}"):
                     build_analyze_tab(model)
+            with gr.Tab("Trade-off explorer", id="tab-explorer"):
+                build_explorer_tab(models)
+            with gr.Tab("Lesson", id="tab-lesson"):
+                build_lesson_tab(models)
     demo.queue(max_size=MAX_QUEUED_EVENTS)
     return demo

@@ -61,7 +61,7 @@ def truncation_notice(model: ShippedModel, text: str) -> str:
     if tokens <= preprocessor.max_length:
         return ""
     return (
-        f"✂️ This note is {tokens} tokens long; the model reads only the first "
+        f"Truncated: this note is {tokens} tokens long; the model reads only the first "
         f"{preprocessor.max_length} tokens, so the rest was not analyzed."
     )
 
@@ -69,7 +69,7 @@ def truncation_notice(model: ShippedModel, text: str) -> str:
 def timing_notice(model: ShippedModel, model_input, rule: str, params: dict | None) -> str:
     """This input's measured time, full model against real early exit under ``rule``."""
     timing = measure_one(model.classifier, model_input, rule, repeats=3, **(params or {}))
-    return f"⏱️ {timing.label}"
+    return timing.label
 
 
 def analyze_note(model: ShippedModel, note, rule: str = "epee", params: dict | None = None) -> tuple[ExitTrace, str]:

@@ -1,0 +1,409 @@
+"""The "Trade-off explorer" tab: accuracy against speed-up over a whole split, live.
+
+Every (model, split) is prepared once when the page is built (``prepare_splits``); a slider
+move re-evaluates the chosen rule over the prepared trace and redraws the figures, without
+any model call. Calibration, overthinking examples and exports read the same prepared data.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from epee_demo import policies
+from epee_demo.errors import InputError
+from epee_demo.figures.layers import LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS
+from epee_demo.figures.tradeoff import (
+    class_accuracy_figure, confusion_figure, exit_histogram_figure, figure_table, overthinking_figure,
+    tradeoff_figure,
+)
+from epee_demo.registry import ShippedModel
+from epee_demo.tradeoff import (
+    Calibration, Frontier, Overthinking, PreparedTrace, SettingView, all_frontiers, calibrate,
+    evaluate_setting, format_params, operating_points_csv, overthinking, prepare, trace_csv,
+)
+from epee_demo.ui.analyze import render
+from epee_demo.ui.controls import CONTROLS, control_values, controls_of, default_settings, params_from_controls
+
+SPLITS = ("test", "val")
+
+TRADEOFF_HELP = """**How to read it.** Each line is one exit rule: every point is a setting of that rule,
+and only the best settings (none faster *and* more accurate) are drawn. Further right = fewer
+layers computed on average; higher = more examples right. The grey dashed line simply stops every
+example after a fixed number of layers; the square is the full model. The ring is the current
+setting of the sliders."""
+
+HISTOGRAM_HELP = """**Where examples stop.** Bars count the examples that exit at each layer under the
+current setting. The hatched bars show the *oracle* exit: the earliest layer from which the
+model's answer no longer changes. Exiting before it can change the answer; exiting after it
+spends layers for nothing."""
+
+CLASS_HELP = """**Who pays for the speed.** Accuracy per diagnosis class at the current setting next to
+the full model. A rule can keep the overall accuracy while one small class loses much more:
+check the classes that matter to you."""
+
+CONFUSION_HELP = """**What changed.** Rows: the full model's answer. Columns: the answer at the early exit.
+Everything on the diagonal is unchanged; every count off the diagonal is an example whose
+answer early exiting changed (for better or worse)."""
+
+OVERTHINKING_HELP = """**Overthinking.** Some examples are answered correctly by an early layer and then
+*wrongly* by the last one: more computation made the answer worse. An early exit can rescue
+these. The table lists them; select a row (or type its number) to see that example layer by
+layer. No raw texts or images are stored with the cached results, so only the index and the
+labels are shown."""
+
+CALIBRATE_HELP = """**Choosing a setting with a guarantee.** Pick how often you accept that the early
+answer differs from the full model's answer (ε). The rule's speed setting is then chosen on the
+*validation* split so that this disagreement stays at most ε (conformal risk control, or
+Learn-then-Test at 90% confidence), and checked on the *test* split."""
+
+OVERTHINKING_HEADERS = [
+    "example", "gold", "first right at layer", "final answer", "oracle exit", "current rule exits at",
+    "answer at that exit",
+]
+
+
+@dataclass
+class PreparedSplit:
+    """One model's split, ready for the explorer.
+
+    Attributes:
+        prep: the prepared trace (N examples, L layers).
+        frontiers: rule -> ``Frontier`` of every rule the trace can evaluate.
+        overthinking: destructive overthinking, or None without gold labels.
+    """
+
+    prep: PreparedTrace
+    frontiers: dict[str, Frontier]
+    overthinking: Overthinking | None
+
+
+def prepare_split(trace) -> PreparedSplit:
+    """Prepare one trace: what the rules read, every rule's frontier and the overthinking counts."""
+    prep = prepare(trace)
+    return PreparedSplit(prep, all_frontiers(prep), overthinking(prep) if prep.has_labels else None)
+
+
+def prepare_splits(models: dict[str, ShippedModel]) -> dict[tuple[str, str], PreparedSplit]:
+    """Every (model name, split) of the shipped models, prepared once."""
+    return {(name, split): prepare_split(model.trace(split)) for name, model in models.items() for split in SPLITS}
+
+
+def point_markdown(view: SettingView, split: str) -> str:
+    """The current operating point in one short paragraph."""
+    point, oracle = view.point, view.vs_oracle
+    accuracy = (f"accuracy **{100 * point.accuracy:.1f}%** (full model {100 * point.full_accuracy:.1f}%), "
+                if point.accuracy == point.accuracy else "")
+    return (
+        f"**{point.label}** on the {split} split ({point.num_examples} examples): {accuracy}"
+        f"average exit layer **{point.average_exit_layer:.2f} of {point.num_layers}**, "
+        f"speed-up **{point.speedup:.2f}×** ({100 * point.saved_fraction:.0f}% of layers skipped), "
+        f"same answer as the full model for **{100 * point.agreement:.1f}%**. "
+        f"Compared with the oracle exit: {oracle.earlier} exit earlier, {oracle.same} at it, {oracle.later} later."
+    )
+
+
+def _table(fig) -> pd.DataFrame:
+    headers, rows = figure_table(fig)
+    return pd.DataFrame(rows, columns=headers)
+
+
+def overthinking_table(split: PreparedSplit, view: SettingView) -> pd.DataFrame:
+    """One row per example with destructive overthinking, with where the current rule exits."""
+    if split.overthinking is None:
+        return pd.DataFrame([], columns=OVERTHINKING_HEADERS)
+    prep, names = split.prep, split.prep.trace.label_names
+    rows = []
+    for n in split.overthinking.destructive.nonzero()[0]:
+        rows.append([
+            int(n), names[prep.trace.labels[n]], int(prep.correct[n].argmax()) + 1,
+            names[prep.full_predictions[n]], int(prep.oracle_exits[n]), int(view.exits[n]),
+            names[view.answers[n]],
+        ])
+    return pd.DataFrame(rows, columns=OVERTHINKING_HEADERS)
+
+
+def setting_views(split: PreparedSplit, split_name: str, rule: str, params: dict) -> tuple:
+    """What a slider move redraws: summary, then (figure, table) for the trade-off, the exit
+    histogram, per-class accuracy and the confusion against the full model, then the
+    overthinking-examples table."""
+    view = evaluate_setting(split.prep, rule, **params)
+    figures = [
+        tradeoff_figure(split.frontiers, view.point),
+        exit_histogram_figure(view.exit_counts, view.oracle_counts, rule),
+        class_accuracy_figure(view.class_accuracy, rule) if view.class_accuracy is not None else None,
+        confusion_figure(view.confusion, split.prep.trace.label_names),
+    ]
+    pairs = [item for fig in figures for item in (fig, None if fig is None else _table(fig))]
+    return (point_markdown(view, split_name), *pairs, overthinking_table(split, view))
+
+
+def calibration_markdown(calibration: Calibration) -> str:
+    """The calibration's choice, its guarantee and how it does on test."""
+    title = policies.RULES[calibration.rule].title
+    if calibration.method == "crc":
+        bound = (f"conformal risk control: expected disagreement with the full model ≤ ε = "
+                 f"{calibration.epsilon:g} for a new example like the validation ones")
+    else:
+        bound = (f"Learn-then-Test: with probability ≥ {1 - calibration.delta:.0%}, the disagreement with "
+                 f"the full model is ≤ ε = {calibration.epsilon:g}")
+    if calibration.params is None:
+        chosen = (f"No setting of {title} is certified at ε = {calibration.epsilon:g} on the validation "
+                  "split, so the **full model** answers (every layer runs). Try a larger ε.")
+    else:
+        statistic = calibration.val_statistic[calibration.chosen]
+        chosen = (f"Chosen setting of **{title}**: **{format_params(calibration.params)}** "
+                  f"(scanning {calibration.knob}; validation disagreement "
+                  f"{100 * calibration.val_risk[calibration.chosen]:.2f}%, "
+                  f"{'adjusted risk' if calibration.method == 'crc' else 'p-value'} {statistic:.4f}).")
+    lines = [chosen, "", f"Guarantee ({bound})."]
+    for name, point in (("validation", calibration.val), ("test", calibration.test)):
+        if point is not None:
+            lines.append(
+                f"- **{name}**: accuracy {100 * point.accuracy:.1f}% (full model {100 * point.full_accuracy:.1f}%), "
+                f"speed-up {point.speedup:.2f}×, disagreement with the full model {100 * (1 - point.agreement):.2f}%"
+            )
+    return "\n".join(lines)
+
+
+def _export_folder() -> Path:
+    return Path(tempfile.mkdtemp(prefix="epee-export-"))
+
+
+def export_trace(split: PreparedSplit, name: str) -> str:
+    """Write the per-layer trace CSV to a fresh temporary folder; returns its path."""
+    path = _export_folder() / f"{name}_trace.csv"
+    trace_csv(split.prep, path)
+    return str(path)
+
+
+def export_points(split: PreparedSplit, name: str) -> str:
+    """Write every rule's grid of operating points (with the Pareto flag) as CSV; returns its path."""
+    path = _export_folder() / f"{name}_operating_points.csv"
+    operating_points_csv(split.frontiers, path)
+    return str(path)
+
+
+def export_tradeoff_html(split: PreparedSplit, name: str, rule: str, params: dict) -> str:
+    """Write the trade-off figure at the current setting as a self-contained HTML page; returns its path."""
+    view = evaluate_setting(split.prep, rule, **params)
+    path = _export_folder() / f"{name}_tradeoff.html"
+    tradeoff_figure(split.frontiers, view.point).write_html(path, include_plotlyjs=True, full_html=True)
+    return str(path)
+
+
+def _user_error(err: InputError):
+    return gr.Error(str(err), print_exception=False)
+
+
+def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
+    """Lay out the trade-off explorer inside the current Blocks context and wire its events."""
+    splits = prepare_splits(models)
+    first = next(iter(models))
+    num_layers = splits[(first, "test")].prep.num_layers
+    # The sliders' build-time range covers every model (a model switch narrows it in the session).
+    most_layers = max(split.prep.num_layers for split in splits.values())
+    rules = [r for r in policies.RULES if r in splits[(first, "test")].prep.rules and r != "fixed"]
+    start = splits[(first, "test")]
+    (start_summary, start_tradeoff, start_tradeoff_table, start_histogram, start_histogram_table, start_class,
+     start_class_table, start_confusion, start_confusion_table, start_examples) = setting_views(
+        start, "test", "epee", dict(policies.RULES["epee"].params))
+    start_overthinking = overthinking_figure(start.overthinking) if start.overthinking is not None else None
+
+    gr.Markdown("## Speed against accuracy on a whole data split\nEvery number here comes from the model's "
+                "cached answers at every layer, so moving a slider recomputes in milliseconds.")
+    with gr.Row():
+        with gr.Column(scale=1):
+            model_choice = gr.Radio([(m.task.title, n) for n, m in models.items()], value=first, label="Model",
+                                    elem_id="explore_model")
+            split_choice = gr.Radio([("test split", "test"), ("validation split", "val")], value="test",
+                                    label="Data split", elem_id="explore_split")
+            rule = gr.Dropdown([(policies.RULES[r].title, r) for r in rules], value="epee", label="Exit rule",
+                               elem_id="explore_rule")
+        with gr.Column(scale=1):
+            tau = gr.Slider(0.0, 1.0, value=0.2, step=0.01, label="tau: entropy threshold (exit when Hn < tau)",
+                            elem_id="explore_tau")
+            patience = gr.Slider(1, most_layers, value=3, step=1, label="patience: exit when the counter reaches it",
+                                 elem_id="explore_patience")
+            threshold = gr.Slider(0.0, 1.0, value=0.9, step=0.01, label="threshold", visible=False,
+                                  elem_id="explore_threshold")
+            divergence_tau = gr.Slider(0.0, 0.7, value=0.05, step=0.005, visible=False,
+                                       label="divergence tau (count layers with divergence < tau)",
+                                       elem_id="explore_divergence_tau")
+            measure = gr.Dropdown(choices=list(policies.DIVERGENCES), value="js", label="divergence", visible=False,
+                                  elem_id="explore_measure")
+            layer = gr.Slider(1, most_layers, value=num_layers, step=1, label="fixed exit layer", visible=False,
+                              elem_id="explore_layer")
+    point_summary = gr.Markdown(start_summary, elem_id="explore_point")
+
+    def figure_with_help(label: str, help_text: str, elem: str, fig, table_value):
+        with gr.Row():
+            with gr.Column(scale=3):
+                plot = gr.Plot(fig, label=label, elem_id=f"explore_{elem}_plot")
+            with gr.Column(scale=1):
+                gr.Markdown(help_text)
+        with gr.Accordion("Data as a table", open=False):
+            table = gr.Dataframe(table_value, interactive=False, label=f"{label} (data)",
+                                 elem_id=f"explore_{elem}_table")
+        return plot, table
+
+    tradeoff_plot, tradeoff_table = figure_with_help("Accuracy against speed-up", TRADEOFF_HELP, "tradeoff",
+                                                     start_tradeoff, start_tradeoff_table)
+    histogram_plot, histogram_table = figure_with_help("Exit layers", HISTOGRAM_HELP, "histogram",
+                                                       start_histogram, start_histogram_table)
+    class_plot, class_table = figure_with_help("Accuracy per class", CLASS_HELP, "class",
+                                               start_class, start_class_table)
+    confusion_plot, confusion_table = figure_with_help("Early answer against the full model", CONFUSION_HELP,
+                                                       "confusion", start_confusion, start_confusion_table)
+
+    gr.Markdown("### Overthinking")
+    with gr.Row():
+        with gr.Column(scale=3):
+            overthinking_plot = gr.Plot(start_overthinking, label="Overthinking per layer",
+                                        elem_id="explore_overthinking_plot")
+        with gr.Column(scale=1):
+            gr.Markdown(OVERTHINKING_HELP)
+    with gr.Accordion("Data as a table", open=False):
+        overthinking_counts = gr.Dataframe(None if start_overthinking is None else _table(start_overthinking),
+                                           interactive=False, label="Overthinking per layer (data)",
+                                           elem_id="explore_overthinking_counts")
+    examples_table = gr.Dataframe(start_examples, headers=OVERTHINKING_HEADERS, interactive=False,
+                                  label="Examples right at some layer and wrong at the last (select a row)",
+                                  elem_id="explore_overthinking_examples")
+    with gr.Row():
+        example_index = gr.Number(label="Example index", precision=0, minimum=0, elem_id="explore_example_index")
+        open_example = gr.Button("Show this example layer by layer", elem_id="explore_open_example")
+    example_summary = gr.Markdown(elem_id="explore_example_summary")
+    with gr.Row():
+        example_entropy = gr.Plot(label="Normalized entropy per layer", elem_id="explore_example_entropy")
+        example_counter = gr.Plot(label="Counter per layer", elem_id="explore_example_counter")
+    example_layers = gr.Dataframe(headers=LAYER_TABLE_HEADERS, interactive=False,
+                                  label="Per-layer prediction (text equivalent of the charts)",
+                                  elem_id="explore_example_layers")
+    example_rules = gr.Dataframe(headers=RULE_TABLE_HEADERS, interactive=False,
+                                 label="Where every rule exits (other rules at their default setting)",
+                                 elem_id="explore_example_rules")
+
+    gr.Markdown("### Calibrate")
+    with gr.Row():
+        with gr.Column(scale=2):
+            epsilon = gr.Slider(0.0, 0.1, value=0.01, step=0.005, label="ε: accepted disagreement with the full model",
+                                elem_id="explore_epsilon")
+            method = gr.Radio([("conformal risk control (CRC)", "crc"), ("Learn-then-Test (LTT)", "ltt")],
+                              value="crc", label="Method", elem_id="explore_method")
+            calibrate_button = gr.Button("Calibrate on validation, check on test", variant="primary",
+                                         elem_id="explore_calibrate")
+        with gr.Column(scale=1):
+            gr.Markdown(CALIBRATE_HELP)
+    calibration_report = gr.Markdown(elem_id="explore_calibration")
+
+    gr.Markdown("### Export")
+    with gr.Row():
+        trace_button = gr.Button("Per-layer trace (CSV)", elem_id="explore_export_trace")
+        points_button = gr.Button("Operating points (CSV)", elem_id="explore_export_points")
+        figure_button = gr.Button("Trade-off figure (HTML)", elem_id="explore_export_figure")
+    exported = gr.File(label="Download", interactive=False, elem_id="explore_download")
+
+    controls = {"tau": tau, "patience": patience, "threshold": threshold,
+                "divergence_tau": divergence_tau, "measure": measure, "layer": layer}
+    setting_outputs = [point_summary, tradeoff_plot, tradeoff_table, histogram_plot, histogram_table,
+                       class_plot, class_table, confusion_plot, confusion_table, examples_table]
+    example_outputs = [example_summary, example_entropy, example_counter, example_layers, example_rules]
+    setting_inputs = [model_choice, split_choice, rule, *controls.values()]
+
+    def current(model_name, split_name, rule_name, *values):
+        split = splits[(model_name, split_name)]
+        return split, params_from_controls(rule_name, dict(zip(CONTROLS, values)))
+
+    def on_control(model_name, split_name, rule_name, *values):
+        split, params = current(model_name, split_name, rule_name, *values)
+        try:
+            return setting_views(split, split_name, rule_name, params)
+        except InputError as err:
+            raise _user_error(err) from None
+
+    def on_rule(model_name, split_name, rule_name, *values):
+        shown = controls_of(rule_name)
+        updates = [gr.update(visible=c in shown) for c in CONTROLS]
+        return (*updates, *on_control(model_name, split_name, rule_name, *values))
+
+    def on_data(model_name, split_name, rule_name, *values):
+        """A model or split change: slider ranges, every view, and no example open."""
+        layers = splits[(model_name, split_name)].prep.num_layers
+        values = dict(zip(CONTROLS, values))
+        values["patience"] = min(int(values["patience"]), layers)
+        values["layer"] = min(int(values["layer"]), layers)
+        split = splits[(model_name, split_name)]
+        over_fig = overthinking_figure(split.overthinking) if split.overthinking is not None else None
+        return (
+            gr.update(maximum=layers, value=values["patience"]), gr.update(maximum=layers, value=values["layer"]),
+            over_fig, None if over_fig is None else _table(over_fig), None, "", None, None, None, None,
+            *on_control(model_name, split_name, rule_name, *values.values()),
+        )
+
+    def show_example(model_name, split_name, rule_name, *args):
+        *values, index = args
+        split, params = current(model_name, split_name, rule_name, *values)
+        if index is None or not 0 <= int(index) < split.prep.num_examples:
+            raise _user_error(InputError(
+                f"Choose an example index between 0 and {split.prep.num_examples - 1}."))
+        index = int(index)
+        settings = {**default_settings(split.prep.num_layers), rule_name: params}
+        summary, *views = render(split.prep.trace.subset([index]), settings, rule_name)
+        header = (f"#### Example {index} of the {split_name} split ({models[model_name].task.title})\n"
+                  "Raw texts and images are not kept with the cached results; only the labels are shown. "
+                  "Views at the current setting of the sliders (press the button again after moving them).\n\n")
+        return (index, header + summary, *views)
+
+    def on_select(model_name, split_name, rule_name, *values, evt: gr.SelectData):
+        return show_example(model_name, split_name, rule_name, *values, evt.row_value[0])
+
+    def on_calibrate(model_name, rule_name, *args):
+        *values, eps, method_name = args
+        val, test = splits[(model_name, "val")], splits[(model_name, "test")]
+        params = params_from_controls(rule_name, dict(zip(CONTROLS, values)))
+        try:
+            calibration = calibrate(val.prep, rule_name, float(eps), test=test.prep, method=method_name, **params)
+        except InputError as err:
+            raise _user_error(err) from None
+        chosen = calibration.params or params
+        report = calibration_markdown(calibration)
+        if calibration.params is None:
+            report += "\n\nThe sliders are left where they were."
+        shown = control_values(rule_name, chosen)
+        updates = [gr.update(value=shown[c]) if c in shown else gr.update() for c in CONTROLS]
+        return (report, "test", *updates,
+                *setting_views(test, "test", rule_name, chosen))
+
+    def on_export_trace(model_name, split_name):
+        return export_trace(splits[(model_name, split_name)], f"{model_name}_{split_name}")
+
+    def on_export_points(model_name, split_name):
+        return export_points(splits[(model_name, split_name)], f"{model_name}_{split_name}")
+
+    def on_export_figure(model_name, split_name, rule_name, *values):
+        split, params = current(model_name, split_name, rule_name, *values)
+        return export_tradeoff_html(split, f"{model_name}_{split_name}", rule_name, params)
+
+    fast = dict(show_progress="hidden", trigger_mode="always_last", concurrency_limit=None)
+    for name, control in controls.items():
+        control.input(on_control, setting_inputs, setting_outputs, api_name=f"explore_set_{name}", **fast)
+    rule.input(on_rule, setting_inputs, [*controls.values(), *setting_outputs], api_name="explore_set_rule", **fast)
+    data_outputs = [patience, layer, overthinking_plot, overthinking_counts, example_index, *example_outputs,
+                    *setting_outputs]
+    model_choice.input(on_data, setting_inputs, data_outputs, api_name="explore_set_model", **fast)
+    split_choice.input(on_data, setting_inputs, data_outputs, api_name="explore_set_split", **fast)
+    open_example.click(show_example, [*setting_inputs, example_index], [example_index, *example_outputs],
+                       api_name="explore_open_example", concurrency_limit=None)
+    examples_table.select(on_select, setting_inputs, [example_index, *example_outputs],
+                          api_name="explore_select_example", concurrency_limit=None)
+    calibrate_button.click(on_calibrate, [model_choice, rule, *controls.values(), epsilon, method],
+                           [calibration_report, split_choice, *controls.values(), *setting_outputs],
+                           api_name="explore_calibrate", concurrency_limit=None)
+    trace_button.click(on_export_trace, [model_choice, split_choice], exported, api_name="explore_export_trace")
+    points_button.click(on_export_points, [model_choice, split_choice], exported, api_name="explore_export_points")
+    figure_button.click(on_export_figure, setting_inputs, exported, api_name="explore_export_figure")

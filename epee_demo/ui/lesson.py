@@ -1,0 +1,189 @@
+"""The "Lesson" tab: a guided walk through one test example, step by step, for a class.
+
+The example and every step's figures come from the cached test trace of one shipped model
+(the organ-system model when it is there), computed once when the page is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from epee_demo import policies
+from epee_demo.analysis import analyze_example
+from epee_demo.figures.layers import LAYER_TABLE_HEADERS, counter_figure, entropy_figure, layer_table
+from epee_demo.figures.tradeoff import overthinking_figure, tradeoff_figure
+from epee_demo.registry import ShippedModel
+from epee_demo.tradeoff import (
+    PreparedTrace, all_frontiers, best_within_loss, evaluate_setting, overthinking, prepare,
+)
+from epee_demo.ui.controls import default_settings
+
+LESSON_MODEL = "organ-system"
+
+
+@dataclass
+class LessonStep:
+    """One step of the lesson: a title, plain-language text, up to two figures and a table."""
+
+    title: str
+    text: str
+    figures: tuple = ()
+    table: pd.DataFrame | None = None
+
+
+def lesson_example(prep: PreparedTrace) -> int:
+    """The example the lesson follows, chosen deterministically.
+
+    The first example with destructive overthinking (right at some layer, wrong at the last)
+    that EPEE at its default setting answers correctly; else the first with destructive
+    overthinking; else example 0.
+    """
+    if not prep.has_labels:
+        return 0
+    destructive = prep.correct.any(axis=1) & ~prep.correct[:, -1]
+    view = evaluate_setting(prep, "epee", **policies.RULES["epee"].params)
+    rescued = destructive & (view.answers == prep.trace.labels)
+    for candidates in (rescued, destructive):
+        if candidates.any():
+            return int(np.flatnonzero(candidates)[0])
+    return 0
+
+
+def _layers_list(layers) -> str:
+    return ", ".join(str(int(i) + 1) for i in layers) or "none"
+
+
+def lesson_steps(model: ShippedModel) -> list[LessonStep]:
+    """The lesson's steps over the model's test split and its chosen example."""
+    prep = prepare(model.trace("test"))
+    index = lesson_example(prep)
+    example = prep.trace.subset([index])
+    num_layers = prep.num_layers
+    settings = default_settings(num_layers)
+    tau, patience = settings["epee"]["tau"], settings["epee"]["patience"]
+    by_rule = {rule: analyze_example(example, settings, rule) for rule in ("entropy", "patience", "epee")}
+    epee = by_rule["epee"]
+    gold = epee.gold_label
+    kind = "note" if model.task.kind == "text" else "image"
+    right_layers = np.flatnonzero(prep.correct[index]) if prep.has_labels else []
+    entropy_exit, patience_exit = by_rule["entropy"].selected, by_rule["patience"].selected
+
+    steps = [LessonStep(
+        "1. What is an exit?",
+        f"The model reads a {kind} through **{num_layers} layers**, one after another. After **every** layer a "
+        "small classifier — an *exit* — gives its best guess of the answer. Early guesses are cheap; later "
+        "ones cost more computation. An *exit rule* decides, layer by layer, whether the guess is good enough "
+        f"to stop.\n\nWe follow **example {index}** of the test split ({model.task.title}). "
+        + (f"Its known answer is **{gold}**. " if gold else "")
+        + "The table shows the guess at each layer (✓ right, ✗ wrong).",
+        table=pd.DataFrame(layer_table(epee), columns=LAYER_TABLE_HEADERS),
+    )]
+    steps.append(LessonStep(
+        "2. Entropy: how unsure is the guess?",
+        "Each exit gives a probability for every possible answer. **Normalized entropy** sums up how spread "
+        "out those probabilities are: 0 means fully sure of one answer, 1 means no idea at all. The entropy "
+        f"rule stops at the first layer where the entropy drops below a threshold **tau** (here {tau:g}, the "
+        f"dashed line). For this example it stops at **layer {entropy_exit.exit_layer}** and answers "
+        f"**{entropy_exit.label}**.",
+        figures=(entropy_figure(by_rule["entropy"], tau),),
+    ))
+    steps.append(LessonStep(
+        "3. Patience: does the guess stay the same?",
+        "The patience rule (PABEE) ignores how sure each exit is and watches whether exits *agree*: the counter "
+        "goes up by one each time a layer gives the same answer as the layer before, and drops to 0 when the "
+        f"answer changes. It stops when the counter reaches **patience** (here {patience}). For this example it "
+        f"stops at **layer {patience_exit.exit_layer}** and answers **{patience_exit.label}**.",
+        figures=(counter_figure(by_rule["patience"], patience),),
+    ))
+    steps.append(LessonStep(
+        "4. EPEE: whichever fires first",
+        "EPEE combines both: it stops at the first layer where the entropy is below tau **or** the counter "
+        f"reaches patience. Entropy alone would stop at layer {entropy_exit.exit_layer}, patience alone at layer "
+        f"{patience_exit.exit_layer}; EPEE stops at **layer {epee.selected.exit_layer}** and answers "
+        f"**{epee.selected.label}**. The full model, after all {num_layers} layers, answers "
+        f"**{epee.final_label}**.",
+        figures=(entropy_figure(epee, tau), counter_figure(epee, patience)),
+    ))
+    frontiers = all_frontiers(prep)
+    view = evaluate_setting(prep, "epee", tau=tau, patience=patience)
+    point = view.point
+    budget = best_within_loss(frontiers["epee"], 0.01)
+    budget_text = ("" if budget is None else
+                   f" The fastest EPEE setting that loses at most 1 point of accuracy on this split is "
+                   f"{frontiers['epee'].point(budget).label.split(': ')[1]} "
+                   f"({frontiers['epee'].speedup[budget]:.2f}× faster).")
+    steps.append(LessonStep(
+        "5. The trade-off over the whole test split",
+        f"One example is an anecdote. Over all **{point.num_examples}** test examples, EPEE at tau={tau:g}, "
+        f"patience={patience} stops on average after **{point.average_exit_layer:.2f} of {num_layers}** layers "
+        f"(speed-up **{point.speedup:.2f}×**) with accuracy **{100 * point.accuracy:.1f}%**, against "
+        f"**{100 * point.full_accuracy:.1f}%** for the full model.{budget_text} Each line in the chart is one "
+        "rule at all its settings: further right is faster, higher is more accurate. The *Trade-off explorer* "
+        "tab lets you move the settings yourself.",
+        figures=(tradeoff_figure(frontiers, point),),
+    ))
+    if prep.has_labels:
+        destructive = int((prep.correct.any(axis=1) & ~prep.correct[:, -1]).sum())
+        story = (f"Our example {index} is one of them: it was right at layer(s) {_layers_list(right_layers)}, "
+                 f"and the full model ends on **{epee.final_label}** instead of **{gold}**. "
+                 f"EPEE, stopping at layer {epee.selected.exit_layer}, answers **{epee.selected.label}**."
+                 if epee.overthinks else
+                 f"Our example {index} does not overthink: the full model ends on **{epee.final_label}**.")
+        steps.append(LessonStep(
+            "6. Overthinking: when more layers make it worse",
+            f"More computation is not always better. In this test split, **{destructive}** examples are answered "
+            "correctly by some layer and **wrongly by the last one** — the model *overthinks*. An early exit can "
+            f"keep the right answer. {story}\n\nThe chart counts, per layer, the examples that are right there "
+            "and wrong later. Remember: this is a research and teaching demo, never a basis for a clinical decision.",
+            figures=(overthinking_figure(overthinking(prep)),),
+        ))
+    return steps
+
+
+def lesson_model(models: dict[str, ShippedModel]) -> ShippedModel:
+    """The model the lesson follows: the organ-system model when shipped, else the first one."""
+    return models.get(LESSON_MODEL) or next(iter(models.values()))
+
+
+def step_outputs(steps: list[LessonStep], step: int) -> tuple:
+    """What the page shows at ``step`` (0-based): the step, its heading and text, two figures,
+    the table, and whether Back and Next can be pressed."""
+    step = min(max(int(step), 0), len(steps) - 1)
+    current = steps[step]
+    figures = list(current.figures) + [None] * (2 - len(current.figures))
+    return (
+        step,
+        f"**Step {step + 1} of {len(steps)}** · {current.title}",
+        current.text,
+        gr.update(value=figures[0], visible=figures[0] is not None),
+        gr.update(value=figures[1], visible=figures[1] is not None),
+        gr.update(value=current.table, visible=current.table is not None),
+        gr.update(interactive=step > 0),
+        gr.update(interactive=step < len(steps) - 1),
+    )
+
+
+def build_lesson_tab(models: dict[str, ShippedModel]) -> None:
+    """Lay out the guided lesson inside the current Blocks context (call it inside a ``gr.Tab``)."""
+    steps = lesson_steps(lesson_model(models))
+    first = step_outputs(steps, 0)
+    step_state = gr.State(0)
+    heading = gr.Markdown(first[1], elem_id="lesson_heading")
+    text = gr.Markdown(first[2], elem_id="lesson_text")
+    with gr.Row():
+        back = gr.Button("← Back", interactive=False, elem_id="lesson_back")
+        forward = gr.Button("Next →", variant="primary", elem_id="lesson_next")
+    with gr.Row():
+        first_plot = gr.Plot(label="Figure", visible=False, elem_id="lesson_plot_a")
+        second_plot = gr.Plot(label="Figure", visible=False, elem_id="lesson_plot_b")
+    table = gr.Dataframe(first[5]["value"], interactive=False, label="The same example as a table",
+                         elem_id="lesson_table")
+    outputs = [step_state, heading, text, first_plot, second_plot, table, back, forward]
+    back.click(lambda step: step_outputs(steps, step - 1), step_state, outputs, api_name="lesson_back",
+               show_progress="hidden", concurrency_limit=None)
+    forward.click(lambda step: step_outputs(steps, step + 1), step_state, outputs, api_name="lesson_next",
+                  show_progress="hidden", concurrency_limit=None)
