@@ -43,6 +43,8 @@ class ExampleAnalysis:
         exits: every available rule's exit at its own current setting, by rule name.
         final_label: the last layer's answer; final_probability its probability.
         gold_label: the known class name, or None.
+        memorized_layer: earliest layer from which every exit predicts the gold label
+            (L + 1 when the last exit is wrong), or None without a gold label.
     """
 
     label_names: tuple[str, ...]
@@ -57,6 +59,7 @@ class ExampleAnalysis:
     final_label: str
     final_probability: float
     gold_label: str | None
+    memorized_layer: int | None = None
 
     @property
     def num_layers(self) -> int:
@@ -128,4 +131,5 @@ def analyze_example(trace: ExitTrace, settings: dict[str, dict], selected_rule: 
         final_label=trace.label_names[int(predictions[-1])],
         final_probability=float(probs[-1].max()),
         gold_label=trace.label_names[gold] if gold >= 0 else None,
+        memorized_layer=int(policies.memorized_layers(trace.probs, trace.labels)[0]) if gold >= 0 else None,
     )

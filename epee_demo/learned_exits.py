@@ -82,18 +82,6 @@ def exit_cross_entropy(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return -np.log(np.clip(gold, _EPS, 1.0))
 
 
-def memorized_layers(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Memorized layer of each example: [N, L, C], [N] -> int [N].
-
-    The earliest 1-based layer m from which every exit (m, m+1, ..., L) predicts the
-    gold label; ``L + 1`` when the last exit is wrong (never memorized).
-    """
-    probs = np.asarray(probs)
-    correct = probs.argmax(axis=-1) == np.asarray(labels, dtype=np.int64)[:, None]
-    trailing_correct = np.cumprod(correct[:, ::-1], axis=1).sum(axis=1)
-    return (probs.shape[1] + 1 - trailing_correct).astype(np.int64)
-
-
 def target_exit_layers(cross_entropy: np.ndarray, lam: float) -> np.ndarray:
     """JEI-DNN target exit ``l* = argmin_l (CE_l + lam * l / L)`` (1-based, first on ties): [N, L] -> int [N]."""
     cross_entropy = np.asarray(cross_entropy, dtype=np.float64)
@@ -266,7 +254,7 @@ def train_consistentee(train: ExitFeatures, val: ExitFeatures, alpha: float,
     generator = torch.Generator().manual_seed(config.seed)
 
     def tensors(data: ExitFeatures):
-        factor = depth_penalty_factors(memorized_layers(data.probs, data.labels), data.num_layers)
+        factor = depth_penalty_factors(policies.memorized_layers(data.probs, data.labels), data.num_layers)
         return (torch.from_numpy(np.asarray(data.pooled, dtype=np.float32)),
                 torch.from_numpy(exit_cross_entropy(data.probs, data.labels).astype(np.float32)),
                 torch.from_numpy(factor.astype(np.float32)))

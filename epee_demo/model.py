@@ -65,12 +65,18 @@ def _replace_linears(module: nn.Module, make) -> None:
 
 
 def add_lora(module: nn.Module, rank: int, alpha: float, targets: Sequence[str]) -> None:
-    """Wrap every ``nn.Linear`` whose attribute name is in ``targets`` in a ``LoRALinear``."""
+    """Wrap every ``nn.Linear`` whose attribute name is in ``targets`` in a ``LoRALinear``.
+
+    Raises ``ValueError`` when no layer matches (e.g. GPT-2's ``Conv1D`` projections),
+    rather than silently training no adapter.
+    """
     _replace_linears(
         module,
         lambda name, child: LoRALinear(child, rank, alpha)
         if isinstance(child, nn.Linear) and name in targets else None,
     )
+    if not any(isinstance(m, LoRALinear) for m in module.modules()):
+        raise ValueError(f"no nn.Linear layer named any of {list(targets)} to adapt with LoRA")
 
 
 def merge_lora(module: nn.Module) -> None:

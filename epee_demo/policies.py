@@ -205,3 +205,15 @@ def predictions_at(probs: np.ndarray, layers: np.ndarray) -> np.ndarray:
     probs = _check_probs(probs)
     layers = np.asarray(layers, dtype=np.int64)
     return probs[np.arange(probs.shape[0]), layers - 1].argmax(axis=-1)
+
+
+def memorized_layers(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Memorized layer of each example: [N, L, C], [N] -> int [N].
+
+    The earliest 1-based layer m from which every exit (m, m+1, ..., L) predicts the
+    gold label; ``L + 1`` when the last exit is wrong (never memorized).
+    """
+    probs = np.asarray(probs)
+    correct = probs.argmax(axis=-1) == np.asarray(labels, dtype=np.int64)[:, None]
+    trailing_correct = np.cumprod(correct[:, ::-1], axis=1).sum(axis=1)
+    return (probs.shape[1] + 1 - trailing_correct).astype(np.int64)

@@ -52,3 +52,11 @@ def test_learned_rules_without_scores_are_not_offered():
     assert "jei" not in trace.available_rules()
     with pytest.raises(ValueError, match="not available"):
         analyze_example(trace, default_settings(2), "jei")
+
+
+def test_memorized_layer_where_labels_are_known():
+    analysis = analyze_example(one_example([1, 0, 0, 0], [0.9] * 4, gold=0), default_settings(4), "epee")
+    assert analysis.memorized_layer == 2
+    wrong_at_end = analyze_example(one_example([0, 0, 1], [0.9] * 3, gold=0), default_settings(3), "epee")
+    assert wrong_at_end.memorized_layer == 4
+    assert analyze_example(one_example([0, 1], [0.9] * 2), default_settings(2), "epee").memorized_layer is None

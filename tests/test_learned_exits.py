@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from epee_demo import learned_exits as le
+from epee_demo import policies
 from epee_demo.data import LabelledDataset, Split
 from epee_demo.model import CheckpointError, MultiExitClassifier, ModelSpec, build_model, save_checkpoint
 from epee_demo.trace import ExitTrace
@@ -66,7 +67,7 @@ def test_memorized_layers_on_hand_worked_predictions():
         [0, 0, 1],  # last exit wrong -> never (L + 1)
         [2, 2, 2],  # wrong everywhere -> never
     ])
-    memorized = le.memorized_layers(one_hot_probs(predictions), np.zeros(5, dtype=int))
+    memorized = policies.memorized_layers(one_hot_probs(predictions), np.zeros(5, dtype=int))
     np.testing.assert_array_equal(memorized, [1, 2, 3, 4, 4])
     np.testing.assert_allclose(le.depth_penalty_factors(memorized, 3), [2 / 3, 1 / 3, 0, 0, 0])
 
@@ -122,7 +123,7 @@ def test_reinforce_steps_raise_the_exit_probability_where_exiting_early_is_right
     pooled = torch.from_numpy(data.pooled)
     ce = torch.from_numpy(le.exit_cross_entropy(data.probs, data.labels).astype(np.float32))
     factor = torch.from_numpy(le.depth_penalty_factors(
-        le.memorized_layers(data.probs, data.labels), data.num_layers).astype(np.float32))
+        policies.memorized_layers(data.probs, data.labels), data.num_layers).astype(np.float32))
     optimizer = torch.optim.Adam(policy.parameters(), lr=1e-2)
     generator = torch.Generator().manual_seed(0)
     before = torch.sigmoid(policy(pooled))[:, 0].mean().item()

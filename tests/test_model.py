@@ -125,3 +125,8 @@ def test_classifier_trace_keeps_input_order(tiny_multi_exit, token_batches):
     np.testing.assert_allclose(trace.probs, direct, atol=1e-5)
     assert trace.labels.tolist() == [0, 1, 2, 3, 0, 1, 2]
     assert np.isnan(trace.state_cosine[:, 0]).all()
+
+
+def test_lora_refuses_when_no_layer_matches():
+    with pytest.raises(ValueError, match="no nn.Linear layer"):
+        add_lora(nn.Sequential(nn.Linear(4, 4)), rank=2, alpha=4, targets=["c_attn"])

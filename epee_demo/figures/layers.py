@@ -121,6 +121,11 @@ def summary_markdown(analysis: ExampleAnalysis) -> str:
         lines.append("Note: the early answer differs from the full model's.")
     if analysis.gold_label is not None:
         lines.append(f"Known label: **{analysis.gold_label}**.")
+        memorized = analysis.memorized_layer
+        lines.append(
+            f"Memorized layer: **{memorized}** (from there on every exit is right)."
+            if memorized <= analysis.num_layers else "Memorized layer: none (the last exit is wrong)."
+        )
         if analysis.overthinks:
             lines.append("Overthinking: a layer had it right, and the last layer got it wrong.")
     return "\n\n".join(lines)

@@ -359,7 +359,10 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
                   "Views at the current setting of the sliders (press the button again after moving them).\n\n")
         return (index, header + summary, *views)
 
-    def on_select(model_name, split_name, rule_name, *values, evt: gr.SelectData):
+    # Gradio injects the event data only into a named positional parameter (not after *args).
+    def on_select(model_name, split_name, rule_name, tau_value, patience_value, threshold_value,
+                  divergence_tau_value, measure_value, layer_value, evt: gr.SelectData):
+        values = (tau_value, patience_value, threshold_value, divergence_tau_value, measure_value, layer_value)
         return show_example(model_name, split_name, rule_name, *values, evt.row_value[0])
 
     def on_calibrate(model_name, rule_name, *args):
