@@ -60,8 +60,8 @@ def main() -> None:
                 end = time.perf_counter()
                 handler.append(1000 * (middle - start))
                 total.append(1000 * (end - start))
-            print(f"explore_set_{control:<16} {model:<14} {np.median(handler):>10.1f} {np.percentile(handler, 95):>8.1f} "
-                  f"{np.median(total):>20.1f} {np.percentile(total, 95):>6.1f}")
+            print(f"explore_set_{control:<16} {model:<14} {np.median(handler):>10.1f} "
+                  f"{np.percentile(handler, 95):>8.1f} {np.median(total):>20.1f} {np.percentile(total, 95):>6.1f}")
 
 
 if __name__ == "__main__":

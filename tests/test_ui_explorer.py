@@ -7,7 +7,7 @@ from gradio_client import Client
 
 from epee_demo.registry import shipped_models
 from epee_demo.tradeoff import POINTS_CSV_HEADER, TRACE_CSV_HEADER
-from epee_demo.ui import build_demo
+from epee_demo.ui import build_demo, launch_options
 from epee_demo.ui.explorer import OVERTHINKING_HEADERS, prepare_split, setting_views
 from epee_demo.ui.lesson import lesson_example
 
@@ -17,11 +17,16 @@ CONTROLS = {"tau": 0.2, "patience": 3, "threshold": 0.9, "divergence_tau": 0.05,
 
 
 @pytest.fixture(scope="module")
-def client():
+def app_url():
     demo = build_demo()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    yield Client(demo.local_url, verbose=False)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
+    yield demo.local_url
     demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    return Client(app_url, verbose=False)
 
 
 def explore(client, endpoint, model="organ-system", split="test", rule="epee", **values):
@@ -47,12 +52,15 @@ def test_moving_tau_moves_the_operating_point(client):
     assert low[2]["headers"][0] == "series"  # the trade-off figure's data as a table
 
 
-def test_switching_model_updates_slider_range_and_overthinking(client):
-    out = explore(client, "explore_set_model", model="pneumonia", layer=8)
+def test_switching_model_updates_slider_range_and_overthinking(app_url):
+    client = Client(app_url, verbose=False)  # a session of its own: the slider ranges change in it
+    out = explore(client, "explore_set_model", model="pneumonia")
     patience_update, layer_update = out[0], out[1]
     assert patience_update["maximum"] == 8 and layer_update["maximum"] == 8
     assert "of 8" in out[10]  # the operating-point summary
     assert out[-1]["headers"] == OVERTHINKING_HEADERS
+    deepest = explore(client, "explore_set_patience", model="pneumonia", tau=0.0, patience=8)
+    assert "patience=8" in deepest[0]  # the session's patience slider now reaches layer 8
 
 
 def test_calibrate_returns_a_setting_and_test_views(client):
@@ -60,10 +68,10 @@ def test_calibrate_returns_a_setting_and_test_views(client):
                                           api_name="/explore_calibrate")
     assert split == "test"
     assert "Chosen setting" in report and "**test**" in report
-    tau_update = rest[0]
-    summary = rest[6]
+    tau_update, overthinking_plot, summary, tradeoff_plot = rest[0], rest[6], rest[8], rest[9]
     assert f"tau={tau_update['value']:g}" in summary and "test split" in summary
-    assert rest[7] is not None  # the trade-off figure at the chosen setting
+    assert "of 1324 examples" in overthinking_plot["plot"]  # the test split's overthinking
+    assert current_point(tradeoff_plot)[0] > 1.0  # the chosen setting skips layers
 
 
 def test_open_example_shows_its_layers(client):
@@ -107,3 +115,27 @@ def test_setting_views_overthinking_table_lists_the_destructive_examples():
     split = prepare_split(shipped_models()["pneumonia"].trace("val"))
     views = setting_views(split, "val", "entropy", {"tau": 0.3})
     assert len(views[-1]) == split.overthinking.destructive_count
+
+
+@pytest.mark.browser
+def test_selecting_an_overthinking_row_opens_that_example_in_the_browser(app_url):
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, unnamed_controls
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.goto(app_url)
+        page.get_by_role("tab", name="Trade-off explorer").first.click()
+        page.locator("#explore_point").first.wait_for(timeout=60_000)
+        assert unnamed_controls(page) == []
+        table = page.locator("#explore_overthinking_examples").first
+        table.scroll_into_view_if_needed()
+        second_example = prepare_split(shipped_models()["organ-system"].trace("test")).overthinking.destructive
+        index = int(second_example.nonzero()[0][1])
+        table.get_by_text(str(index), exact=True).first.click()
+        page.wait_for_function(
+            f"document.querySelector('#explore_example_summary').innerText.includes('Example {index} ')",
+            timeout=30_000)
+        assert page.locator("#explore_example_index input").first.input_value() == str(index)
+        browser.close()

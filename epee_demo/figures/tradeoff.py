@@ -137,7 +137,7 @@ def class_accuracy_figure(class_accuracy: ClassAccuracy, rule: str | None = None
     ]
     return _figure(
         traces, "Accuracy per class (examples in brackets)", dict(title="accuracy", tickformat=".0%", range=[0, 1]),
-        dict(title="gold class", autorange="reversed"), barmode="group", height=max(320, 40 * len(names) + 140),
+        dict(title="gold class", autorange="reversed", automargin=True), barmode="group", height=max(320, 40 * len(names) + 140),
     )
 
 

@@ -33,9 +33,9 @@ SPLITS = ("test", "val")
 
 TRADEOFF_HELP = """**How to read it.** Each line is one exit rule: every point is a setting of that rule,
 and only the best settings (none faster *and* more accurate) are drawn. Further right = fewer
-layers computed on average; higher = more examples right. The grey dashed line simply stops every
-example after a fixed number of layers; the square is the full model. The ring is the current
-setting of the sliders."""
+layers computed on average; higher = more examples right. The dashed line simply stops every
+example after a fixed number of layers; the black square is the full model. The ring is the
+current setting of the sliders."""
 
 HISTOGRAM_HELP = """**Where examples stop.** Bars count the examples that exit at each layer under the
 current setting. The hatched bars show the *oracle* exit: the earliest layer from which the
@@ -205,8 +205,6 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
     splits = prepare_splits(models)
     first = next(iter(models))
     num_layers = splits[(first, "test")].prep.num_layers
-    # The sliders' build-time range covers every model (a model switch narrows it in the session).
-    most_layers = max(split.prep.num_layers for split in splits.values())
     rules = [r for r in policies.RULES if r in splits[(first, "test")].prep.rules and r != "fixed"]
     start = splits[(first, "test")]
     (start_summary, start_tradeoff, start_tradeoff_table, start_histogram, start_histogram_table, start_class,
@@ -227,7 +225,7 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
         with gr.Column(scale=1):
             tau = gr.Slider(0.0, 1.0, value=0.2, step=0.01, label="tau: entropy threshold (exit when Hn < tau)",
                             elem_id="explore_tau")
-            patience = gr.Slider(1, most_layers, value=3, step=1, label="patience: exit when the counter reaches it",
+            patience = gr.Slider(1, num_layers, value=3, step=1, label="patience: exit when the counter reaches it",
                                  elem_id="explore_patience")
             threshold = gr.Slider(0.0, 1.0, value=0.9, step=0.01, label="threshold", visible=False,
                                   elem_id="explore_threshold")
@@ -236,7 +234,7 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
                                        elem_id="explore_divergence_tau")
             measure = gr.Dropdown(choices=list(policies.DIVERGENCES), value="js", label="divergence", visible=False,
                                   elem_id="explore_measure")
-            layer = gr.Slider(1, most_layers, value=num_layers, step=1, label="fixed exit layer", visible=False,
+            layer = gr.Slider(1, num_layers, value=num_layers, step=1, label="fixed exit layer", visible=False,
                               elem_id="explore_layer")
     point_summary = gr.Markdown(start_summary, elem_id="explore_point")
 
@@ -379,7 +377,8 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
             report += "\n\nThe sliders are left where they were."
         shown = control_values(rule_name, chosen)
         updates = [gr.update(value=shown[c]) if c in shown else gr.update() for c in CONTROLS]
-        return (report, "test", *updates,
+        over_fig = overthinking_figure(test.overthinking) if test.overthinking is not None else None
+        return (report, "test", *updates, over_fig, None if over_fig is None else _table(over_fig),
                 *setting_views(test, "test", rule_name, chosen))
 
     def on_export_trace(model_name, split_name):
@@ -405,7 +404,8 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
     examples_table.select(on_select, setting_inputs, [example_index, *example_outputs],
                           api_name="explore_select_example", concurrency_limit=None)
     calibrate_button.click(on_calibrate, [model_choice, rule, *controls.values(), epsilon, method],
-                           [calibration_report, split_choice, *controls.values(), *setting_outputs],
+                           [calibration_report, split_choice, *controls.values(), overthinking_plot,
+                            overthinking_counts, *setting_outputs],
                            api_name="explore_calibrate", concurrency_limit=None)
     trace_button.click(on_export_trace, [model_choice, split_choice], exported, api_name="explore_export_trace")
     points_button.click(on_export_points, [model_choice, split_choice], exported, api_name="explore_export_points")

@@ -20,6 +20,7 @@ from epee_demo.registry import ShippedModel
 from epee_demo.tradeoff import (
     PreparedTrace, all_frontiers, best_within_loss, evaluate_setting, overthinking, prepare,
 )
+from epee_demo.ui.analyze import SESSION_SECONDS
 from epee_demo.ui.controls import default_settings
 
 LESSON_MODEL = "organ-system"
@@ -73,7 +74,7 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
     entropy_exit, patience_exit = by_rule["entropy"].selected, by_rule["patience"].selected
 
     steps = [LessonStep(
-        "1. What is an exit?",
+        "What is an exit?",
         f"The model reads a {kind} through **{num_layers} layers**, one after another. After **every** layer a "
         "small classifier — an *exit* — gives its best guess of the answer. Early guesses are cheap; later "
         "ones cost more computation. An *exit rule* decides, layer by layer, whether the guess is good enough "
@@ -83,7 +84,7 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
         table=pd.DataFrame(layer_table(epee), columns=LAYER_TABLE_HEADERS),
     )]
     steps.append(LessonStep(
-        "2. Entropy: how unsure is the guess?",
+        "Entropy: how unsure is the guess?",
         "Each exit gives a probability for every possible answer. **Normalized entropy** sums up how spread "
         "out those probabilities are: 0 means fully sure of one answer, 1 means no idea at all. The entropy "
         f"rule stops at the first layer where the entropy drops below a threshold **tau** (here {tau:g}, the "
@@ -92,7 +93,7 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
         figures=(entropy_figure(by_rule["entropy"], tau),),
     ))
     steps.append(LessonStep(
-        "3. Patience: does the guess stay the same?",
+        "Patience: does the guess stay the same?",
         "The patience rule (PABEE) ignores how sure each exit is and watches whether exits *agree*: the counter "
         "goes up by one each time a layer gives the same answer as the layer before, and drops to 0 when the "
         f"answer changes. It stops when the counter reaches **patience** (here {patience}). For this example it "
@@ -100,7 +101,7 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
         figures=(counter_figure(by_rule["patience"], patience),),
     ))
     steps.append(LessonStep(
-        "4. EPEE: whichever fires first",
+        "EPEE: whichever fires first",
         "EPEE combines both: it stops at the first layer where the entropy is below tau **or** the counter "
         f"reaches patience. Entropy alone would stop at layer {entropy_exit.exit_layer}, patience alone at layer "
         f"{patience_exit.exit_layer}; EPEE stops at **layer {epee.selected.exit_layer}** and answers "
@@ -117,7 +118,7 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
                    f"{frontiers['epee'].point(budget).label.split(': ')[1]} "
                    f"({frontiers['epee'].speedup[budget]:.2f}× faster).")
     steps.append(LessonStep(
-        "5. The trade-off over the whole test split",
+        "The trade-off over the whole test split",
         f"One example is an anecdote. Over all **{point.num_examples}** test examples, EPEE at tau={tau:g}, "
         f"patience={patience} stops on average after **{point.average_exit_layer:.2f} of {num_layers}** layers "
         f"(speed-up **{point.speedup:.2f}×**) with accuracy **{100 * point.accuracy:.1f}%**, against "
@@ -134,7 +135,7 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
                  if epee.overthinks else
                  f"Our example {index} does not overthink: the full model ends on **{epee.final_label}**.")
         steps.append(LessonStep(
-            "6. Overthinking: when more layers make it worse",
+            "Overthinking: when more layers make it worse",
             f"More computation is not always better. In this test split, **{destructive}** examples are answered "
             "correctly by some layer and **wrongly by the last one** — the model *overthinks*. An early exit can "
             f"keep the right answer. {story}\n\nThe chart counts, per layer, the examples that are right there "
@@ -171,7 +172,7 @@ def build_lesson_tab(models: dict[str, ShippedModel]) -> None:
     """Lay out the guided lesson inside the current Blocks context (call it inside a ``gr.Tab``)."""
     steps = lesson_steps(lesson_model(models))
     first = step_outputs(steps, 0)
-    step_state = gr.State(0)
+    step_state = gr.State(0, time_to_live=SESSION_SECONDS)
     heading = gr.Markdown(first[1], elem_id="lesson_heading")
     text = gr.Markdown(first[2], elem_id="lesson_text")
     with gr.Row():
