@@ -44,7 +44,8 @@ def device_name(device: torch.device | str) -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return f"CPU ({model}, {torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU ({model}, {threads} thread{'s' if threads > 1 else ''})"
 
 
 def _stopwatch(device: torch.device) -> Callable[[Callable], float]:
