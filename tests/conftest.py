@@ -109,3 +109,14 @@ def tiny_image_shipped_model(tmp_path_factory):
     for split in ("val", "test"):
         classifier.trace(images, [0, 1, 0, 1, 0, 1]).save(folder / f"trace_{split}.npz")
     return ShippedModel(TASKS["pneumonia"], folder)
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    """The real page on the shipped models, launched on loopback for one test module."""
+    from epee_demo.ui import build_demo, launch_options
+
+    demo = build_demo()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
+    yield demo.local_url
+    demo.close()

@@ -7,21 +7,12 @@ from gradio_client import Client
 
 from epee_demo.registry import shipped_models
 from epee_demo.tradeoff import POINTS_CSV_HEADER, TRACE_CSV_HEADER
-from epee_demo.ui import build_demo, launch_options
 from epee_demo.ui.explorer import OVERTHINKING_HEADERS, prepare_split, setting_views
 from epee_demo.ui.lesson import lesson_example
 
 pytestmark = pytest.mark.slow
 
 CONTROLS = {"tau": 0.2, "patience": 3, "threshold": 0.9, "divergence_tau": 0.05, "measure": "js", "layer": 6}
-
-
-@pytest.fixture(scope="module")
-def app_url():
-    demo = build_demo()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
-    yield demo.local_url
-    demo.close()
 
 
 @pytest.fixture(scope="module")
