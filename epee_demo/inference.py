@@ -55,74 +55,55 @@ def with_dtype(classifier: MultiExitClassifier, dtype: torch.dtype) -> MultiExit
 class OnlineExitRule:
     """An exit rule evaluated one layer at a time over the examples still in flight.
 
-    ``scorer`` is the learned rule's callable (pooled [B, i, H], probs [B, i, C]) ->
-    exit probability [B, i]; it is needed by ``consistentee`` and ``jei`` only. Call
-    ``start`` for each batch, ``update`` after each layer and ``keep`` when examples leave.
+    A thin torch-side wrapper of ``policies.LayerwiseRule``: it turns each layer's
+    tensors into the arrays the rule reads (and, for the score-based rules, computes the
+    score: the cosine of consecutive pooled states for ``calm``, the learned scorer's
+    exit probability for ``consistentee`` and ``jei``). ``scorer`` is that learned
+    rule's callable (see ``MultiExitClassifier``). Call ``start`` for each batch,
+    ``update`` after each layer and ``keep`` when examples leave. Every step costs the
+    same at any depth: nothing of earlier layers is re-read but the previous pooled state.
 
-    ``probs`` (float32 [B, i, C]) and ``scores`` (float32 [B, i]) hold what the in-flight
-    examples' first i layers said.
+    ``probs`` (float32 [B, C]) holds the in-flight examples' latest class probabilities.
     """
 
     def __init__(self, rule: str, num_layers: int, scorer: Callable | None = None, **params):
-        if rule not in policies.RULES:
-            raise ValueError(f"unknown exit rule {rule!r}; choose one of {sorted(policies.RULES)}")
-        spec = policies.RULES[rule]
-        self.learned = spec.needs_scores and rule != "calm"
+        policies.LayerwiseRule(rule, num_layers, 0, **params)  # checks the rule and its parameters
+        self.learned = policies.RULES[rule].needs_scores and rule != "calm"
         if self.learned and scorer is None:
             raise ValueError(f"the learned rule {rule!r} needs its exit scorer; this model has none")
-        # Check the rule's name and parameters once, on a dummy trace of full depth.
-        policies.firing_mask(
-            np.full((1, num_layers, 2), 0.5), rule,
-            scores=np.zeros((1, num_layers)) if spec.needs_scores else None, **params,
-        )
         self.rule, self.params, self.scorer = rule, params, scorer
         self.num_layers = num_layers
-        self.needs_scores = spec.needs_scores
-        self.first_layer = int({**spec.params, **params}["layer"]) if rule == "fixed" else 1
         self.start(0)
 
     def start(self, batch_size: int) -> None:
         """Forget the previous batch; the next ``update`` is layer 1 of ``batch_size`` examples."""
-        self.layers_seen = 0
-        self.probs = np.zeros((batch_size, 0, 0), dtype=np.float32)
-        self.scores = np.zeros((batch_size, 0), dtype=np.float32)
-        self._pooled: list[torch.Tensor] = []
-        self._probs: list[torch.Tensor] = []
+        self.layerwise = policies.LayerwiseRule(self.rule, self.num_layers, batch_size, **self.params)
+        self.probs = np.zeros((batch_size, 0), dtype=np.float32)
+        self._previous_pooled: torch.Tensor | None = None
 
     def update(self, pooled: torch.Tensor, probs: torch.Tensor) -> np.ndarray:
         """Take the next layer's pooled states [B, H] and class probabilities [B, C] (float32);
         return where the rule fires at this layer, bool [B] (always True at the last layer)."""
-        self.layers_seen += 1
-        layer_probs = probs.cpu().numpy()
-        self.probs = (layer_probs[:, None] if self.layers_seen == 1
-                      else np.concatenate([self.probs, layer_probs[:, None]], axis=1))
+        layer = self.layerwise.layer  # 0-based index of this layer
+        self.probs = probs.cpu().numpy()
+        scores = None
         if self.rule == "calm":
-            cosine = (np.full(len(layer_probs), np.nan, dtype=np.float32) if not self._pooled
-                      else state_cosine(torch.stack([self._pooled[-1], pooled], 1))[:, 1].cpu().numpy())
-            self._pooled = [pooled]
-            self.scores = np.concatenate([self.scores, cosine[:, None]], axis=1)
+            scores = (np.full(len(self.probs), np.nan, dtype=np.float32) if self._previous_pooled is None
+                      else state_cosine(torch.stack([self._previous_pooled, pooled], 1))[:, 1].cpu().numpy())
+            self._previous_pooled = pooled
         elif self.learned:
-            self._pooled.append(pooled)
-            self._probs.append(probs)
-            score = self.scorer(torch.stack(self._pooled, 1).float(), torch.stack(self._probs, 1))[:, -1]
-            self.scores = np.concatenate([self.scores, score.float().cpu().numpy()[:, None]], axis=1)
-        if self.layers_seen >= self.num_layers:
-            return np.ones(len(layer_probs), dtype=bool)
-        if self.layers_seen < self.first_layer:
-            return np.zeros(len(layer_probs), dtype=bool)
-        mask = policies.firing_mask(
-            self.probs, self.rule, scores=self.scores if self.needs_scores else None, **self.params
-        )
-        return mask[:, -1]
+            score = self.scorer(pooled[:, None].float(), probs[:, None], first_layer=layer)[:, 0]
+            scores = score.float().cpu().numpy()
+        fires = self.layerwise.step(self.probs, scores)
+        return np.ones(len(fires), dtype=bool) if layer + 1 >= self.num_layers else fires
 
     def keep(self, index: np.ndarray) -> None:
         """Keep only the in-flight examples at positions ``index`` (int [K])."""
+        self.layerwise.keep(index)
         self.probs = self.probs[index]
-        self.scores = self.scores[index]
-        if self._pooled:
-            rows = torch.as_tensor(index, device=self._pooled[0].device)
-            self._pooled = [p[rows] for p in self._pooled]
-            self._probs = [p[rows] for p in self._probs]
+        if self._previous_pooled is not None:
+            rows = torch.as_tensor(index, device=self._previous_pooled.device)
+            self._previous_pooled = self._previous_pooled[rows]
 
 
 @torch.inference_mode()
@@ -150,7 +131,7 @@ def run_early_exit(model: MultiExitModel, batch: dict, rule: OnlineExitRule) -> 
         if not fires.any():
             continue
         exit_layers[in_flight[fires]] = index + 1
-        exit_probs[in_flight[fires]] = rule.probs[fires, -1]
+        exit_probs[in_flight[fires]] = rule.probs[fires]
         if fires.all():
             break
         keep = np.flatnonzero(~fires)

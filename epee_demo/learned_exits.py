@@ -111,9 +111,9 @@ def depth_penalty_factors(memorized: np.ndarray, num_layers: int) -> np.ndarray:
 class LayerwiseMLP(nn.Module):
     """One small MLP per layer, ``standardize -> Linear(F, width) -> tanh -> Linear(width, 1)``.
 
-    Input [B, i, F] with i <= L (layer j of the input goes through network j);
-    output the exit logits [B, i]. ``mean`` and ``scale`` [L, F] standardize the inputs
-    of each layer (set from the training features).
+    Input [B, k, F] of layers ``first_layer .. first_layer + k - 1`` (0-based; layer j
+    of the input goes through network j); output the exit logits [B, k]. ``mean`` and
+    ``scale`` [L, F] standardize the inputs of each layer (set from the training features).
     """
 
     def __init__(self, num_layers: int, in_features: int, width: int):
@@ -144,15 +144,17 @@ class LayerwiseMLP(nn.Module):
             self.mean.copy_(features.mean(0))
             self.scale.copy_(features.std(0).clamp(min=1e-4))
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        layers = features.shape[1]
-        if features.ndim != 3 or layers > self.num_layers or features.shape[2] != self.in_features:
+    def forward(self, features: torch.Tensor, first_layer: int = 0) -> torch.Tensor:
+        if (features.ndim != 3 or first_layer < 0 or first_layer + features.shape[1] > self.num_layers
+                or features.shape[2] != self.in_features):
             raise ValueError(
-                f"expected features [B, i <= {self.num_layers}, {self.in_features}]; got {tuple(features.shape)}"
+                f"expected features [B, k, {self.in_features}] of layers {first_layer}..{first_layer}+k-1 "
+                f"< {self.num_layers}; got {tuple(features.shape)}"
             )
-        x = (features - self.mean[:layers]) / self.scale[:layers]
-        hidden = torch.tanh(torch.einsum("bif,ifw->biw", x, self.weight_in[:layers]) + self.bias_in[:layers])
-        return torch.einsum("biw,iw->bi", hidden, self.weight_out[:layers]) + self.bias_out[:layers]
+        layers = slice(first_layer, first_layer + features.shape[1])
+        x = (features - self.mean[layers]) / self.scale[layers]
+        hidden = torch.tanh(torch.einsum("bif,ifw->biw", x, self.weight_in[layers]) + self.bias_in[layers])
+        return torch.einsum("biw,iw->bi", hidden, self.weight_out[layers]) + self.bias_out[layers]
 
 
 def sample_exit_episodes(exit_logits: torch.Tensor, generator: torch.Generator | None = None):
@@ -424,9 +426,10 @@ def _read_networks(folder: Path) -> dict[str, LayerwiseMLP]:
 def load_scorers(folder: str | Path, model) -> dict:
     """The learned exit scorers shipped beside a checkpoint; {} when the folder has none.
 
-    Each scorer maps (pooled [B, i, H], probs [B, i, C]) float tensors of the first
-    i <= L layers to the exit probability of each of those layers, [B, i], on the
-    inputs' device. Keys: ``consistentee`` and ``jei``.
+    Each scorer maps (pooled [B, k, H], probs [B, k, C]) float tensors of layers
+    ``first_layer .. first_layer + k - 1`` (0-based; default 0, the first k layers) to
+    the exit probability of each of those layers, [B, k], on the inputs' device. Keys:
+    ``consistentee`` and ``jei``.
     """
     folder = Path(folder)
     if not (folder / POLICIES_FILE).exists():
@@ -443,13 +446,13 @@ def load_scorers(folder: str | Path, model) -> dict:
     policy, gate = networks["consistentee"].to(device), networks["jei"].to(device)
 
     @torch.no_grad()
-    def consistentee(pooled: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(policy(pooled.float()))
+    def consistentee(pooled: torch.Tensor, probs: torch.Tensor, first_layer: int = 0) -> torch.Tensor:
+        return torch.sigmoid(policy(pooled.float(), first_layer))
 
     @torch.no_grad()
-    def jei(pooled: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    def jei(pooled: torch.Tensor, probs: torch.Tensor, first_layer: int = 0) -> torch.Tensor:
         features = torch.from_numpy(gate_features(probs.detach().float().cpu().numpy()))
-        return torch.sigmoid(gate(features.to(device))).to(probs.device)
+        return torch.sigmoid(gate(features.to(device), first_layer)).to(probs.device)
 
     return {"consistentee": consistentee, "jei": jei}
 

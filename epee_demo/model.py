@@ -246,8 +246,8 @@ class MultiExitClassifier:
     """A trained multi-exit model with its preprocessing: raw inputs in, ``ExitTrace`` out.
 
     ``preprocessor`` turns a list of raw inputs into a dict of tensors; ``exit_scorers``
-    maps a learned rule's name to a callable (pooled [B, L, H], probs [B, L, C]) ->
-    exit probability [B, L].
+    maps a learned rule's name to a callable (pooled [B, k, H], probs [B, k, C],
+    first_layer=0) -> exit probability [B, k] of layers ``first_layer .. first_layer + k - 1``.
     """
 
     def __init__(self, model: MultiExitModel, spec: ModelSpec, preprocessor, exit_scorers=None):

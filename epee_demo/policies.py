@@ -4,7 +4,11 @@ Every rule takes ``probs`` of shape [N, L, C] (N examples, L exits, C classes) a
 returns the 1-based exit layer of each example, an int array of shape [N]. A rule
 "fires" at a layer; the example exits at the first layer where it fires, and at
 layer L when it never fires. Nothing here touches torch or the UI, so a slider
-move re-runs a rule over thousands of cached examples in well under a millisecond.
+move re-runs a rule over thousands of cached examples in a few milliseconds.
+
+Each rule is written once, layer by layer (``LayerwiseRule``): ``firing_mask`` steps
+it over all layers of a trace, and real early exit (``epee_demo.inference``) steps
+the same object over the examples still in flight.
 
 Definitions (the EPEE paper's):
 
@@ -145,47 +149,92 @@ def first_firing_layer(fires: np.ndarray) -> np.ndarray:
     return fires.argmax(axis=1).astype(np.int64) + 1
 
 
-def _scores_for(rule: str, scores, shape) -> np.ndarray:
-    if scores is None:
-        raise ValueError(f"rule {rule!r} needs a per-layer score array [N, L]")
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.shape != shape:
-        raise ValueError(f"scores for rule {rule!r} must have shape {shape}; got {scores.shape}")
-    return scores
-
-
-def firing_mask(probs: np.ndarray, rule: str, *, scores=None, **params) -> np.ndarray:
-    """Where ``rule`` fires: boolean [N, L]. Parameters missing from ``params`` take their defaults."""
-    probs = _check_probs(probs)
+def _check_rule(rule: str, params: dict) -> dict:
+    """The rule's full parameter set (defaults filled in); unknown rules or parameters raise."""
     if rule not in RULES:
         raise ValueError(f"unknown exit rule {rule!r}; choose one of {sorted(RULES)}")
     unknown = set(params) - set(RULES[rule].params)
     if unknown:
         raise ValueError(f"rule {rule!r} takes no parameter(s) {sorted(unknown)}")
-    p = {**RULES[rule].params, **params}
+    return {**RULES[rule].params, **params}
+
+
+class LayerwiseRule:
+    """An exit rule evaluated one layer at a time over N examples: the form real early exit runs.
+
+    ``step(probs, scores)`` takes the next layer's distributions [N, C] (and, for the
+    score-based rules, its scores [N]) and returns where the rule fires there, bool [N];
+    ``keep(index)`` keeps only the examples still in flight. Each rule's state (its
+    counter, the previous layer's prediction or distribution) is a few arrays of length
+    N, so a step costs the same at every depth. ``firing_mask`` runs these same steps
+    over all layers, so the trace's exit layers and real early exit's agree by construction.
+    """
+
+    def __init__(self, rule: str, num_layers: int, num_examples: int, **params):
+        self.rule = rule
+        self.params = _check_rule(rule, params)
+        self.num_layers = num_layers
+        if rule == "fixed" and not 1 <= int(self.params["layer"]) <= num_layers:
+            raise ValueError(f"fixed layer must be in 1..{num_layers}; got {self.params['layer']}")
+        self.needs_scores = RULES[rule].needs_scores
+        self.layer = 0  # layers seen so far
+        self.counter = np.zeros(num_examples, dtype=np.int64)
+        self.previous = None  # the previous layer's prediction [N] or distribution [N, C]
+
+    def step(self, probs: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
+        """Where the rule fires at the next layer, bool [N], given that layer's probs [N, C]."""
+        self.layer += 1
+        rule, p = self.rule, self.params
+        if self.needs_scores:
+            if scores is None:
+                raise ValueError(f"rule {rule!r} needs a per-layer score array [N, L]")
+            # a learned exit probability (consistentee, jei) or the cosine similarity of
+            # consecutive pooled hidden states (calm: NaN at layer 1, which never fires)
+            return np.asarray(scores) >= p["threshold"]
+        if rule == "maxprob":
+            return probs.max(axis=-1) >= p["threshold"]
+        if rule == "fixed":
+            return np.full(len(probs), self.layer == int(p["layer"]))
+        if rule == "entropy":
+            return normalized_entropy(probs) < p["tau"]
+        if rule == "pcee":
+            self.counter = np.where(normalized_entropy(probs) < p["tau"], self.counter + 1, 0)
+            return self.counter == p["patience"]
+        if rule == "fpabee":
+            if self.previous is not None:
+                stable = divergence(self.previous, probs, p["measure"]) < p["tau"]
+                self.counter = np.where(stable, self.counter + 1, 0)
+            self.previous = probs
+            return self.counter == p["patience"]
+        # patience and epee: the PABEE counter of unchanged predictions
+        predictions = probs.argmax(axis=-1)
+        if self.previous is not None:
+            self.counter = np.where(predictions == self.previous, self.counter + 1, 0)
+        self.previous = predictions
+        fires = self.counter == p["patience"]
+        return fires | (normalized_entropy(probs) < p["tau"]) if rule == "epee" else fires
+
+    def keep(self, index: np.ndarray) -> None:
+        """Keep only the examples at positions ``index`` (int [K])."""
+        self.counter = self.counter[index]
+        if self.previous is not None:
+            self.previous = self.previous[index]
+
+
+def firing_mask(probs: np.ndarray, rule: str, *, scores=None, **params) -> np.ndarray:
+    """Where ``rule`` fires: boolean [N, L]. Parameters missing from ``params`` take their defaults."""
+    probs = _check_probs(probs)
     n, num_layers, _ = probs.shape
-    if rule == "entropy":
-        return normalized_entropy(probs) < p["tau"]
-    if rule == "patience":
-        return patience_counters(probs) == p["patience"]
-    if rule == "epee":
-        return (normalized_entropy(probs) < p["tau"]) | (patience_counters(probs) == p["patience"])
-    if rule == "pcee":
-        return confident_run_counters(probs, p["tau"]) == p["patience"]
-    if rule == "maxprob":
-        return probs.max(axis=-1) >= p["threshold"]
-    if rule == "fpabee":
-        return divergence_counters(probs, p["tau"], p["measure"]) == p["patience"]
-    if rule == "fixed":
-        layer = int(p["layer"])
-        if not 1 <= layer <= num_layers:
-            raise ValueError(f"fixed layer must be in 1..{num_layers}; got {layer}")
-        fires = np.zeros((n, num_layers), dtype=bool)
-        fires[:, layer - 1] = True
-        return fires
-    # Score-based rules: a learned exit probability (consistentee, jei) or the cosine
-    # similarity of consecutive pooled hidden states (calm; layer 1 never fires).
-    return _scores_for(rule, scores, (n, num_layers)) >= p["threshold"]
+    layerwise = LayerwiseRule(rule, num_layers, n, **params)
+    if layerwise.needs_scores:
+        if scores is None:
+            raise ValueError(f"rule {rule!r} needs a per-layer score array [N, L]")
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.shape != (n, num_layers):
+            raise ValueError(f"scores for rule {rule!r} must have shape {(n, num_layers)}; got {scores.shape}")
+    return np.stack([
+        layerwise.step(probs[:, i], None if scores is None else scores[:, i]) for i in range(num_layers)
+    ], axis=1)
 
 
 def exit_layers(probs: np.ndarray, rule: str, *, scores=None, **params) -> np.ndarray:

@@ -15,14 +15,19 @@ NUM_LAYERS = 6
 NUM_LABELS = 3
 
 
-def consistentee_scorer(pooled, probs):
-    assert pooled.dim() == 3 and probs.dim() == 3 and pooled.shape[:2] == probs.shape[:2]
-    return torch.sigmoid(pooled[..., :4].sum(-1))
+def layer_weights(first_layer, count):
+    """A per-layer factor, so a scorer called on the wrong layers gives other scores."""
+    return torch.linspace(0.5, 1.0, NUM_LAYERS)[first_layer:first_layer + count]
 
 
-def jei_scorer(pooled, probs):
+def consistentee_scorer(pooled, probs, first_layer=0):
     assert pooled.dim() == 3 and probs.dim() == 3 and pooled.shape[:2] == probs.shape[:2]
-    return probs.max(-1).values * torch.sigmoid(pooled[..., 0])
+    return torch.sigmoid(pooled[..., :4].sum(-1)) * layer_weights(first_layer, pooled.shape[1])
+
+
+def jei_scorer(pooled, probs, first_layer=0):
+    assert pooled.dim() == 3 and probs.dim() == 3 and pooled.shape[:2] == probs.shape[:2]
+    return probs.max(-1).values * torch.sigmoid(pooled[..., 0]) * layer_weights(first_layer, pooled.shape[1])
 
 
 def tiny_classifier() -> MultiExitClassifier:

@@ -247,6 +247,11 @@ def test_scorers_on_a_prefix_equal_the_first_columns(shipped_tiny):
         assert full.shape == (8, 3)
         for layers in range(1, 4):
             torch.testing.assert_close(scorer(pooled[:, :layers], probs[:, :layers]), full[:, :layers])
+        for layer in range(3):  # one layer at a time, as real early exit calls them
+            one = scorer(pooled[:, layer:layer + 1], probs[:, layer:layer + 1], first_layer=layer)
+            torch.testing.assert_close(one, full[:, layer:layer + 1])
+        with pytest.raises(ValueError, match="expected features"):
+            scorer(pooled[:, :2], probs[:, :2], first_layer=2)
 
 
 def test_load_scorers_without_policies_is_empty(tmp_path):

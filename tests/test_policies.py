@@ -157,3 +157,37 @@ def test_bad_arguments_are_refused_clearly():
 def test_predictions_at_exit_layers():
     probs = one_hotish([0, 1, 2], [0.9, 0.9, 0.9])
     assert policies.predictions_at(probs, np.array([2]))[0] == 1
+
+
+@pytest.mark.parametrize("rule, params, counters", [
+    ("patience", {"patience": 3}, lambda probs: patience_counters(probs)),
+    ("epee", {"tau": 0.2, "patience": 3}, lambda probs: patience_counters(probs)),
+    ("pcee", {"tau": 0.5, "patience": 2}, lambda probs: policies.confident_run_counters(probs, 0.5)),
+    ("fpabee", {"tau": 0.1, "patience": 2, "measure": "kl"},
+     lambda probs: policies.divergence_counters(probs, 0.1, "kl")),
+])
+def test_layerwise_counters_equal_the_counter_views(rule, params, counters):
+    probs = random_probs(n=50, seed=5)
+    layerwise = policies.LayerwiseRule(rule, probs.shape[1], len(probs), **params)
+    seen = []
+    for layer in range(probs.shape[1]):
+        layerwise.step(probs[:, layer])
+        seen.append(layerwise.counter.copy())
+    np.testing.assert_array_equal(np.stack(seen, axis=1), counters(probs))
+
+
+@pytest.mark.parametrize("rule", ["entropy", "patience", "epee", "pcee", "maxprob", "fpabee", "fixed", "jei"])
+def test_layerwise_rule_with_examples_leaving_matches_exit_layers(rule):
+    """Real early exit's loop: step the examples in flight, drop those that exited."""
+    probs = random_probs(n=120, seed=6)
+    scores = np.random.default_rng(6).uniform(size=probs.shape[:2])
+    params = {"layer": 3} if rule == "fixed" else {}
+    expected = exit_layers(probs, rule, scores=scores, **params)
+    layerwise = policies.LayerwiseRule(rule, probs.shape[1], len(probs), **params)
+    in_flight, exits = np.arange(len(probs)), np.full(len(probs), probs.shape[1])
+    for layer in range(probs.shape[1] - 1):
+        fires = layerwise.step(probs[in_flight, layer], scores[in_flight, layer])
+        exits[in_flight[fires]] = layer + 1
+        layerwise.keep(np.flatnonzero(~fires))
+        in_flight = in_flight[~fires]
+    np.testing.assert_array_equal(exits, expected)

@@ -31,7 +31,8 @@ def _guides(analysis: ExampleAnalysis, threshold: float | None, threshold_name: 
         shapes.append(dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=threshold, y1=threshold,
                            line=dict(color=PALETTE[5], dash="dash", width=2)))
         annotations.append(dict(xref="paper", yref="y", x=1, y=threshold, xanchor="right", yanchor="bottom",
-                                showarrow=False, text=f"{threshold_name} = {threshold:g}"))
+                                showarrow=False, text=f"{threshold_name} = {threshold:g}",
+                                bgcolor="rgba(255, 255, 255, 0.85)"))  # readable over bars and lines
     return dict(shapes=shapes, annotations=annotations)
 
 

@@ -33,14 +33,15 @@ from epee_demo.registry import ShippedModel
 from epee_demo.trace import ExitTrace
 from epee_demo.ui.controls import CONTROLS, control_values, controls_of, default_settings, params_from_controls
 
-EMPTY_SUMMARY = "Paste a note (or pick an example) and press **Analyze**."
+EMPTY_SUMMARY = "Pick an example, or paste a note or upload an image of your own, and press **Analyze**."
 SESSION_SECONDS = 3600  # a session's trace and settings are forgotten an hour after their last change
 
 
 def render(trace: ExitTrace | None, settings: dict, rule: str):
     """Summary, entropy figure, counter figure, layer table and rule table for the current setting."""
     if trace is None:
-        return EMPTY_SUMMARY, None, None, None, None
+        return (EMPTY_SUMMARY, None, None, pd.DataFrame(columns=LAYER_TABLE_HEADERS),
+                pd.DataFrame(columns=RULE_TABLE_HEADERS))
     analysis = analyze_example(trace, settings, rule)
     params = settings[rule]
     tau = params.get("tau") if rule != "fpabee" else None
@@ -190,10 +191,10 @@ def build_analyze_tab(model: ShippedModel) -> None:
     with gr.Row():
         entropy_plot = gr.Plot(label="Normalized entropy per layer", elem_id="entropy_plot")
         counter_plot = gr.Plot(label="Counter per layer", elem_id="counter_plot")
-    layers_table = gr.Dataframe(label="Per-layer prediction (text equivalent of the charts)",
-                                interactive=False, elem_id="layer_table")
-    rules_table = gr.Dataframe(label="Where every rule exits at its current setting",
-                               interactive=False, elem_id="rule_table")
+    layers_table = gr.Dataframe(headers=LAYER_TABLE_HEADERS, interactive=False, elem_id="layer_table",
+                                label="Per-layer prediction (text equivalent of the charts)")
+    rules_table = gr.Dataframe(headers=RULE_TABLE_HEADERS, interactive=False, elem_id="rule_table",
+                               label="Where every rule exits at its current setting")
 
     controls = {"tau": tau, "patience": patience, "threshold": threshold,
                 "divergence_tau": divergence_tau, "measure": measure, "layer": layer}
