@@ -1,4 +1,5 @@
 import json
+import os
 from dataclasses import asdict
 
 import numpy as np
@@ -8,7 +9,7 @@ from torch import nn
 
 from epee_demo.model import (
     CheckpointError, ExitOutput, LoRALinear, ModelSpec, MultiExitClassifier, add_lora, joint_exit_loss,
-    load_checkpoint, merge_lora, save_checkpoint, state_cosine,
+    load_checkpoint, merge_lora, save_checkpoint, share_cpu_cores, state_cosine,
 )
 from tests.conftest import TokenPreprocessor, tiny_bert
 
@@ -130,3 +131,14 @@ def test_classifier_trace_keeps_input_order(tiny_multi_exit, token_batches):
 def test_lora_refuses_when_no_layer_matches():
     with pytest.raises(ValueError, match="no nn.Linear layer"):
         add_lora(nn.Sequential(nn.Linear(4, 4)), rank=2, alpha=4, targets=["c_attn"])
+
+
+@pytest.mark.parametrize("calls", [1, 2, 64])
+def test_concurrent_calls_share_the_cores(calls):
+    before = torch.get_num_threads()
+    try:
+        cores = len(os.sched_getaffinity(0))
+        threads = share_cpu_cores(calls)
+        assert threads == max(1, cores // calls) and torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)

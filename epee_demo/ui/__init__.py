@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from epee_demo.model import CheckpointError
+from epee_demo.model import CheckpointError, share_cpu_cores
 from epee_demo.registry import ASSETS_DIR, ShippedModel, shipped_models
-from epee_demo.ui.analyze import build_analyze_tab
+from epee_demo.ui.analyze import MODEL_CALLS_AT_ONCE, build_analyze_tab
 from epee_demo.ui.explorer import build_explorer_tab
 from epee_demo.ui.lesson import build_lesson_tab
 
@@ -49,6 +49,7 @@ def build_demo(models: dict[str, ShippedModel] | None = None) -> gr.Blocks:
     models = shipped_models() if models is None else models
     if not models:
         raise CheckpointError(f"no shipped model found in {ASSETS_DIR}: run `epee-demo train` first")
+    share_cpu_cores(MODEL_CALLS_AT_ONCE)  # the concurrent analyses split the cores, none oversubscribes them
     with gr.Blocks(title="EPEE demo: early-exit transformers in biomedicine", analytics_enabled=False,
                    delete_cache=CACHE_DELETION) as demo:
         gr.Markdown(BANNER, elem_id="banner")

@@ -35,6 +35,7 @@ from epee_demo.ui.controls import CONTROLS, control_values, controls_of, default
 
 EMPTY_SUMMARY = "Pick an example, or paste a note or upload an image of your own, and press **Analyze**."
 SESSION_SECONDS = 3600  # a session's trace and settings are forgotten an hour after their last change
+MODEL_CALLS_AT_ONCE = 2  # analyses that run the model at the same time (slider moves never wait for them)
 
 
 def render(trace: ExitTrace | None, settings: dict, rule: str):
@@ -221,7 +222,7 @@ def build_analyze_tab(model: ShippedModel) -> None:
 
     key = model.task.name.replace("-", "_")  # API endpoint suffix
     analyze.click(on_analyze, [*inputs, settings_state, rule], [trace_state, notice, *views, *extra_outputs],
-                  concurrency_limit=2, concurrency_id="model", api_name=f"analyze_{key}")
+                  concurrency_limit=MODEL_CALLS_AT_ONCE, concurrency_id="model", api_name=f"analyze_{key}")
     control_inputs = [trace_state, settings_state, rule, *controls.values()]
     for name, control in controls.items():
         control.input(on_control, control_inputs, [settings_state, *views], show_progress="hidden",
