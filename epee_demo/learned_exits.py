@@ -1,8 +1,7 @@
 """Learned exit rules: ConsistentEE (a REINFORCE policy on pooled states) and JEI-DNN (a gate on confidence features).
 
 Both train on the FROZEN shipped model from cached per-layer features (pooled states
-[N, L, H] and exit distributions [N, L, C] of the train and validation splits) in
-minutes on a CPU, and both give a per-layer exit probability [N, L]; the rules
+[N, L, H] and exit distributions [N, L, C] of the training split) in minutes on a CPU, and both give a per-layer exit probability [N, L]; the rules
 "consistentee" and "jei" in ``policies.py`` exit at the first layer where it reaches a
 threshold.
 
@@ -19,9 +18,12 @@ threshold.
   (not only on those that reach layer l: the target is monotone in l, so the gate
   learns "the best exit is here or behind").
 
-``alpha`` and ``lambda`` are chosen on the validation split: the fastest setting
-(lowest average exit layer at threshold 0.5) whose validation accuracy is within
-``accuracy_tolerance`` of the last exit's; failing that, the most accurate one.
+A seeded ``selection_fraction`` of the training split is held out: it picks each run's
+best epoch and then ``alpha`` and ``lambda`` (the fastest setting, lowest average exit
+layer at threshold 0.5, whose held-out accuracy is within ``accuracy_tolerance`` of the
+last exit's; failing that, the most accurate one). The validation split is never seen
+by the learned rules, so thresholds calibrated on it (``tradeoff.calibrate``) keep their
+finite-sample guarantee, as they do for the fixed rules.
 
 Files beside a checkpoint: ``exit_policies.safetensors`` (both networks, float32)
 and ``exit_policies.json`` (alpha, lambda, architecture, the validation sweep).
@@ -142,7 +144,7 @@ class LayerwiseMLP(nn.Module):
         """Set ``mean`` and ``scale`` from training features [N, L, F]."""
         with torch.no_grad():
             self.mean.copy_(features.mean(0))
-            self.scale.copy_(features.std(0).clamp(min=1e-4))
+            self.scale.copy_(features.std(0, unbiased=False).clamp(min=1e-4))
 
     def forward(self, features: torch.Tensor, first_layer: int = 0) -> torch.Tensor:
         if (features.ndim != 3 or first_layer < 0 or first_layer + features.shape[1] > self.num_layers
@@ -233,6 +235,7 @@ class ExitTrainConfig:
     accuracy_tolerance: float = 0.01
     seed: int = 13
     max_train_examples: int | None = None
+    selection_fraction: float = 0.15
 
 
 def _greedy_summary(exit_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
@@ -248,10 +251,28 @@ def _exit_probabilities(network: LayerwiseMLP, inputs: torch.Tensor) -> np.ndarr
         return torch.sigmoid(network(inputs)).numpy()
 
 
+def split_for_selection(features: ExitFeatures, fraction: float, seed: int) -> tuple[ExitFeatures, ExitFeatures]:
+    """A seeded random split of training features into (fit, held-out selection) parts,
+    the selection part ``fraction`` of them (at least one example on each side)."""
+    if len(features) < 2:
+        raise ValueError(f"the learned exit rules need at least 2 training examples; got {len(features)}")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"selection_fraction must lie strictly between 0 and 1; got {fraction}")
+    order = np.random.default_rng(seed).permutation(len(features))
+    held_out = min(len(features) - 1, max(1, round(fraction * len(features))))
+
+    def part(index):
+        index = np.sort(index)
+        return ExitFeatures(features.pooled[index], features.probs[index], features.labels[index])
+
+    return part(order[held_out:]), part(order[:held_out])
+
+
 def train_consistentee(train: ExitFeatures, val: ExitFeatures, alpha: float,
                        config: ExitTrainConfig) -> tuple[LayerwiseMLP, dict]:
-    """Train the ConsistentEE policy for one ``alpha``; keeps the epoch with the best validation
-    reward of the deterministic policy (exit at probability >= threshold). Returns (policy, val summary)."""
+    """Train the ConsistentEE policy for one ``alpha`` on ``train``; keeps the epoch with the best
+    reward on ``val`` (the held-out selection part) of the deterministic policy (exit at probability
+    >= threshold). Returns (policy, summary on ``val``)."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
 
@@ -277,7 +298,7 @@ def train_consistentee(train: ExitFeatures, val: ExitFeatures, alpha: float,
             optimizer.step()
         exits = policies.first_firing_layer(_exit_probabilities(policy, val_pooled) >= config.threshold)
         reward = consistentee_rewards(torch.from_numpy(exits - 1), val_ce, val_factor, alpha).mean().item()
-        if reward > best_reward:
+        if best_state is None or reward > best_reward:
             best_reward, best_epoch = reward, epoch
             best_state = {k: v.clone() for k, v in policy.state_dict().items()}
     policy.load_state_dict(best_state)
@@ -287,8 +308,8 @@ def train_consistentee(train: ExitFeatures, val: ExitFeatures, alpha: float,
 
 def train_jei(train: ExitFeatures, val: ExitFeatures, lam: float,
               config: ExitTrainConfig) -> tuple[LayerwiseMLP, dict]:
-    """Train the JEI-DNN gates for one ``lam`` with binary cross-entropy; keeps the epoch with
-    the lowest validation loss. Returns (gate, val summary)."""
+    """Train the JEI-DNN gates for one ``lam`` with binary cross-entropy on ``train``; keeps the
+    epoch with the lowest loss on ``val`` (the held-out selection part). Returns (gate, summary on ``val``)."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     num_layers = train.num_layers
@@ -314,7 +335,7 @@ def train_jei(train: ExitFeatures, val: ExitFeatures, lam: float,
             optimizer.step()
         with torch.no_grad():
             val_loss = bce(gate(val_features), val_targets).item()
-        if val_loss < best_loss:
+        if best_state is None or val_loss < best_loss:
             best_loss, best_epoch = val_loss, epoch
             best_state = {k: v.clone() for k, v in gate.state_dict().items()}
     gate.load_state_dict(best_state)
@@ -344,9 +365,11 @@ class TrainedExitPolicies:
     config: ExitTrainConfig
 
 
-def train_exit_policies(train: ExitFeatures, val: ExitFeatures, config: ExitTrainConfig,
+def train_exit_policies(train: ExitFeatures, config: ExitTrainConfig,
                         progress: bool = True) -> TrainedExitPolicies:
-    """Sweep alpha (ConsistentEE) and lambda (JEI-DNN) and keep the setting ``choose_setting`` picks."""
+    """Sweep alpha (ConsistentEE) and lambda (JEI-DNN) on the training features, holding out
+    ``config.selection_fraction`` of them to pick epochs and the setting ``choose_setting`` picks."""
+    train, val = split_for_selection(train, config.selection_fraction, config.seed)
     reference = float((val.probs[:, -1].argmax(-1) == val.labels).mean())
     results = {}
     for name, grid, trainer in (("consistentee", config.alphas, train_consistentee),
@@ -356,7 +379,7 @@ def train_exit_policies(train: ExitFeatures, val: ExitFeatures, config: ExitTrai
             network, row = trainer(train, val, value, config)
             runs.append((network, row))
             if progress:
-                print(f"{name} {'alpha' if name == 'consistentee' else 'lambda'}={value}: val accuracy "
+                print(f"{name} {'alpha' if name == 'consistentee' else 'lambda'}={value}: held-out accuracy "
                       f"{row['accuracy']:.4f} (last exit {reference:.4f}), average exit layer "
                       f"{row['average_exit_layer']:.2f}, best epoch {row['epoch']}", flush=True)
         rows = [row for _, row in runs]
@@ -365,7 +388,7 @@ def train_exit_policies(train: ExitFeatures, val: ExitFeatures, config: ExitTrai
     return TrainedExitPolicies(
         consistentee=results["consistentee"][0], jei=results["jei"][0],
         alpha=results["consistentee"][1]["alpha"], lam=results["jei"][1]["lambda"],
-        sweep={"val_last_exit_accuracy": reference,
+        sweep={"held_out_examples": len(val), "held_out_last_exit_accuracy": reference,
                **{name: rows for name, (_, _, rows) in results.items()}},
         config=config,
     )
@@ -395,9 +418,11 @@ def save_exit_policies(trained: TrainedExitPolicies, folder: str | Path) -> Path
             "features": list(FEATURE_NAMES), "in_features": trained.jei.in_features, "width": trained.jei.width,
             "architecture": "per layer: standardize, Linear(4, width), tanh, Linear(width, 1), sigmoid",
         },
-        "selection": (f"fastest setting at threshold {trained.config.threshold} whose validation accuracy is "
-                      f"within {trained.config.accuracy_tolerance} of the last exit's; the most accurate when none is"),
-        "validation_sweep": trained.sweep,
+        "selection": (f"on a held-out {trained.config.selection_fraction:g} of the training split (the validation "
+                      f"split stays unseen): fastest setting at threshold {trained.config.threshold} whose held-out "
+                      f"accuracy is within {trained.config.accuracy_tolerance} of the last exit's; the most accurate "
+                      "when none is"),
+        "selection_sweep": trained.sweep,
         "train_config": asdict(trained.config),
     }
     (folder / POLICIES_CONFIG).write_text(json.dumps(description, indent=2) + "\n")
@@ -485,14 +510,17 @@ def _weights_digest(folder: Path) -> str:
 def cached_exit_features(classifier: MultiExitClassifier, folder: Path, split: str, data,
                          cache_dir: Path | None) -> ExitFeatures:
     """``collect_exit_features`` of one split, reused from ``cache_dir`` when it was made
-    with the same weights file and example count."""
+    with the same weights file, example count and labels."""
     if cache_dir is None:
         return collect_exit_features(classifier, data.inputs, data.labels)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"{_weights_digest(folder)}_{split}_{len(data)}.npz"
+    labels = np.asarray(data.labels, dtype=np.int64)
+    labels_digest = hashlib.sha256(labels.tobytes()).hexdigest()[:12]
+    path = cache_dir / f"{_weights_digest(folder)}_{split}_{len(data)}_{labels_digest}.npz"
     if path.exists():
         with np.load(path) as cached:
-            return ExitFeatures(cached["pooled"], cached["probs"], cached["labels"])
+            if np.array_equal(cached["labels"], labels):
+                return ExitFeatures(cached["pooled"], cached["probs"], cached["labels"])
     features = collect_exit_features(classifier, data.inputs, data.labels)
     np.savez(path, pooled=features.pooled, probs=features.probs, labels=features.labels)
     return features
@@ -508,8 +536,8 @@ def train_and_ship_exits(classifier: MultiExitClassifier, dataset, folder: str |
                          progress: bool = True) -> dict:
     """The ``train-exits`` run on a checkpoint folder.
 
-    Caches the frozen model's features on the train and validation splits, trains and
-    chooses both learned rules, writes ``exit_policies.*`` into ``folder``, then
+    Caches the frozen model's features on the training split, trains and chooses both
+    learned rules on it (see ``train_exit_policies``), writes ``exit_policies.*`` into ``folder``, then
     recomputes ``trace_val.npz`` and ``trace_test.npz`` with the classifier and the
     loaded scorers, so the traces carry ``exit_scores`` for both rules. Returns the
     test-split summary of each learned rule at the threshold beside the full model.
@@ -522,9 +550,8 @@ def train_and_ship_exits(classifier: MultiExitClassifier, dataset, folder: str |
     if config.max_train_examples:
         train_data = Split(train_data.inputs[:config.max_train_examples],
                            train_data.labels[:config.max_train_examples])
-    features = {split: cached_exit_features(classifier, folder, split, data, cache_dir)
-                for split, data in (("train", train_data), ("val", dataset.val))}
-    trained = train_exit_policies(features["train"], features["val"], config, progress)
+    features = cached_exit_features(classifier, folder, "train", train_data, cache_dir)
+    trained = train_exit_policies(features, config, progress)
     save_exit_policies(trained, folder)
     scoring = MultiExitClassifier(classifier.model, classifier.spec, classifier.preprocessor,
                                   load_scorers(folder, classifier.model))

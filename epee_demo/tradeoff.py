@@ -137,7 +137,8 @@ def prepare(trace: ExitTrace | PreparedTrace) -> PreparedTrace:
 def oracle_exits(predictions: np.ndarray) -> np.ndarray:
     """Earliest layer from which the prediction no longer changes: int [N, L] -> int [N], 1-based.
 
-    Exiting there gives the full model's answer at the lowest cost a rule could reach.
+    Exiting there or later always gives the full model's answer. (An earlier layer may give
+    it too, by chance, before the prediction changes and changes back.)
     """
     predictions = np.asarray(predictions)
     same_as_last = predictions == predictions[:, -1:]
@@ -175,8 +176,10 @@ def _check_setting(prep: PreparedTrace, rule: str, params: dict) -> dict:
     full = {**policies.RULES[rule].params, **params}
     if "measure" in full and full["measure"] not in policies.DIVERGENCES:
         raise InputError(f"Unknown divergence {full['measure']!r}. Choose one of: {', '.join(policies.DIVERGENCES)}.")
-    if "patience" in full and np.any(np.asarray(full["patience"]) < 1):
-        raise InputError("Patience must be at least 1 layer.")
+    if "patience" in full:
+        patience = np.asarray(full["patience"])
+        if np.any(patience < 1) or np.any(patience != np.round(patience)):
+            raise InputError("Patience must be a whole number of layers, at least 1.")
     if "layer" in full and np.any((np.asarray(full["layer"]) < 1) | (np.asarray(full["layer"]) > prep.num_layers)):
         raise InputError(f"The fixed exit layer must be between 1 and {prep.num_layers}.")
     return full
@@ -638,8 +641,8 @@ def scan_path(trace: ExitTrace | PreparedTrace, rule: str, knob: str | None = No
     stay at ``fixed`` or their defaults. The order never looks at the data.
     """
     prep = prepare(trace)
+    knob = knob or SPEED_KNOBS.get(rule)
     base = _check_setting(prep, rule, {k: v for k, v in fixed.items() if k != knob})
-    knob = knob or SPEED_KNOBS[rule]
     if knob not in base or knob == "measure":
         raise InputError(f"Cannot scan {knob!r} for {policies.RULES[rule].title}.")
     values = _param_values(rule, knob, prep.num_layers)

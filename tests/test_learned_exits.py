@@ -213,9 +213,11 @@ def test_train_and_ship_writes_policies_traces_and_summary(shipped_tiny):
     description = json.loads((folder / le.POLICIES_CONFIG).read_text())
     assert description["consistentee"]["alpha"] in (0.05, 0.2)
     assert description["jei"]["lambda"] == 0.1
-    assert len(description["validation_sweep"]["consistentee"]) == 2
+    assert len(description["selection_sweep"]["consistentee"]) == 2
+    assert description["selection_sweep"]["held_out_examples"] == 14  # 15 % of 96 training examples
     assert [row["rule"] for row in summary["test"]] == ["fixed", "consistentee", "jei"]
-    assert sorted(p.name.split("_", 1)[1] for p in cache.iterdir()) == ["train_96.npz", "val_40.npz"]
+    # only the training split's features are cached: the validation split is not used to train or choose
+    assert [p.name.split("_")[1:3] for p in cache.iterdir()] == [["train", "96"]]
     for split in ("val", "test"):
         trace = ExitTrace.load(folder / f"trace_{split}.npz")
         assert trace.num_examples == len(dataset.split(split))
@@ -288,3 +290,28 @@ def test_shipped_traces_carry_the_shipped_scorers():
     np.testing.assert_array_equal(fresh.labels, stored.labels)
     for rule in le.LEARNED_RULES:
         np.testing.assert_allclose(fresh.exit_scores[rule], stored.exit_scores[rule], atol=5e-3)
+
+
+def test_selection_split_is_seeded_disjoint_and_complete():
+    rng = np.random.default_rng(0)
+    features = le.ExitFeatures(rng.normal(size=(40, 3, 5)).astype(np.float32),
+                               rng.dirichlet(np.ones(2), size=(40, 3)).astype(np.float32), np.arange(40))
+    fit, held_out = le.split_for_selection(features, 0.25, seed=7)
+    assert len(held_out) == 10 and len(fit) == 30
+    assert sorted(np.concatenate([fit.labels, held_out.labels]).tolist()) == list(range(40))
+    np.testing.assert_array_equal(held_out.pooled, features.pooled[held_out.labels])
+    again, _ = le.split_for_selection(features, 0.25, seed=7)
+    np.testing.assert_array_equal(again.labels, fit.labels)
+    with pytest.raises(ValueError, match="at least 2 training examples"):
+        le.split_for_selection(le.ExitFeatures(features.pooled[:1], features.probs[:1], features.labels[:1]), 0.2, 0)
+    with pytest.raises(ValueError, match="selection_fraction"):
+        le.split_for_selection(features, 1.0, 0)
+
+
+def test_cached_features_are_not_reused_for_other_labels(shipped_tiny, tmp_path):
+    folder, classifier, dataset, _, _ = shipped_tiny
+    first = le.cached_exit_features(classifier, folder, "train", dataset.train, tmp_path)
+    relabelled = Split(dataset.train.inputs, [1 - y for y in dataset.train.labels])
+    second = le.cached_exit_features(classifier, folder, "train", relabelled, tmp_path)
+    np.testing.assert_array_equal(second.labels, 1 - first.labels)
+    assert len(list(tmp_path.iterdir())) == 2

@@ -81,7 +81,8 @@ def test_exit_layers_match_the_policies_for_every_grid_setting(rule):
     prepared = tradeoff.prepare(trace)
     grid = tradeoff.parameter_grid(prepared, rule)
     batched = tradeoff._grid_exits(prepared, rule, grid)
-    for index in range(0, len(grid), max(1, len(grid) // 60)):
+    stride = max(1, len(grid) // 60) | 1  # odd, so every divergence measure of F-PABEE's grid comes up
+    for index in range(0, len(grid), stride):
         expected = trace.exit_layers(rule, **grid[index])
         np.testing.assert_array_equal(batched[index], expected, err_msg=str(grid[index]))
         np.testing.assert_array_equal(tradeoff.exit_layers(prepared, rule, **grid[index]), expected)
@@ -255,7 +256,6 @@ def test_calibrated_setting_meets_the_bound_on_validation(rule):
     epsilon = 0.05
     result = tradeoff.calibrate(val, rule, epsilon, test=random_trace(seed=3))
     n = val.num_examples
-    assert np.all(np.diff(result.val_statistic) >= 0)  # monotonized, so non-decreasing
     if result.chosen >= 0:
         assert result.val_statistic[result.chosen] <= epsilon
         assert n / (n + 1) * (1 - result.val.agreement) + 1 / (n + 1) <= epsilon + 1e-12
@@ -311,7 +311,7 @@ def test_scan_path_runs_from_conservative_to_aggressive():
     for rule in ("entropy", "maxprob", "patience", "fixed", "pcee"):
         path = tradeoff.scan_path(trace, rule)
         averages = [tradeoff.operating_point(trace, rule, **p).average_exit_layer for p in path]
-        assert averages[0] == trace.num_layers or rule == "pcee"
+        assert averages[0] == trace.num_layers
         assert np.all(np.diff(averages) <= 1e-12), rule
     path = tradeoff.scan_path(trace, "epee", patience=2)
     assert all(p["patience"] == 2 for p in path) and path[0]["tau"] == 0.0
@@ -396,3 +396,13 @@ def test_shipped_traces_give_frontiers_and_a_table():
         assert tradeoff.calibrate(val, "entropy", 0.0, test=test).test.speedup == 1.0
         rows = tradeoff.tradeoff_rows(val, test, val_frontiers=tradeoff.all_frontiers(val), test_frontiers=frontiers)
         assert len(rows) == len(frontiers)
+
+
+def test_patience_must_be_a_whole_number_and_the_scanned_knob_is_not_checked():
+    trace = random_trace(n=50)
+    for rule in ("patience", "pcee", "fpabee"):
+        with pytest.raises(InputError, match="whole number"):
+            tradeoff.operating_point(trace, rule, patience=1.5)
+    # a value given for the knob being scanned is replaced by the grid, not refused
+    path = tradeoff.scan_path(trace, "patience", patience=0)
+    assert [p["patience"] for p in path][-1] == 1
