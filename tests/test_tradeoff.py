@@ -230,6 +230,24 @@ def test_crc_by_hand():
     assert tradeoff.calibrate(trace, "fixed", 0.09).chosen == -1
 
 
+def test_ltt_by_hand():
+    trace = disagreement_trace()
+    # Path layer 3, 2, 1 with 0, 1, 4 disagreements of 9; p-values P(Bin(9, 0.3) <= k).
+    p_values = [0.7 ** 9, 0.7 ** 9 + 9 * 0.3 * 0.7 ** 8, sum(
+        math.comb(9, j) * 0.3 ** j * 0.7 ** (9 - j) for j in range(5))]
+    result = tradeoff.calibrate(trace, "fixed", 0.3, method="ltt", delta=0.1)
+    np.testing.assert_allclose(result.val_statistic, p_values)
+    assert result.params == {"layer": 3}  # 0.040 <= 0.1 < 0.196: the test stops at layer 2
+    assert tradeoff.calibrate(trace, "fixed", 0.3, method="ltt", delta=0.2).params == {"layer": 2}
+    assert tradeoff.calibrate(trace, "fixed", 0.3, method="ltt", delta=0.03).chosen == -1
+
+
+def test_binomial_cdf_edges():
+    np.testing.assert_array_equal(tradeoff.binomial_cdf([0, 3, 5], 5, 1.0), [0.0, 0.0, 1.0])
+    np.testing.assert_array_equal(tradeoff.binomial_cdf([0, 5], 5, 0.0), [1.0, 1.0])
+    assert tradeoff.binomial_cdf([2], 4, 0.5)[0] == pytest.approx(11 / 16)
+
+
 def test_crc_uses_the_monotonized_loss():
     # Example 0 differs from the last layer at layer 2 only: along the path 3, 2, 1 its loss is
     # 0, 1, 0, and the monotonized loss 0, 1, 1 counts it at layer 1 too.
