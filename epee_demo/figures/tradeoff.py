@@ -20,13 +20,15 @@ _LAYOUT = dict(
     template=TEMPLATE, font=dict(size=13), margin=dict(l=70, r=20, t=60, b=60),
     legend=dict(orientation="h", y=-0.2),
 )
+# Short bar charts: a lower legend and a deeper bottom margin, so the legend clears the x-axis title.
+_SHORT = dict(height=340, margin=dict(l=70, r=20, t=60, b=100), legend=dict(orientation="h", y=-0.4))
 _X_AXES = {"speedup": "speed-up (L / mean exit layer)", "saved_fraction": "share of layers skipped"}
 
 
 def _figure(traces: list[dict], title: str, xaxis: dict, yaxis: dict, **layout) -> go.Figure:
     """One figure built and validated in a single call, from plain trace dicts (``go.Scatter``
     objects and ``update_*`` calls would each validate again, several ms apiece)."""
-    return go.Figure(data=traces, layout=dict(title=title, xaxis=xaxis, yaxis=yaxis, **_LAYOUT, **layout))
+    return go.Figure(data=traces, layout=dict(title=title, xaxis=xaxis, yaxis=yaxis, **{**_LAYOUT, **layout}))
 
 
 def _short_title(rule: str) -> str:
@@ -120,7 +122,7 @@ def exit_histogram_figure(
             hovertemplate="layer %{x}<br>%{y} examples<extra></extra>",
         ))
     return _figure(traces, "Where examples exit", dict(title="exit layer", tickvals=layers),
-                   dict(title="examples"), barmode="group", height=340)
+                   dict(title="examples"), barmode="group", **_SHORT)
 
 
 def class_accuracy_figure(class_accuracy: ClassAccuracy, rule: str | None = None) -> go.Figure:
@@ -137,7 +139,8 @@ def class_accuracy_figure(class_accuracy: ClassAccuracy, rule: str | None = None
     ]
     return _figure(
         traces, "Accuracy per class (examples in brackets)", dict(title="accuracy", tickformat=".0%", range=[0, 1]),
-        dict(title="gold class", autorange="reversed", automargin=True), barmode="group", height=max(320, 40 * len(names) + 140),
+        dict(title="gold class", autorange="reversed", automargin=True), barmode="group",
+        height=max(320, 40 * len(names) + 140),
     )
 
 
@@ -156,7 +159,8 @@ def confusion_figure(confusion: np.ndarray, label_names) -> go.Figure:
     changed = int(confusion.sum() - np.trace(confusion))
     return _figure(
         [heatmap], f"Early answer against the full model's ({changed} changed)",
-        dict(title="answer at the exit", tickangle=-30), dict(title="answer of the full model", autorange="reversed"),
+        dict(title="answer at the exit", tickangle=-30, automargin=True),
+        dict(title="answer of the full model", autorange="reversed", automargin=True),
         height=max(360, 36 * len(names) + 160),
     )
 
@@ -176,7 +180,7 @@ def overthinking_figure(overthinking: Overthinking) -> go.Figure:
     return _figure(
         traces, f"Overthinking: {overthinking.destructive_count} of {total} examples are right at some layer "
                 "and wrong at the last",
-        dict(title="layer", tickvals=layers), dict(title="examples"), barmode="group", height=340,
+        dict(title="layer", tickvals=layers), dict(title="examples"), barmode="group", **_SHORT,
     )
 
 
