@@ -8,7 +8,7 @@ from gradio_client import Client
 from epee_demo.registry import shipped_models
 from epee_demo.tradeoff import POINTS_CSV_HEADER, TRACE_CSV_HEADER
 from epee_demo.ui.explorer import OVERTHINKING_HEADERS, prepare_split, setting_views
-from epee_demo.ui.lesson import lesson_example
+from epee_demo.ui.lesson import lesson_example, lesson_steps, step_outputs
 
 pytestmark = pytest.mark.slow
 
@@ -130,3 +130,12 @@ def test_selecting_an_overthinking_row_opens_that_example_in_the_browser(app_url
             timeout=30_000)
         assert page.locator("#explore_example_index input").first.input_value() == str(index)
         browser.close()
+
+
+def test_every_lesson_chart_has_a_table_and_a_name():
+    steps = lesson_steps(shipped_models()["organ-system"])
+    for index, step in enumerate(steps):
+        *_, first, second, table, _, _ = step_outputs(steps, index)
+        assert table["visible"] and len(table["value"]) > 0, step.title
+        for plot, fig in zip((first, second), step.figures):
+            assert plot["label"] == fig.layout.title.text, step.title

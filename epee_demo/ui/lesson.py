@@ -15,7 +15,7 @@ import pandas as pd
 from epee_demo import policies
 from epee_demo.analysis import analyze_example
 from epee_demo.figures.layers import LAYER_TABLE_HEADERS, counter_figure, entropy_figure, layer_table
-from epee_demo.figures.tradeoff import overthinking_figure, tradeoff_figure
+from epee_demo.figures.tradeoff import figure_table, overthinking_figure, tradeoff_figure
 from epee_demo.registry import ShippedModel
 from epee_demo.tradeoff import (
     PreparedTrace, all_frontiers, best_within_loss, evaluate_setting, overthinking, prepare,
@@ -26,14 +26,25 @@ from epee_demo.ui.controls import default_settings
 LESSON_MODEL = "organ-system"
 
 
+EXAMPLE_TABLE_LABEL = "The same example as a table"
+FIGURE_TABLE_LABEL = "The chart's data as a table"
+
+
 @dataclass
 class LessonStep:
-    """One step of the lesson: a title, plain-language text, up to two figures and a table."""
+    """One step of the lesson: a title, plain-language text, up to two figures and a table
+    that carries the same data as text (the example's layers, or the figure's points)."""
 
     title: str
     text: str
     figures: tuple = ()
     table: pd.DataFrame | None = None
+    table_label: str = EXAMPLE_TABLE_LABEL
+
+
+def _figure_data(fig) -> pd.DataFrame:
+    headers, rows = figure_table(fig)
+    return pd.DataFrame(rows, columns=headers)
 
 
 def lesson_example(prep: PreparedTrace) -> int:
@@ -72,6 +83,7 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
     kind = "note" if model.task.kind == "text" else "image"
     right_layers = np.flatnonzero(prep.correct[index]) if prep.has_labels else []
     entropy_exit, patience_exit = by_rule["entropy"].selected, by_rule["patience"].selected
+    example_table = pd.DataFrame(layer_table(epee), columns=LAYER_TABLE_HEADERS)
 
     steps = [LessonStep(
         "What is an exit?",
@@ -81,7 +93,7 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
         f"to stop.\n\nWe follow **example {index}** of the test split ({model.task.title}). "
         + (f"Its known answer is **{gold}**. " if gold else "")
         + "The table shows the guess at each layer (✓ right, ✗ wrong).",
-        table=pd.DataFrame(layer_table(epee), columns=LAYER_TABLE_HEADERS),
+        table=example_table,
     )]
     steps.append(LessonStep(
         "Entropy: how unsure is the guess?",
@@ -90,7 +102,7 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
         f"rule stops at the first layer where the entropy drops below a threshold **tau** (here {tau:g}, the "
         f"dashed line). For this example it stops at **layer {entropy_exit.exit_layer}** and answers "
         f"**{entropy_exit.label}**.",
-        figures=(entropy_figure(by_rule["entropy"], tau),),
+        figures=(entropy_figure(by_rule["entropy"], tau),), table=example_table,
     ))
     steps.append(LessonStep(
         "Patience: does the guess stay the same?",
@@ -98,7 +110,7 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
         "goes up by one each time a layer gives the same answer as the layer before, and drops to 0 when the "
         f"answer changes. It stops when the counter reaches **patience** (here {patience}). For this example it "
         f"stops at **layer {patience_exit.exit_layer}** and answers **{patience_exit.label}**.",
-        figures=(counter_figure(by_rule["patience"], patience),),
+        figures=(counter_figure(by_rule["patience"], patience),), table=example_table,
     ))
     steps.append(LessonStep(
         "EPEE: whichever fires first",
@@ -107,7 +119,7 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
         f"{patience_exit.exit_layer}; EPEE stops at **layer {epee.selected.exit_layer}** and answers "
         f"**{epee.selected.label}**. The full model, after all {num_layers} layers, answers "
         f"**{epee.final_label}**.",
-        figures=(entropy_figure(epee, tau), counter_figure(epee, patience)),
+        figures=(entropy_figure(epee, tau), counter_figure(epee, patience)), table=example_table,
     ))
     frontiers = all_frontiers(prep)
     view = evaluate_setting(prep, "epee", tau=tau, patience=patience)
@@ -117,6 +129,7 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
                    f" The fastest EPEE setting that loses at most 1 point of accuracy on this split is "
                    f"{frontiers['epee'].point(budget).label.split(': ')[1]} "
                    f"({frontiers['epee'].speedup[budget]:.2f}× faster).")
+    trade_off = tradeoff_figure(frontiers, point)
     steps.append(LessonStep(
         "The trade-off over the whole test split",
         f"One example is an anecdote. Over all **{point.num_examples}** test examples, EPEE at tau={tau:g}, "
@@ -125,10 +138,11 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
         f"**{100 * point.full_accuracy:.1f}%** for the full model.{budget_text} Each line in the chart is one "
         "rule at all its settings: further right is faster, higher is more accurate. The *Trade-off explorer* "
         "tab lets you move the settings yourself.",
-        figures=(tradeoff_figure(frontiers, point),),
+        figures=(trade_off,), table=_figure_data(trade_off), table_label=FIGURE_TABLE_LABEL,
     ))
     if prep.has_labels:
         destructive = int((prep.correct.any(axis=1) & ~prep.correct[:, -1]).sum())
+        overthinking_chart = overthinking_figure(overthinking(prep))
         story = (f"Our example {index} is one of them: it was right at layer(s) {_layers_list(right_layers)}, "
                  f"and the full model ends on **{epee.final_label}** instead of **{gold}**. "
                  f"EPEE, stopping at layer {epee.selected.exit_layer}, answers **{epee.selected.label}**."
@@ -140,7 +154,7 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
             "correctly by some layer and **wrongly by the last one** — the model *overthinks*. An early exit can "
             f"keep the right answer. {story}\n\nThe chart counts, per layer, the examples that are right there "
             "and wrong later. Remember: this is a research and teaching demo, never a basis for a clinical decision.",
-            figures=(overthinking_figure(overthinking(prep)),),
+            figures=(overthinking_chart,), table=_figure_data(overthinking_chart), table_label=FIGURE_TABLE_LABEL,
         ))
     return steps
 
@@ -148,6 +162,11 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
 def lesson_model(models: dict[str, ShippedModel]) -> ShippedModel:
     """The model the lesson follows: the organ-system model when shipped, else the first one."""
     return models.get(LESSON_MODEL) or next(iter(models.values()))
+
+
+def _plot_label(fig) -> str:
+    """A figure's title, as the accessible name of the plot that shows it."""
+    return fig.layout.title.text if fig is not None and fig.layout.title.text else "Figure"
 
 
 def step_outputs(steps: list[LessonStep], step: int) -> tuple:
@@ -160,9 +179,8 @@ def step_outputs(steps: list[LessonStep], step: int) -> tuple:
         step,
         f"**Step {step + 1} of {len(steps)}** · {current.title}",
         current.text,
-        gr.update(value=figures[0], visible=figures[0] is not None),
-        gr.update(value=figures[1], visible=figures[1] is not None),
-        gr.update(value=current.table, visible=current.table is not None),
+        *(gr.update(value=fig, visible=fig is not None, label=_plot_label(fig)) for fig in figures),
+        gr.update(value=current.table, visible=current.table is not None, label=current.table_label),
         gr.update(interactive=step > 0),
         gr.update(interactive=step < len(steps) - 1),
     )
@@ -181,7 +199,7 @@ def build_lesson_tab(models: dict[str, ShippedModel]) -> None:
     with gr.Row():
         first_plot = gr.Plot(label="Figure", visible=False, elem_id="lesson_plot_a")
         second_plot = gr.Plot(label="Figure", visible=False, elem_id="lesson_plot_b")
-    table = gr.Dataframe(first[5]["value"], interactive=False, label="The same example as a table",
+    table = gr.Dataframe(first[5]["value"], interactive=False, label=first[5]["label"],
                          elem_id="lesson_table")
     outputs = [step_state, heading, text, first_plot, second_plot, table, back, forward]
     back.click(lambda step: step_outputs(steps, step - 1), step_state, outputs, api_name="lesson_back",
