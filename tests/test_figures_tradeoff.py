@@ -3,7 +3,7 @@ import pytest
 
 from epee_demo import tradeoff
 from epee_demo.figures.tradeoff import (
-    class_accuracy_figure, confusion_figure, exit_histogram_figure, figure_table, overthinking_figure,
+    class_accuracy_figure, confusion_figure, exit_histogram_figure, figure_frame, figure_table, overthinking_figure,
     tradeoff_figure,
 )
 from tests.test_tradeoff import hand_trace, random_trace
@@ -79,6 +79,8 @@ def test_figure_table_carries_the_plotted_values(prepared, frontiers):
     assert headers == ["series", "speed-up (L / mean exit layer)", "accuracy", "note"]
     assert len(rows) == sum(len(t.x) for t in fig.data)
     assert rows[-1][0] == "current setting" and rows[-1][3] == "Entropy (DeeBERT): tau=0.2"
+    frame = figure_frame(fig)
+    assert list(frame.columns) == headers and frame.values.tolist() == rows
 
     view = tradeoff.evaluate_setting(hand_trace(), "maxprob", threshold=0.75)
     headers, rows = figure_table(confusion_figure(view.confusion, ("x", "y", "z")))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 
 from epee_demo import policies
@@ -221,3 +222,9 @@ def figure_table(fig: go.Figure) -> tuple[list[str], list[list]]:
             first, second = (y, x) if horizontal else (x, y)
             rows.append([name, _cell(first), _cell(second), text])
     return headers or ["series", x_title, y_title, "note"], rows
+
+
+def figure_frame(fig: go.Figure) -> pd.DataFrame:
+    """``figure_table`` as a DataFrame: a chart's text equivalent, shown beside it on the page."""
+    headers, rows = figure_table(fig)
+    return pd.DataFrame(rows, columns=headers)

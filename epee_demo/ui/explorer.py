@@ -18,7 +18,7 @@ from epee_demo import policies
 from epee_demo.errors import InputError
 from epee_demo.figures.layers import LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS
 from epee_demo.figures.tradeoff import (
-    class_accuracy_figure, confusion_figure, exit_histogram_figure, figure_table, overthinking_figure,
+    class_accuracy_figure, confusion_figure, exit_histogram_figure, figure_frame, overthinking_figure,
     tradeoff_figure,
 )
 from epee_demo.registry import ShippedModel
@@ -107,11 +107,6 @@ def point_markdown(view: SettingView, split: str) -> str:
     )
 
 
-def _table(fig) -> pd.DataFrame:
-    headers, rows = figure_table(fig)
-    return pd.DataFrame(rows, columns=headers)
-
-
 def overthinking_table(split: PreparedSplit, view: SettingView) -> pd.DataFrame:
     """One row per example with destructive overthinking, with where the current rule exits."""
     if split.overthinking is None:
@@ -138,7 +133,7 @@ def setting_views(split: PreparedSplit, split_name: str, rule: str, params: dict
         class_accuracy_figure(view.class_accuracy, rule) if view.class_accuracy is not None else None,
         confusion_figure(view.confusion, split.prep.trace.label_names),
     ]
-    pairs = [item for fig in figures for item in (fig, None if fig is None else _table(fig))]
+    pairs = [item for fig in figures for item in (fig, None if fig is None else figure_frame(fig))]
     return (point_markdown(view, split_name), *pairs, overthinking_table(split, view))
 
 
@@ -266,7 +261,7 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
         with gr.Column(scale=1):
             gr.Markdown(OVERTHINKING_HELP)
     with gr.Accordion("Data as a table", open=False):
-        overthinking_counts = gr.Dataframe(None if start_overthinking is None else _table(start_overthinking),
+        overthinking_counts = gr.Dataframe(None if start_overthinking is None else figure_frame(start_overthinking),
                                            interactive=False, label="Overthinking per layer (data)",
                                            elem_id="explore_overthinking_counts")
     examples_table = gr.Dataframe(start_examples, headers=OVERTHINKING_HEADERS, interactive=False,
@@ -339,7 +334,7 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
         over_fig = overthinking_figure(split.overthinking) if split.overthinking is not None else None
         return (
             gr.update(maximum=layers, value=values["patience"]), gr.update(maximum=layers, value=values["layer"]),
-            over_fig, None if over_fig is None else _table(over_fig), None, "", None, None, None, None,
+            over_fig, None if over_fig is None else figure_frame(over_fig), None, "", None, None, None, None,
             *on_control(model_name, split_name, rule_name, *values.values()),
         )
 
@@ -378,7 +373,7 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
         shown = control_values(rule_name, chosen)
         updates = [gr.update(value=shown[c]) if c in shown else gr.update() for c in CONTROLS]
         over_fig = overthinking_figure(test.overthinking) if test.overthinking is not None else None
-        return (report, "test", *updates, over_fig, None if over_fig is None else _table(over_fig),
+        return (report, "test", *updates, over_fig, None if over_fig is None else figure_frame(over_fig),
                 *setting_views(test, "test", rule_name, chosen))
 
     def on_export_trace(model_name, split_name):

@@ -15,7 +15,7 @@ import pandas as pd
 from epee_demo import policies
 from epee_demo.analysis import analyze_example
 from epee_demo.figures.layers import LAYER_TABLE_HEADERS, counter_figure, entropy_figure, layer_table
-from epee_demo.figures.tradeoff import figure_table, overthinking_figure, tradeoff_figure
+from epee_demo.figures.tradeoff import figure_frame, overthinking_figure, tradeoff_figure
 from epee_demo.registry import ShippedModel
 from epee_demo.tradeoff import (
     PreparedTrace, all_frontiers, best_within_loss, evaluate_setting, overthinking, prepare,
@@ -40,11 +40,6 @@ class LessonStep:
     figures: tuple = ()
     table: pd.DataFrame | None = None
     table_label: str = EXAMPLE_TABLE_LABEL
-
-
-def _figure_data(fig) -> pd.DataFrame:
-    headers, rows = figure_table(fig)
-    return pd.DataFrame(rows, columns=headers)
 
 
 def lesson_example(prep: PreparedTrace) -> int:
@@ -138,7 +133,7 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
         f"**{100 * point.full_accuracy:.1f}%** for the full model.{budget_text} Each line in the chart is one "
         "rule at all its settings: further right is faster, higher is more accurate. The *Trade-off explorer* "
         "tab lets you move the settings yourself.",
-        figures=(trade_off,), table=_figure_data(trade_off), table_label=FIGURE_TABLE_LABEL,
+        figures=(trade_off,), table=figure_frame(trade_off), table_label=FIGURE_TABLE_LABEL,
     ))
     if prep.has_labels:
         destructive = int((prep.correct.any(axis=1) & ~prep.correct[:, -1]).sum())
@@ -154,7 +149,7 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
             "correctly by some layer and **wrongly by the last one** — the model *overthinks*. An early exit can "
             f"keep the right answer. {story}\n\nThe chart counts, per layer, the examples that are right there "
             "and wrong later. Remember: this is a research and teaching demo, never a basis for a clinical decision.",
-            figures=(overthinking_chart,), table=_figure_data(overthinking_chart), table_label=FIGURE_TABLE_LABEL,
+            figures=(overthinking_chart,), table=figure_frame(overthinking_chart), table_label=FIGURE_TABLE_LABEL,
         ))
     return steps
 
