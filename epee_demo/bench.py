@@ -23,7 +23,7 @@ import torch
 
 from epee_demo import policies
 from epee_demo.inference import (
-    length_order, online_rule_for, resolve_dtype, run_early_exit, run_full, with_dtype,
+    length_order, online_rule_for, resolve_dtype, run_early_exit, run_embedding, run_full, with_dtype,
 )
 from epee_demo.model import MultiExitClassifier, load_checkpoint
 
@@ -116,7 +116,9 @@ class ModelBench:
     """The benchmark of one model: the full model, every head, and every rule's early exit.
 
     ``head_overhead_batch1`` / ``head_overhead_batched`` are the extra time of running
-    every exit head instead of the last one only (0.05 = 5 % slower).
+    every exit head instead of the last one only (0.05 = 5 % slower). ``embedding`` times the
+    embedding alone, the fixed cost that early exit cannot skip; ``embedding_in_layers`` is its
+    mean at batch 1 in units of one layer's mean (the full model's time less it, over L).
     """
 
     name: str
@@ -127,6 +129,8 @@ class ModelBench:
     batch_sizes: list[int]
     full: ModeTiming
     all_heads: ModeTiming
+    embedding: ModeTiming
+    embedding_in_layers: float
     head_overhead_batch1: float
     head_overhead_batched: dict[int, float]
     rules: list[RuleBench]
@@ -168,6 +172,7 @@ def bench_classifier(
     modes = {
         "full": lambda batch: run_full(model, batch),
         "all_heads": lambda batch: run_full(model, batch, all_heads=True),
+        "embedding": lambda batch: run_embedding(model, batch),
         **{rule: (lambda batch, r=r: run_early_exit(model, batch, r)) for rule, r in online.items()},
     }
     singles = [classifier.to_device(classifier.preprocessor([x])) for x in inputs]
@@ -214,11 +219,13 @@ def bench_classifier(
             batched_target_met=(all(s >= BATCHED_TARGET for s in speedup_batched.values())
                                 if on_gpu and rule == "epee" else None),
         ))
-    heads = timing["all_heads"]
+    heads, embedding = timing["all_heads"], timing["embedding"]
+    layer_ms = (full.latency_mean_ms - embedding.latency_mean_ms) / classifier.num_layers
     return ModelBench(
         name=name, device=device_name(device), dtype=str(next(model.parameters()).dtype).replace("torch.", ""),
         num_layers=classifier.num_layers, num_examples=len(inputs), batch_sizes=list(batch_sizes),
-        full=full, all_heads=heads,
+        full=full, all_heads=heads, embedding=embedding,
+        embedding_in_layers=embedding.latency_mean_ms / layer_ms if layer_ms > 0 else float("inf"),
         head_overhead_batch1=heads.latency_mean_ms / full.latency_mean_ms - 1.0,
         head_overhead_batched={b: full.throughput[b] / heads.throughput[b] - 1.0 for b in batch_sizes},
         rules=rule_results, skipped_rules=skipped,
@@ -299,6 +306,9 @@ def format_table(results: Sequence[ModelBench]) -> str:
             f"exit heads' overhead (every head vs last only): {100 * result.head_overhead_batch1:+.1f}% at batch 1, "
             + ", ".join(f"{100 * result.head_overhead_batched[b]:+.1f}% at batch {b}" for b in sizes)
         )
+        lines.append(f"embedding alone (paid by every input, whatever its exit): "
+                     f"{result.embedding.latency_p50_ms:.2f} ms p50 at batch 1, "
+                     f"{result.embedding_in_layers:.2f} of one layer's time")
         lines.append(f"target at batch 1: realized speed-up (b1 x) >= {BATCH1_TARGET} x ideal (L / average exit); "
                      f"b1 target column: PASS/FAIL and realized/ideal. w-ideal weights each exit by that "
                      f"example's full-model time")

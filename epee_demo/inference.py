@@ -161,6 +161,12 @@ def run_full(model: MultiExitModel, batch: dict, all_heads: bool = False) -> np.
     return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
 
+@torch.inference_mode()
+def run_embedding(model: MultiExitModel, batch: dict) -> None:
+    """Only the embedding: the fixed cost every input pays before layer 1, whatever its exit."""
+    model.backbone.embed(batch)
+
+
 def online_rule_for(classifier: MultiExitClassifier, rule: str, **params) -> OnlineExitRule:
     """The online form of ``rule`` for this classifier (with its learned scorer when it has one)."""
     return OnlineExitRule(rule, classifier.num_layers, classifier.exit_scorers.get(rule), **params)

@@ -33,11 +33,12 @@ def test_bench_json_has_every_field(result, tmp_path):
     data = json.loads(write_json([result], tmp_path / "bench.json").read_text())
     model = data["models"][0]
     for key in ("name", "device", "dtype", "num_layers", "num_examples", "full", "all_heads",
-                "head_overhead_batch1", "head_overhead_batched", "rules", "skipped_rules"):
+                "embedding", "embedding_in_layers", "head_overhead_batch1", "head_overhead_batched", "rules",
+                "skipped_rules"):
         assert key in model
     assert model["num_examples"] == 6 and model["num_layers"] == NUM_LAYERS
     assert {r["rule"] for r in model["rules"]} == set(policies.RULES)
-    for timing in [model["full"], model["all_heads"]] + [r["timing"] for r in model["rules"]]:
+    for timing in [model["full"], model["all_heads"], model["embedding"]] + [r["timing"] for r in model["rules"]]:
         assert set(timing["throughput"]) == {"2", "4"}
         assert 0 < timing["latency_p50_ms"] <= timing["latency_p95_ms"]
     assert data["targets"]["batch1_fraction_of_ideal"] == 0.9
@@ -54,6 +55,8 @@ def test_bench_speedups_are_positive_and_finite(result):
         assert rule.batched_target_met is None  # a CPU run has no batched target
     assert result.rules[[r.rule for r in result.rules].index("fixed")].average_exit_layer == 1.0
     assert math.isfinite(result.head_overhead_batch1)
+    assert 0 < result.embedding.latency_mean_ms < result.full.latency_mean_ms
+    assert positive_finite(result.embedding_in_layers)
 
 
 def test_table_names_every_rule_and_target(result):
@@ -61,7 +64,7 @@ def test_table_names_every_rule_and_target(result):
     for rule in result.rules:
         assert rule.rule in table
     assert table.count("PASS") + table.count("FAIL") >= len(result.rules)
-    assert "overhead" in table
+    assert "overhead" in table and "embedding alone" in table
 
 
 def test_learned_rules_without_scorers_are_skipped(classifier):
