@@ -1,14 +1,11 @@
-"""The ``epee-demo`` command: train the shipped models (more subcommands join as they land)."""
+"""The ``epee-demo`` command: ``train`` a model, ``train-exits`` its learned exit rules, ``bench`` real early exit."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-
-import torch
 
 
 def _train(args) -> int:

@@ -107,7 +107,8 @@ def train_joint(
     total_steps = steps_per_epoch * config.epochs
     warmup = max(1, int(config.warmup_fraction * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / (total_steps - warmup)))
+        optimizer,
+        lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup))),
     )
     lengths = [len(x) for x in inputs] if isinstance(inputs[0], str) else None
     classifier = MultiExitClassifier(model, spec, preprocessor)
@@ -187,7 +188,9 @@ def evaluate_and_write(
     metrics = {
         "model": classifier.spec.title,
         "dataset": dataset.name,
-        "split_sizes": {s: len(dataset.split(s)) for s in ("train", "val", "test")},
+        # the training examples actually used (``max_train_examples`` may cap them)
+        "split_sizes": {"train": min(len(dataset.train), config.max_train_examples or len(dataset.train)),
+                        "val": len(dataset.val), "test": len(dataset.test)},
         "test_accuracy_per_layer": per_layer_accuracy(test),
         "val_accuracy_per_layer": per_layer_accuracy(traces["val"]),
         "test_epee_default": rule_summary(test, "epee", **default_epee),
