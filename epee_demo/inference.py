@@ -67,13 +67,12 @@ class OnlineExitRule:
     """
 
     def __init__(self, rule: str, num_layers: int, scorer: Callable | None = None, **params):
-        policies.LayerwiseRule(rule, num_layers, 0, **params)  # checks the rule and its parameters
+        self.rule, self.params, self.scorer = rule, params, scorer
+        self.num_layers = num_layers
+        self.start(0)  # checks the rule and its parameters
         self.learned = policies.RULES[rule].needs_scores and rule != "calm"
         if self.learned and scorer is None:
             raise ValueError(f"the learned rule {rule!r} needs its exit scorer; this model has none")
-        self.rule, self.params, self.scorer = rule, params, scorer
-        self.num_layers = num_layers
-        self.start(0)
 
     def start(self, batch_size: int) -> None:
         """Forget the previous batch; the next ``update`` is layer 1 of ``batch_size`` examples."""

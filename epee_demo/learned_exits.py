@@ -1,9 +1,9 @@
 """Learned exit rules: ConsistentEE (a REINFORCE policy on pooled states) and JEI-DNN (a gate on confidence features).
 
 Both train on the FROZEN shipped model from cached per-layer features (pooled states
-[N, L, H] and exit distributions [N, L, C] of the training split) in minutes on a CPU, and both give a per-layer exit probability [N, L]; the rules
-"consistentee" and "jei" in ``policies.py`` exit at the first layer where it reaches a
-threshold.
+[N, L, H] and exit distributions [N, L, C] of the training split) in minutes on a CPU,
+and both give a per-layer exit probability [N, L]; the rules "consistentee" and "jei"
+in ``policies.py`` exit at the first layer where it reaches a threshold.
 
 * **ConsistentEE**: one small network per layer (standardize, Linear(H, 64), tanh,
   Linear(64, 1), sigmoid) on that layer's pooled state. An episode walks layers 1..L
@@ -26,7 +26,7 @@ by the learned rules, so thresholds calibrated on it (``tradeoff.calibrate``) ke
 finite-sample guarantee, as they do for the fixed rules.
 
 Files beside a checkpoint: ``exit_policies.safetensors`` (both networks, float32)
-and ``exit_policies.json`` (alpha, lambda, architecture, the validation sweep).
+and ``exit_policies.json`` (alpha, lambda, architecture, the held-out selection sweep).
 """
 
 from __future__ import annotations
@@ -268,11 +268,11 @@ def split_for_selection(features: ExitFeatures, fraction: float, seed: int) -> t
     return part(order[held_out:]), part(order[:held_out])
 
 
-def train_consistentee(train: ExitFeatures, val: ExitFeatures, alpha: float,
+def train_consistentee(train: ExitFeatures, held_out: ExitFeatures, alpha: float,
                        config: ExitTrainConfig) -> tuple[LayerwiseMLP, dict]:
-    """Train the ConsistentEE policy for one ``alpha`` on ``train``; keeps the epoch with the best
-    reward on ``val`` (the held-out selection part) of the deterministic policy (exit at probability
-    >= threshold). Returns (policy, summary on ``val``)."""
+    """Train the ConsistentEE policy for one ``alpha`` on ``train``; keeps the epoch whose
+    deterministic policy (exit at probability >= threshold) earns the best reward on
+    ``held_out`` (the selection part of the training split). Returns (policy, summary on it)."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
 
@@ -283,7 +283,7 @@ def train_consistentee(train: ExitFeatures, val: ExitFeatures, alpha: float,
                 torch.from_numpy(factor.astype(np.float32)))
 
     pooled, ce, factor = tensors(train)
-    val_pooled, val_ce, val_factor = tensors(val)
+    held_out_pooled, held_out_ce, held_out_factor = tensors(held_out)
     policy = LayerwiseMLP(train.num_layers, pooled.shape[2], config.policy_width)
     policy.fit_standardization(pooled)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
@@ -296,20 +296,22 @@ def train_consistentee(train: ExitFeatures, val: ExitFeatures, alpha: float,
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        exits = policies.first_firing_layer(_exit_probabilities(policy, val_pooled) >= config.threshold)
-        reward = consistentee_rewards(torch.from_numpy(exits - 1), val_ce, val_factor, alpha).mean().item()
+        exits = policies.first_firing_layer(_exit_probabilities(policy, held_out_pooled) >= config.threshold)
+        reward = consistentee_rewards(torch.from_numpy(exits - 1), held_out_ce, held_out_factor, alpha).mean().item()
         if best_state is None or reward > best_reward:
             best_reward, best_epoch = reward, epoch
             best_state = {k: v.clone() for k, v in policy.state_dict().items()}
     policy.load_state_dict(best_state)
-    summary = _greedy_summary(_exit_probabilities(policy, val_pooled), val.probs, val.labels, config.threshold)
-    return policy, {"alpha": alpha, "epoch": best_epoch, "val_reward": best_reward, **summary}
+    summary = _greedy_summary(_exit_probabilities(policy, held_out_pooled), held_out.probs, held_out.labels,
+                              config.threshold)
+    return policy, {"alpha": alpha, "epoch": best_epoch, "held_out_reward": best_reward, **summary}
 
 
-def train_jei(train: ExitFeatures, val: ExitFeatures, lam: float,
+def train_jei(train: ExitFeatures, held_out: ExitFeatures, lam: float,
               config: ExitTrainConfig) -> tuple[LayerwiseMLP, dict]:
     """Train the JEI-DNN gates for one ``lam`` with binary cross-entropy on ``train``; keeps the
-    epoch with the lowest loss on ``val`` (the held-out selection part). Returns (gate, summary on ``val``)."""
+    epoch with the lowest loss on ``held_out`` (the selection part of the training split).
+    Returns (gate, summary on it)."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     num_layers = train.num_layers
@@ -319,7 +321,7 @@ def train_jei(train: ExitFeatures, val: ExitFeatures, lam: float,
         return torch.from_numpy(gate_features(data.probs)), torch.from_numpy(targets)
 
     features, targets = tensors(train)
-    val_features, val_targets = tensors(val)
+    held_out_features, held_out_targets = tensors(held_out)
     gate = LayerwiseMLP(num_layers, len(FEATURE_NAMES), config.gate_width)
     gate.fit_standardization(features)
     optimizer = torch.optim.Adam(gate.parameters(), lr=config.gate_learning_rate)
@@ -334,13 +336,14 @@ def train_jei(train: ExitFeatures, val: ExitFeatures, lam: float,
             loss.backward()
             optimizer.step()
         with torch.no_grad():
-            val_loss = bce(gate(val_features), val_targets).item()
-        if best_state is None or val_loss < best_loss:
-            best_loss, best_epoch = val_loss, epoch
+            held_out_loss = bce(gate(held_out_features), held_out_targets).item()
+        if best_state is None or held_out_loss < best_loss:
+            best_loss, best_epoch = held_out_loss, epoch
             best_state = {k: v.clone() for k, v in gate.state_dict().items()}
     gate.load_state_dict(best_state)
-    summary = _greedy_summary(_exit_probabilities(gate, val_features), val.probs, val.labels, config.threshold)
-    return gate, {"lambda": lam, "epoch": best_epoch, "val_bce": best_loss, **summary}
+    summary = _greedy_summary(_exit_probabilities(gate, held_out_features), held_out.probs, held_out.labels,
+                              config.threshold)
+    return gate, {"lambda": lam, "epoch": best_epoch, "held_out_bce": best_loss, **summary}
 
 
 def choose_setting(sweep: list[dict], reference_accuracy: float, tolerance: float) -> int:
@@ -369,14 +372,14 @@ def train_exit_policies(train: ExitFeatures, config: ExitTrainConfig,
                         progress: bool = True) -> TrainedExitPolicies:
     """Sweep alpha (ConsistentEE) and lambda (JEI-DNN) on the training features, holding out
     ``config.selection_fraction`` of them to pick epochs and the setting ``choose_setting`` picks."""
-    train, val = split_for_selection(train, config.selection_fraction, config.seed)
-    reference = float((val.probs[:, -1].argmax(-1) == val.labels).mean())
+    train, held_out = split_for_selection(train, config.selection_fraction, config.seed)
+    reference = float((held_out.probs[:, -1].argmax(-1) == held_out.labels).mean())
     results = {}
     for name, grid, trainer in (("consistentee", config.alphas, train_consistentee),
                                 ("jei", config.lambdas, train_jei)):
         runs = []
         for value in grid:
-            network, row = trainer(train, val, value, config)
+            network, row = trainer(train, held_out, value, config)
             runs.append((network, row))
             if progress:
                 print(f"{name} {'alpha' if name == 'consistentee' else 'lambda'}={value}: held-out accuracy "
@@ -388,7 +391,7 @@ def train_exit_policies(train: ExitFeatures, config: ExitTrainConfig,
     return TrainedExitPolicies(
         consistentee=results["consistentee"][0], jei=results["jei"][0],
         alpha=results["consistentee"][1]["alpha"], lam=results["jei"][1]["lambda"],
-        sweep={"held_out_examples": len(val), "held_out_last_exit_accuracy": reference,
+        sweep={"held_out_examples": len(held_out), "held_out_last_exit_accuracy": reference,
                **{name: rows for name, (_, _, rows) in results.items()}},
         config=config,
     )
@@ -519,8 +522,7 @@ def cached_exit_features(classifier: MultiExitClassifier, folder: Path, split: s
     path = cache_dir / f"{_weights_digest(folder)}_{split}_{len(data)}_{labels_digest}.npz"
     if path.exists():
         with np.load(path) as cached:
-            if np.array_equal(cached["labels"], labels):
-                return ExitFeatures(cached["pooled"], cached["probs"], cached["labels"])
+            return ExitFeatures(cached["pooled"], cached["probs"], cached["labels"])
     features = collect_exit_features(classifier, data.inputs, data.labels)
     np.savez(path, pooled=features.pooled, probs=features.probs, labels=features.labels)
     return features

@@ -79,27 +79,14 @@ def normalized_entropy(probs: np.ndarray) -> np.ndarray:
     return np.clip(entropy / np.log(num_classes), 0.0, 1.0)
 
 
-def _run_lengths(condition: np.ndarray) -> np.ndarray:
-    """For a boolean [N, L] array, how many layers in a row (ending at each layer) were True."""
-    counts = np.zeros(condition.shape, dtype=np.int64)
-    running = np.zeros(condition.shape[0], dtype=np.int64)
-    for layer in range(condition.shape[1]):
-        running = np.where(condition[:, layer], running + 1, 0)
-        counts[:, layer] = running
-    return counts
-
-
 def patience_counters(probs: np.ndarray) -> np.ndarray:
     """PABEE counter per layer, [N, L, C] -> int [N, L]; layer 1's counter is 0."""
-    predictions = _check_probs(probs).argmax(axis=-1)
-    same_as_previous = np.zeros(predictions.shape, dtype=bool)
-    same_as_previous[:, 1:] = predictions[:, 1:] == predictions[:, :-1]
-    return _run_lengths(same_as_previous)
+    return _layerwise_counters(probs, "patience")
 
 
 def confident_run_counters(probs: np.ndarray, tau: float) -> np.ndarray:
     """PCEE counter per layer: consecutive layers (ending here) with Hn < tau, int [N, L]."""
-    return _run_lengths(normalized_entropy(_check_probs(probs)) < tau)
+    return _layerwise_counters(probs, "pcee", tau=tau)
 
 
 def divergence(p: np.ndarray, q: np.ndarray, measure: str = "js") -> np.ndarray:
@@ -139,7 +126,7 @@ def layer_divergences(probs: np.ndarray, measure: str = "js") -> np.ndarray:
 
 def divergence_counters(probs: np.ndarray, tau: float, measure: str = "js") -> np.ndarray:
     """F-PABEE counter per layer: consecutive layers whose divergence from the previous is < tau."""
-    return _run_lengths(layer_divergences(probs, measure) < tau)
+    return _layerwise_counters(probs, "fpabee", tau=tau, measure=measure)
 
 
 def first_firing_layer(fires: np.ndarray) -> np.ndarray:
@@ -221,17 +208,24 @@ class LayerwiseRule:
             self.previous = self.previous[index]
 
 
+def _layerwise_counters(probs: np.ndarray, rule: str, **params) -> np.ndarray:
+    """The counter ``LayerwiseRule`` keeps for ``rule``, after each layer: [N, L, C] -> int [N, L]."""
+    probs = _check_probs(probs)
+    layerwise = LayerwiseRule(rule, probs.shape[1], len(probs), **params)
+    counters = []
+    for layer in range(probs.shape[1]):
+        layerwise.step(probs[:, layer])
+        counters.append(layerwise.counter)
+    return np.stack(counters, axis=1)
+
+
 def firing_mask(probs: np.ndarray, rule: str, *, scores=None, **params) -> np.ndarray:
     """Where ``rule`` fires: boolean [N, L]. Parameters missing from ``params`` take their defaults."""
     probs = _check_probs(probs)
     n, num_layers, _ = probs.shape
     layerwise = LayerwiseRule(rule, num_layers, n, **params)
-    if layerwise.needs_scores:
-        if scores is None:
-            raise ValueError(f"rule {rule!r} needs a per-layer score array [N, L]")
-        scores = np.asarray(scores, dtype=np.float64)
-        if scores.shape != (n, num_layers):
-            raise ValueError(f"scores for rule {rule!r} must have shape {(n, num_layers)}; got {scores.shape}")
+    if scores is not None and np.shape(scores) != (n, num_layers):
+        raise ValueError(f"scores for rule {rule!r} must have shape {(n, num_layers)}; got {np.shape(scores)}")
     return np.stack([
         layerwise.step(probs[:, i], None if scores is None else scores[:, i]) for i in range(num_layers)
     ], axis=1)

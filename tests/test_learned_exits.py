@@ -152,7 +152,7 @@ def test_jei_gate_learns_the_target_exit():
     data = synthetic_features(exit_early=False)  # CE is high until the last layer: l* = L
     gate, summary = le.train_jei(data, data, lam=0.1, config=le.ExitTrainConfig(epochs=10, batch_size=64))
     assert summary["average_exit_layer"] == pytest.approx(4, abs=0.1)
-    assert summary["val_bce"] < 0.1
+    assert summary["held_out_bce"] < 0.1
 
 
 def test_layerwise_mlp_on_a_prefix_equals_the_first_columns():

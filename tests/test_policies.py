@@ -159,21 +159,36 @@ def test_predictions_at_exit_layers():
     assert policies.predictions_at(probs, np.array([2]))[0] == 1
 
 
-@pytest.mark.parametrize("rule, params, counters", [
-    ("patience", {"patience": 3}, lambda probs: patience_counters(probs)),
-    ("epee", {"tau": 0.2, "patience": 3}, lambda probs: patience_counters(probs)),
-    ("pcee", {"tau": 0.5, "patience": 2}, lambda probs: policies.confident_run_counters(probs, 0.5)),
-    ("fpabee", {"tau": 0.1, "patience": 2, "measure": "kl"},
-     lambda probs: policies.divergence_counters(probs, 0.1, "kl")),
-])
-def test_layerwise_counters_equal_the_counter_views(rule, params, counters):
+def counters_by_definition(probs, grows) -> np.ndarray:
+    """Counters written out from the definition, one example and one layer at a time:
+    0 at layer 1, then +1 while ``grows(probs, n, i)`` holds, back to 0 when it does not."""
+    out = np.zeros(probs.shape[:2], dtype=np.int64)
+    for n in range(probs.shape[0]):
+        for i in range(1, probs.shape[1]):
+            out[n, i] = out[n, i - 1] + 1 if grows(probs, n, i) else 0
+    return out
+
+
+@pytest.mark.parametrize("counters, grows", [
+    (patience_counters, lambda p, n, i: p[n, i].argmax() == p[n, i - 1].argmax()),
+    (lambda p: policies.divergence_counters(p, 0.1, "kl"),
+     lambda p, n, i: np.sum(p[n, i - 1] * np.log(p[n, i - 1] / p[n, i])) < 0.1),
+], ids=["pabee", "fpabee"])
+def test_counters_follow_their_definition(counters, grows):
     probs = random_probs(n=50, seed=5)
-    layerwise = policies.LayerwiseRule(rule, probs.shape[1], len(probs), **params)
-    seen = []
-    for layer in range(probs.shape[1]):
-        layerwise.step(probs[:, layer])
-        seen.append(layerwise.counter.copy())
-    np.testing.assert_array_equal(np.stack(seen, axis=1), counters(probs))
+    np.testing.assert_array_equal(counters(probs), counters_by_definition(probs, grows))
+
+
+def test_pcee_counter_follows_its_definition():
+    probs = random_probs(n=50, seed=5)
+    confident = normalized_entropy(probs) < 0.5
+    expected = np.zeros(confident.shape, dtype=np.int64)
+    for n in range(probs.shape[0]):
+        run = 0
+        for i in range(probs.shape[1]):
+            run = run + 1 if confident[n, i] else 0
+            expected[n, i] = run
+    np.testing.assert_array_equal(policies.confident_run_counters(probs, 0.5), expected)
 
 
 @pytest.mark.parametrize("rule", ["entropy", "patience", "epee", "pcee", "maxprob", "fpabee", "fixed", "jei"])
