@@ -43,7 +43,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from epee_demo import policies
-from epee_demo.data import Split
 from epee_demo.model import CheckpointError, MultiExitClassifier, WEIGHTS_FILE
 
 POLICIES_FILE = "exit_policies.safetensors"
@@ -548,10 +547,7 @@ def train_and_ship_exits(classifier: MultiExitClassifier, dataset, folder: str |
 
     folder = Path(folder)
     classifier.model.eval()
-    train_data = dataset.train
-    if config.max_train_examples:
-        train_data = Split(train_data.inputs[:config.max_train_examples],
-                           train_data.labels[:config.max_train_examples])
+    train_data = dataset.train.first(config.max_train_examples)
     features = cached_exit_features(classifier, folder, "train", train_data, cache_dir)
     trained = train_exit_policies(features, config, progress)
     save_exit_policies(trained, folder)

@@ -97,9 +97,8 @@ def train_joint(
     seed_everything(config.seed)
     model.to(device)
     mark_trainable(model, spec)
-    inputs, labels = list(dataset.train.inputs), list(dataset.train.labels)
-    if config.max_train_examples:
-        inputs, labels = inputs[: config.max_train_examples], labels[: config.max_train_examples]
+    train = dataset.train.first(config.max_train_examples)
+    inputs, labels = list(train.inputs), list(train.labels)
     weights = class_weights(labels, spec.num_labels).to(device) if config.balance_classes else None
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -188,8 +187,7 @@ def evaluate_and_write(
     metrics = {
         "model": classifier.spec.title,
         "dataset": dataset.name,
-        # the training examples actually used (``max_train_examples`` may cap them)
-        "split_sizes": {"train": min(len(dataset.train), config.max_train_examples or len(dataset.train)),
+        "split_sizes": {"train": len(dataset.train.first(config.max_train_examples)),  # the examples used
                         "val": len(dataset.val), "test": len(dataset.test)},
         "test_accuracy_per_layer": per_layer_accuracy(test),
         "val_accuracy_per_layer": per_layer_accuracy(traces["val"]),

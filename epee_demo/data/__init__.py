@@ -28,6 +28,10 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def first(self, count: int | None) -> "Split":
+        """The first ``count`` examples (a quick run's cap), or the whole split when ``count`` is None."""
+        return self if count is None else Split(self.inputs[:count], self.labels[:count])
+
 
 @dataclass
 class LabelledDataset:
