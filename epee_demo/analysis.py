@@ -35,10 +35,11 @@ class ExampleAnalysis:
         top_probability: float [L], probability of the predicted class.
         entropy: float [L], normalized entropy Hn.
         patience_counter: int [L], the PABEE counter.
-        rule_counter: int [L], the counter the selected rule watches (PABEE's for epee
-            and patience, confident-layer run for pcee, low-divergence run for fpabee),
-            or None for rules without a counter.
-        rule_counter_name: what ``rule_counter`` counts, for axis labels.
+        rule_counter: [L], the value the selected rule compares at each layer
+            (``RuleSpec.shown``): PABEE's counter for epee and patience, the confident-layer
+            run for pcee, the low-divergence run for fpabee, the compared score for calm,
+            consistentee and jei (a_l for JEI-DNN); None for rules that compare nothing of their own.
+        rule_counter_name: what ``rule_counter`` holds, for axis labels.
         selected: the selected rule's exit.
         exits: every available rule's exit at its own current setting, by rule name.
         final_label: the last layer's answer; final_probability its probability.
@@ -73,30 +74,16 @@ class ExampleAnalysis:
         return self.gold_label in self.predicted and self.final_label != self.gold_label
 
 
-COUNTER_NAMES = {
-    "epee": "patience counter (same answer as previous layer)",
-    "patience": "patience counter (same answer as previous layer)",
-    "pcee": "confident layers in a row (Hn < tau)",
-    "fpabee": "stable layers in a row (divergence < tau)",
-}
-
-
 def rule_counter(trace: ExitTrace, rule: str, params: dict) -> np.ndarray | None:
-    """The counter a rule compares with its patience, [N, L], or None if it has none."""
-    if rule in ("epee", "patience"):
-        return policies.patience_counters(trace.probs)
-    if rule == "pcee":
-        return policies.confident_run_counters(trace.probs, params["tau"])
-    if rule == "fpabee":
-        return policies.divergence_counters(trace.probs, params["tau"], params["measure"])
-    return None
+    """The value a rule compares at each layer (its counter or score), [N, L], or None if none."""
+    return policies.rule_values(trace.probs, rule, scores=trace.scores_for(rule), **params)
 
 
 def rule_exit(trace: ExitTrace, rule: str, params: dict) -> RuleExit:
-    """Exit layer and answer of a one-example trace under one rule."""
-    layer = int(trace.exit_layers(rule, **params)[0])
-    probs = trace.probs[0, layer - 1]
-    return RuleExit(rule, dict(params), layer, trace.label_names[int(probs.argmax())], float(probs.max()))
+    """Exit layer and answer of a one-example trace under one rule (PCEE answers with its run's mean)."""
+    exits, answers = policies.exit_answers(trace.probs, rule, scores=trace.scores_for(rule), **params)
+    answer = answers[0]
+    return RuleExit(rule, dict(params), int(exits[0]), trace.label_names[int(answer.argmax())], float(answer.max()))
 
 
 def analyze_example(trace: ExitTrace, settings: dict[str, dict], selected_rule: str) -> ExampleAnalysis:
@@ -125,7 +112,7 @@ def analyze_example(trace: ExitTrace, settings: dict[str, dict], selected_rule: 
         entropy=policies.normalized_entropy(probs),
         patience_counter=policies.patience_counters(trace.probs)[0],
         rule_counter=None if counter is None else counter[0],
-        rule_counter_name=COUNTER_NAMES.get(selected_rule, ""),
+        rule_counter_name=policies.RULES[selected_rule].shown,
         selected=exits[selected_rule],
         exits=exits,
         final_label=trace.label_names[int(predictions[-1])],

@@ -142,7 +142,7 @@ def default_rule_settings(classifier: MultiExitClassifier) -> tuple[dict[str, di
     """Every rule at its default setting that this classifier can run, and the skipped ones with why."""
     rules, skipped = {}, {}
     for name, spec in policies.RULES.items():
-        if spec.needs_scores and name != "calm" and name not in classifier.exit_scorers:
+        if spec.score_source == "exit_scores" and name not in classifier.exit_scorers:
             skipped[name] = "no learned exit scorer shipped with this model"
         else:
             rules[name] = dict(spec.params)

@@ -63,14 +63,17 @@ class OnlineExitRule:
     ``update`` after each layer and ``keep`` when examples leave. Every step costs the
     same at any depth: nothing of earlier layers is re-read but the previous pooled state.
 
-    ``probs`` (float32 [B, C]) holds the in-flight examples' latest class probabilities.
+    ``probs`` (float32 [B, C]) holds the in-flight examples' latest class probabilities;
+    ``answers()`` what each would answer if it exited now (the rule's answer where it fired,
+    such as PCEE's run mean, the layer's own distribution where it did not).
     """
 
     def __init__(self, rule: str, num_layers: int, scorer: Callable | None = None, **params):
         self.rule, self.params, self.scorer = rule, params, scorer
         self.num_layers = num_layers
         self.start(0)  # checks the rule and its parameters
-        self.learned = policies.RULES[rule].needs_scores and rule != "calm"
+        self.source = policies.RULES[rule].score_source
+        self.learned = self.source == "exit_scores"
         if self.learned and scorer is None:
             raise ValueError(f"the learned rule {rule!r} needs its exit scorer; this model has none")
 
@@ -78,6 +81,7 @@ class OnlineExitRule:
         """Forget the previous batch; the next ``update`` is layer 1 of ``batch_size`` examples."""
         self.layerwise = policies.LayerwiseRule(self.rule, self.num_layers, batch_size, **self.params)
         self.probs = np.zeros((batch_size, 0), dtype=np.float32)
+        self.fired = np.zeros(batch_size, dtype=bool)
         self._previous_pooled: torch.Tensor | None = None
 
     def update(self, pooled: torch.Tensor, probs: torch.Tensor) -> np.ndarray:
@@ -86,20 +90,26 @@ class OnlineExitRule:
         layer = self.layerwise.layer  # 0-based index of this layer
         self.probs = probs.cpu().numpy()
         scores = None
-        if self.rule == "calm":
+        if self.source == "state_cosine":
             scores = (np.full(len(self.probs), np.nan, dtype=np.float32) if self._previous_pooled is None
                       else state_cosine(torch.stack([self._previous_pooled, pooled], 1))[:, 1].cpu().numpy())
             self._previous_pooled = pooled
         elif self.learned:
             score = self.scorer(pooled[:, None].float(), probs[:, None], first_layer=layer)[:, 0]
             scores = score.float().cpu().numpy()
-        fires = self.layerwise.step(self.probs, scores)
-        return np.ones(len(fires), dtype=bool) if layer + 1 >= self.num_layers else fires
+        self.fired = self.layerwise.step(self.probs, scores)
+        return np.ones(len(self.fired), dtype=bool) if layer + 1 >= self.num_layers else self.fired
+
+    def answers(self) -> np.ndarray:
+        """What each in-flight example answers with if it exits at this layer, float32 [B, C]."""
+        answer = np.asarray(self.layerwise.answer(), dtype=np.float32)
+        return np.where(self.fired[:, None], answer, self.probs)
 
     def keep(self, index: np.ndarray) -> None:
         """Keep only the in-flight examples at positions ``index`` (int [K])."""
         self.layerwise.keep(index)
         self.probs = self.probs[index]
+        self.fired = self.fired[index]
         if self._previous_pooled is not None:
             rows = torch.as_tensor(index, device=self._previous_pooled.device)
             self._previous_pooled = self._previous_pooled[rows]
@@ -130,7 +140,7 @@ def run_early_exit(model: MultiExitModel, batch: dict, rule: OnlineExitRule) -> 
         if not fires.any():
             continue
         exit_layers[in_flight[fires]] = index + 1
-        exit_probs[in_flight[fires]] = rule.probs[fires]
+        exit_probs[in_flight[fires]] = rule.answers()[fires]
         if fires.all():
             break
         keep = np.flatnonzero(~fires)

@@ -237,10 +237,12 @@ class ExitTrainConfig:
     selection_fraction: float = 0.15
 
 
-def _greedy_summary(exit_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
-    exits = policies.first_firing_layer(exit_probs >= threshold)
+def _greedy_summary(rule: str, exit_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray,
+                    threshold: float) -> dict:
+    """Accuracy and average exit layer of the learned ``rule`` at ``threshold`` (its own exit test)."""
+    exits, answers = policies.exit_answers(probs, rule, scores=exit_probs, threshold=threshold)
     return {
-        "accuracy": float((policies.predictions_at(probs, exits) == labels).mean()),
+        "accuracy": float((answers.argmax(axis=-1) == labels).mean()),
         "average_exit_layer": float(exits.mean()),
     }
 
@@ -295,13 +297,14 @@ def train_consistentee(train: ExitFeatures, held_out: ExitFeatures, alpha: float
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        exits = policies.first_firing_layer(_exit_probabilities(policy, held_out_pooled) >= config.threshold)
+        exits = policies.exit_layers(held_out.probs, "consistentee", scores=_exit_probabilities(policy, held_out_pooled),
+                                     threshold=config.threshold)
         reward = consistentee_rewards(torch.from_numpy(exits - 1), held_out_ce, held_out_factor, alpha).mean().item()
         if best_state is None or reward > best_reward:
             best_reward, best_epoch = reward, epoch
             best_state = {k: v.clone() for k, v in policy.state_dict().items()}
     policy.load_state_dict(best_state)
-    summary = _greedy_summary(_exit_probabilities(policy, held_out_pooled), held_out.probs, held_out.labels,
+    summary = _greedy_summary("consistentee", _exit_probabilities(policy, held_out_pooled), held_out.probs, held_out.labels,
                               config.threshold)
     return policy, {"alpha": alpha, "epoch": best_epoch, "held_out_reward": best_reward, **summary}
 
@@ -340,7 +343,7 @@ def train_jei(train: ExitFeatures, held_out: ExitFeatures, lam: float,
             best_loss, best_epoch = held_out_loss, epoch
             best_state = {k: v.clone() for k, v in gate.state_dict().items()}
     gate.load_state_dict(best_state)
-    summary = _greedy_summary(_exit_probabilities(gate, held_out_features), held_out.probs, held_out.labels,
+    summary = _greedy_summary("jei", _exit_probabilities(gate, held_out_features), held_out.probs, held_out.labels,
                               config.threshold)
     return gate, {"lambda": lam, "epoch": best_epoch, "held_out_bce": best_loss, **summary}
 

@@ -24,7 +24,8 @@ class ExitTrace:
         labels: int64 [N], gold class, -1 where unknown (a pasted note).
         state_cosine: float32 [N, L], cosine similarity of the pooled hidden states of
             layers i-1 and i (NaN at layer 1), read by the hidden-state saturation rule.
-        exit_scores: learned exit probabilities per rule name, each float32 [N, L].
+        exit_scores: the learned scorers' per-layer outputs per rule name, each float32 [N, L]
+            (ConsistentEE's policy probability; JEI-DNN's gate g_l, which its rule turns into a_l).
     """
 
     probs: np.ndarray
@@ -71,9 +72,10 @@ class ExitTrace:
 
     def scores_for(self, rule: str) -> np.ndarray | None:
         """The per-layer score array a score-based rule reads, or None for other rules."""
-        if rule == "calm":
+        source = policies.RULES[rule].score_source
+        if source == "state_cosine":
             return self.state_cosine
-        if policies.RULES[rule].needs_scores:
+        if source == "exit_scores":
             if rule not in self.exit_scores:
                 raise ValueError(f"this trace carries no scores for the learned rule {rule!r}")
             return self.exit_scores[rule]
@@ -83,7 +85,7 @@ class ExitTrace:
         """Rules this trace can evaluate (learned rules need their scores)."""
         return [
             name for name, spec in policies.RULES.items()
-            if not spec.needs_scores or name == "calm" or name in self.exit_scores
+            if spec.score_source != "exit_scores" or name in self.exit_scores
         ]
 
     def exit_layers(self, rule: str, **params) -> np.ndarray:
@@ -98,19 +100,23 @@ class ExitTrace:
         )
 
     def save(self, path: str | Path) -> None:
-        """Write the trace as a compressed .npz (probabilities stored as float16)."""
+        """Write the trace as a compressed .npz, every array in float32.
+
+        float32, not float16: float16 rounds small probabilities to exactly 0 (which makes
+        KL divergences infinite that are finite) and rounds scores onto thresholds (ties).
+        """
         arrays = {
-            "probs": self.probs.astype(np.float16),
+            "probs": self.probs.astype(np.float32),
             "label_names": np.array(self.label_names),
             "labels": self.labels,
-            "state_cosine": self.state_cosine.astype(np.float16),
+            "state_cosine": self.state_cosine.astype(np.float32),
         }
-        arrays.update({f"exit_scores.{k}": v.astype(np.float16) for k, v in self.exit_scores.items()})
+        arrays.update({f"exit_scores.{k}": v.astype(np.float32) for k, v in self.exit_scores.items()})
         np.savez_compressed(path, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> "ExitTrace":
-        """Read a trace written by ``save``."""
+        """Read a trace written by ``save`` (older float16 traces are read too, renormalized)."""
         with np.load(path, allow_pickle=False) as data:
             probs = data["probs"].astype(np.float32)
             probs /= probs.sum(axis=-1, keepdims=True)

@@ -34,31 +34,12 @@ from epee_demo.errors import InputError
 from epee_demo.trace import ExitTrace
 
 
-def _decades(first: int, last: int) -> np.ndarray:
-    """1, 1.5, 2, 3, 5, 7 times each power of ten from 10**first to 10**last."""
-    mantissas = np.array([1.0, 1.5, 2.0, 3.0, 5.0, 7.0])
-    return np.concatenate([mantissas * 10.0 ** d for d in range(first, last + 1)])
+# The frontier grids live in the rule catalogue (``policies.RULES``); these are its threshold grids.
+ENTROPY_TAUS = policies.ENTROPY_TAUS
+PROBABILITY_THRESHOLDS = policies.PROBABILITY_THRESHOLDS
+DIVERGENCE_TAUS = policies.DIVERGENCE_TAUS
 
-
-# Fixed grids (they do not depend on the data, which keeps calibration valid).
-# ENTROPY_TAUS: the exit fires when Hn < tau; 0 never fires, 1 fires almost always.
-ENTROPY_TAUS = np.round(np.unique(np.concatenate([[0.0], _decades(-4, -2), np.linspace(0.1, 1.0, 19)])), 10)
-# PROBABILITY_THRESHOLDS (max probability, learned exit probabilities, hidden-state cosine):
-# the exit fires when the value >= threshold; ascending, 0 fires everywhere.
-PROBABILITY_THRESHOLDS = np.round(np.sort(1.0 - ENTROPY_TAUS), 10)
-# DIVERGENCE_TAUS (F-PABEE, nats): the counter grows when D(p_{i-1}, p_i) < tau.
-DIVERGENCE_TAUS = np.round(np.concatenate([[0.0], _decades(-5, 0)]), 12)
-
-# The parameter that makes each rule faster or slower (calibration scans it), and whether
-# raising it makes the rule exit earlier (+1) or later (-1).
-SPEED_KNOBS = {
-    "epee": "tau", "entropy": "tau", "pcee": "tau", "fpabee": "tau", "patience": "patience",
-    "maxprob": "threshold", "calm": "threshold", "consistentee": "threshold", "jei": "threshold",
-    "fixed": "layer",
-}
-_RAISING_IS_FASTER = {"tau": True, "threshold": False, "patience": False, "layer": False}
-
-_GRID_CHUNK = 4_000_000  # booleans per batch when evaluating many settings at once
+_GRID_CHUNK = 4_000_000  # values per batch when evaluating many settings at once
 
 
 # --------------------------------------------------------------------------- preparing
@@ -70,6 +51,7 @@ class PreparedTrace:
 
     Attributes:
         trace: the trace itself.
+        probs: float64 [N, L, C], the trace's distributions (renormalized).
         predictions: int [N, L], predicted class at every layer.
         full_predictions: int [N], the last layer's prediction (the full model's).
         correct: bool [N, L], prediction equals gold (all False without labels).
@@ -84,6 +66,7 @@ class PreparedTrace:
     """
 
     trace: ExitTrace
+    probs: np.ndarray
     predictions: np.ndarray
     full_predictions: np.ndarray
     correct: np.ndarray
@@ -116,10 +99,12 @@ def prepare(trace: ExitTrace | PreparedTrace) -> PreparedTrace:
     if trace.num_examples == 0:
         raise InputError("This trace holds no examples, so there is nothing to measure.")
     probs = trace.probs.astype(np.float64)
+    probs /= probs.sum(axis=-1, keepdims=True)
     predictions = probs.argmax(axis=-1)
     rules = tuple(trace.available_rules())
     return PreparedTrace(
         trace=trace,
+        probs=probs,
         predictions=predictions,
         full_predictions=predictions[:, -1],
         correct=predictions == trace.labels[:, None],
@@ -149,19 +134,6 @@ def oracle_exits(predictions: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- exits
 
 
-def _window_max(values: np.ndarray, width: int) -> np.ndarray:
-    """Max of each run of ``width`` layers ending at each layer, [N, L] -> [N, L] (+inf before ``width``).
-
-    A counter of consecutive layers with ``value < tau`` first reaches ``width`` at the first
-    layer whose window max is below ``tau``: this turns PCEE and F-PABEE into threshold rules.
-    """
-    out = values.copy()
-    for offset in range(1, min(width, values.shape[1])):
-        np.maximum(out[:, offset:], values[:, :-offset], out=out[:, offset:])
-    out[:, :width - 1] = np.inf
-    return out
-
-
 def _check_setting(prep: PreparedTrace, rule: str, params: dict) -> dict:
     """The rule's full parameter dict (defaults filled in), or an InputError."""
     if rule not in policies.RULES:
@@ -178,58 +150,45 @@ def _check_setting(prep: PreparedTrace, rule: str, params: dict) -> dict:
         raise InputError(f"Unknown divergence {full['measure']!r}. Choose one of: {', '.join(policies.DIVERGENCES)}.")
     if "patience" in full:
         patience = np.asarray(full["patience"])
-        if np.any(patience < 1) or np.any(patience != np.round(patience)):
-            raise InputError("Patience must be a whole number of layers, at least 1.")
+        if np.any(patience < 0) or np.any(patience != np.round(patience)):
+            raise InputError("Patience must be a whole number of layers, at least 0 (0 runs every layer).")
     if "layer" in full and np.any((np.asarray(full["layer"]) < 1) | (np.asarray(full["layer"]) > prep.num_layers)):
         raise InputError(f"The fixed exit layer must be between 1 and {prep.num_layers}.")
     return full
 
 
-def _exits(prep: PreparedTrace, rule: str, p: dict) -> np.ndarray:
-    """Exit layers for parameters that are scalars (-> int [N]) or arrays [S] (-> int [S, N]).
+def _layer_inputs(prep: PreparedTrace, rule: str):
+    """What ``policies.LayerwiseRule.step`` reads at each layer, from the prepared arrays."""
+    scores = prep.scores.get(rule)
+    for i in range(prep.num_layers):
+        known = {"entropy": prep.entropy[:, i], "max_prob": prep.max_prob[:, i], "prediction": prep.predictions[:, i],
+                 "previous_prediction": prep.predictions[:, i - 1] if i else None,
+                 **{f"divergence.{m}": d[:, i] for m, d in prep.divergences.items()}}
+        yield prep.probs[:, i], None if scores is None else scores[:, i], known
 
-    Same semantics as ``policies.exit_layers``; ``measure`` must be a single string, and so must
-    ``patience`` be a single number for PCEE and F-PABEE.
+
+def _evaluate(prep: PreparedTrace, rule: str, p: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Exit layers and answered classes for parameters that are scalars (-> [N]) or arrays [S] (-> [S, N]).
+
+    Runs the catalogue's own step (``policies.LayerwiseRule``) with the settings on a leading axis;
+    ``measure`` must be a single string.
     """
-    def column(value):
-        return np.asarray(value)[..., None, None]
-
-    if rule == "fixed":
-        layer = np.asarray(p["layer"], dtype=np.int64)
-        return np.broadcast_to(layer[..., None], layer.shape + (prep.num_examples,)).copy()
-    if rule == "entropy":
-        fires = prep.entropy < column(p["tau"])
-    elif rule == "patience":
-        fires = prep.patience == column(p["patience"])
-    elif rule == "epee":
-        fires = (prep.entropy < column(p["tau"])) | (prep.patience == column(p["patience"]))
-    elif rule == "pcee":
-        fires = _window_max(prep.entropy, int(p["patience"])) < column(p["tau"])
-    elif rule == "maxprob":
-        fires = prep.max_prob >= column(p["threshold"])
-    elif rule == "fpabee":
-        fires = _window_max(prep.divergences[p["measure"]], int(p["patience"])) < column(p["tau"])
-    else:
-        fires = prep.scores[rule] >= column(p["threshold"])
-    last_layer = np.arange(prep.num_layers) == prep.num_layers - 1
-    return (np.argmax(fires | last_layer, axis=-1) + 1).astype(np.int64)
+    params = {k: (v if isinstance(v, str) or np.ndim(v) == 0 else np.asarray(v)[:, None]) for k, v in p.items()}
+    layerwise = policies.LayerwiseRule(rule, prep.num_layers, prep.num_examples, **params)
+    out = policies.evaluate_layers(layerwise, _layer_inputs(prep, rule))
+    return out["exits"], out["classes"]
 
 
 def exit_layers(trace: ExitTrace | PreparedTrace, rule: str, **params) -> np.ndarray:
     """1-based exit layer of every example under ``rule``, int [N] (same as ``policies.exit_layers``)."""
     prep = prepare(trace)
-    return _exits(prep, rule, _check_setting(prep, rule, params))
+    return _evaluate(prep, rule, _check_setting(prep, rule, params))[0]
 
 
 def _at_exits(per_layer: np.ndarray, exits: np.ndarray) -> np.ndarray:
     """Entries of an [N, L] array at each example's exit: exits int [..., N] -> [..., N]."""
     num_examples, num_layers = per_layer.shape
     return np.take(per_layer.ravel(), exits - 1 + num_layers * np.arange(num_examples))
-
-
-def _answers(prep: PreparedTrace, exits: np.ndarray) -> np.ndarray:
-    """Prediction at each example's exit: int [..., N] -> int [..., N]."""
-    return _at_exits(prep.predictions, exits)
 
 
 # --------------------------------------------------------------------------- operating points
@@ -272,6 +231,13 @@ class OperatingPoint:
         return f"{policies.RULES[self.rule].title}: {format_params(self.params)}"
 
 
+def speedup_text(speedup: float, saved_fraction: float) -> str:
+    """Both forms of speed-up, labelled: the page's L / mean exit layer and the saved fraction
+    1 - mean exit layer / L that the EPEE, PABEE and ConsistentEE code report."""
+    return (f"speed-up **{speedup:.2f}×** (L / mean exit layer), saved fraction **{100 * saved_fraction:.1f}%** "
+            "(1 − mean exit layer / L, as the EPEE, PABEE and ConsistentEE code report it)")
+
+
 def format_params(params: dict | None) -> str:
     """``tau=0.2, patience=3``; ``full model`` for None."""
     if params is None:
@@ -279,16 +245,16 @@ def format_params(params: dict | None) -> str:
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
-def _measure(prep: PreparedTrace, exits: np.ndarray) -> dict:
-    """Accuracy, agreement and exit statistics of exits int [..., N], each an array [...]."""
+def _measure(prep: PreparedTrace, exits: np.ndarray, answers: np.ndarray) -> dict:
+    """Accuracy, agreement and exit statistics of exits and answered classes int [..., N], each [...]."""
     average = exits.mean(axis=-1)
     accuracy = (
-        _at_exits(prep.correct, exits).mean(axis=-1) if prep.has_labels
+        (answers == prep.trace.labels).mean(axis=-1) if prep.has_labels
         else np.full(average.shape, np.nan)
     )
     return {
         "accuracy": accuracy,
-        "agreement": _at_exits(prep.agrees, exits).mean(axis=-1),
+        "agreement": (answers == prep.full_predictions).mean(axis=-1),
         "average_exit_layer": average,
         "saved_fraction": 1.0 - average / prep.num_layers,
         "speedup": prep.num_layers / average,
@@ -310,7 +276,7 @@ def operating_point(trace: ExitTrace | PreparedTrace, rule: str, **params) -> Op
     """Accuracy, average exit layer, speed-up and agreement with the full model of one setting."""
     prep = prepare(trace)
     full = _check_setting(prep, rule, params)
-    return _point(prep, rule, full, _measure(prep, _exits(prep, rule, full)))
+    return _point(prep, rule, full, _measure(prep, *_evaluate(prep, rule, full)))
 
 
 def full_model_point(trace: ExitTrace | PreparedTrace) -> OperatingPoint:
@@ -323,15 +289,8 @@ def full_model_point(trace: ExitTrace | PreparedTrace) -> OperatingPoint:
 
 
 def _param_values(rule: str, name: str, num_layers: int) -> list:
-    if name == "tau":
-        return list(DIVERGENCE_TAUS if rule == "fpabee" else ENTROPY_TAUS)
-    if name == "threshold":
-        return list(PROBABILITY_THRESHOLDS)
-    if name in ("patience", "layer"):
-        return list(range(1, num_layers + 1))
-    if name == "measure":
-        return list(policies.DIVERGENCES)
-    raise ValueError(f"no grid for parameter {name!r}")
+    grid = policies.RULES[rule].parameter(name).grid
+    return list(range(1, num_layers + 1)) if isinstance(grid, str) and grid == "layers" else list(grid)
 
 
 def parameter_grid(trace: ExitTrace | PreparedTrace, rule: str) -> list[dict]:
@@ -351,22 +310,22 @@ def parameter_grid(trace: ExitTrace | PreparedTrace, rule: str) -> list[dict]:
     ]
 
 
-def _grid_exits(prep: PreparedTrace, rule: str, settings: list[dict]) -> np.ndarray:
-    """Exit layers of many settings of one rule, int [S, N], in batches."""
+def _grid_exits(prep: PreparedTrace, rule: str, settings: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Exit layers and answered classes of many settings of one rule, int [S, N] each, in batches."""
     exits = np.empty((len(settings), prep.num_examples), dtype=np.int64)
-    # Settings sharing their non-array parameters are evaluated together.
-    single = {"measure", "patience"} if rule in ("pcee", "fpabee") else {"measure"}
+    answers = np.empty_like(exits)
     names = list(policies.RULES[rule].params)
-    groups: dict = {}
+    groups: dict = {}  # settings sharing their string parameters (the divergence) run together
     for index, setting in enumerate(settings):
-        groups.setdefault(tuple((n, setting[n]) for n in names if n in single), []).append(index)
-    chunk = max(1, _GRID_CHUNK // (prep.num_examples * prep.num_layers))
+        groups.setdefault(tuple((n, setting[n]) for n in names if isinstance(setting[n], str)), []).append(index)
+    width = prep.probs.shape[-1] if policies.RULES[rule].answer is not None else 1
+    chunk = max(1, _GRID_CHUNK // (prep.num_examples * width))
     for shared, indices in groups.items():
         for start in range(0, len(indices), chunk):
             part = indices[start:start + chunk]
-            p = {n: np.array([settings[i][n] for i in part]) for n in names if n not in single}
-            exits[part] = _exits(prep, rule, {**p, **dict(shared)})
-    return exits
+            p = {n: np.array([settings[i][n] for i in part]) for n in names if n not in dict(shared)}
+            exits[part], answers[part] = _evaluate(prep, rule, {**p, **dict(shared)})
+    return exits, answers
 
 
 @dataclass(frozen=True)
@@ -433,7 +392,7 @@ def frontier(trace: ExitTrace | PreparedTrace, rule: str) -> Frontier:
     """
     prep = prepare(trace)
     settings = parameter_grid(prep, rule)
-    measured = _measure(prep, _grid_exits(prep, rule, settings))
+    measured = _measure(prep, *_grid_exits(prep, rule, settings))
     quality = measured["accuracy"] if prep.has_labels else measured["agreement"]
     return Frontier(
         rule=rule, params=settings, full_accuracy=_full_accuracy(prep), num_examples=prep.num_examples,
@@ -483,24 +442,24 @@ class ClassAccuracy:
     full: np.ndarray
 
 
-def accuracy_per_class(trace: ExitTrace | PreparedTrace, exits: np.ndarray) -> ClassAccuracy:
-    """Per-class accuracy of the answers at ``exits`` (int [N]) beside the full model's."""
+def accuracy_per_class(trace: ExitTrace | PreparedTrace, answers: np.ndarray) -> ClassAccuracy:
+    """Per-class accuracy of the answered classes (int [N]) beside the full model's."""
     prep = prepare(trace)
     if not prep.has_labels:
         raise InputError("Accuracy per class needs the gold label of every example.")
     labels, num_classes = prep.trace.labels, len(prep.trace.label_names)
     support = np.bincount(labels, minlength=num_classes)
     with np.errstate(invalid="ignore", divide="ignore"):
-        early = np.bincount(labels, weights=_at_exits(prep.correct, exits), minlength=num_classes) / support
+        early = np.bincount(labels, weights=np.asarray(answers) == labels, minlength=num_classes) / support
         full = np.bincount(labels, weights=prep.correct[:, -1], minlength=num_classes) / support
     return ClassAccuracy(prep.trace.label_names, support.astype(np.int64), early, full)
 
 
-def confusion_against_full(trace: ExitTrace | PreparedTrace, exits: np.ndarray) -> np.ndarray:
-    """Counts int [C, C]: row = the full model's answer, column = the answer at ``exits``."""
+def confusion_against_full(trace: ExitTrace | PreparedTrace, answers: np.ndarray) -> np.ndarray:
+    """Counts int [C, C]: row = the full model's answer, column = the answered class (int [N])."""
     prep = prepare(trace)
     num_classes = len(prep.trace.label_names)
-    cells = prep.full_predictions * num_classes + _answers(prep, exits)
+    cells = prep.full_predictions * num_classes + np.asarray(answers)
     return np.bincount(cells, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
@@ -558,16 +517,16 @@ def evaluate_setting(trace: ExitTrace | PreparedTrace, rule: str, **params) -> S
     """All per-setting views at once (what a slider move recomputes)."""
     prep = prepare(trace)
     full = _check_setting(prep, rule, params)
-    exits = _exits(prep, rule, full)
+    exits, answers = _evaluate(prep, rule, full)
     return SettingView(
-        point=_point(prep, rule, full, _measure(prep, exits)),
+        point=_point(prep, rule, full, _measure(prep, exits, answers)),
         exits=exits,
-        answers=_answers(prep, exits),
+        answers=answers,
         exit_counts=exit_histogram(exits, prep.num_layers),
         oracle_counts=exit_histogram(prep.oracle_exits, prep.num_layers),
         vs_oracle=compare_with_oracle(prep.oracle_exits, exits),
-        confusion=confusion_against_full(prep, exits),
-        class_accuracy=accuracy_per_class(prep, exits) if prep.has_labels else None,
+        confusion=confusion_against_full(prep, answers),
+        class_accuracy=accuracy_per_class(prep, answers) if prep.has_labels else None,
     )
 
 
@@ -637,16 +596,16 @@ def overthinking(trace: ExitTrace | PreparedTrace) -> Overthinking:
 def scan_path(trace: ExitTrace | PreparedTrace, rule: str, knob: str | None = None, **fixed) -> list[dict]:
     """Settings of ``rule`` from conservative (late exits) to aggressive (early exits).
 
-    ``knob`` (default ``SPEED_KNOBS[rule]``) runs over its fixed grid; the other parameters
+    ``knob`` (default the rule's ``speed_knob``) runs over its fixed grid; the other parameters
     stay at ``fixed`` or their defaults. The order never looks at the data.
     """
     prep = prepare(trace)
-    knob = knob or SPEED_KNOBS.get(rule)
+    knob = knob or (policies.RULES[rule].speed_knob if rule in policies.RULES else None)
     base = _check_setting(prep, rule, {k: v for k, v in fixed.items() if k != knob})
     if knob not in base or knob == "measure":
         raise InputError(f"Cannot scan {knob!r} for {policies.RULES[rule].title}.")
     values = _param_values(rule, knob, prep.num_layers)
-    values = values if _RAISING_IS_FASTER[knob] else values[::-1]
+    values = values if policies.RULES[rule].parameter(knob).faster_when_raised else values[::-1]
     return [{**base, knob: (float(v) if isinstance(v, (float, np.floating)) else v)} for v in values]
 
 
@@ -731,10 +690,10 @@ def calibrate(
     if method == "ltt" and not 0.0 < delta < 1.0:
         raise InputError(f"delta must be between 0 and 1; got {delta}.")
     prep = prepare(val)
-    knob = knob or SPEED_KNOBS.get(rule)
     path = scan_path(prep, rule, knob, **fixed)
-    exits = _grid_exits(prep, rule, path)
-    losses = ~_at_exits(prep.agrees, exits)  # bool [K, n]
+    knob = knob or policies.RULES[rule].speed_knob
+    _, answers = _grid_exits(prep, rule, path)
+    losses = answers != prep.full_predictions  # bool [K, n]
     n = prep.num_examples
     risk = losses.mean(axis=1)
     if method == "crc":
@@ -808,11 +767,13 @@ def tradeoff_markdown(rows: list[TradeoffRow], max_loss: float = 0.01) -> str:
     def cells(point: OperatingPoint | None, setting: str | None = None) -> str:
         if point is None:
             return "none within budget | – | –"
-        return f"{setting or format_params(point.params)} | {point.speedup:.2f}× | {100 * point.accuracy:.1f}"
+        return (f"{setting or format_params(point.params)} | {point.speedup:.2f}× / {100 * point.saved_fraction:.0f}% "
+                f"| {100 * point.accuracy:.1f}")
 
     lines = [
         f"Fastest setting losing at most {100 * max_loss:g} point(s) of accuracy against the full model "
-        "(speed-up = L / mean exit layer; accuracy in % on the test split).",
+        "(speed-up: L / mean exit layer, then the saved fraction 1 − mean exit layer / L that the EPEE, PABEE "
+        "and ConsistentEE code report; accuracy in % on the test split).",
         "",
         "| rule | best on test (optimistic) | speed-up | acc. | chosen on val | speed-up | acc. "
         f"| CRC on val (ε={max_loss:g}) | speed-up | acc. |",

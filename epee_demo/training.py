@@ -159,8 +159,8 @@ def per_layer_accuracy(trace: ExitTrace) -> list[float]:
 
 def rule_summary(trace: ExitTrace, rule: str, **params) -> dict:
     """Accuracy, average exit layer and ideal speed-up of one rule on a labelled trace."""
-    exits = trace.exit_layers(rule, **params)
-    predictions = policies.predictions_at(trace.probs, exits)
+    exits, answers = policies.exit_answers(trace.probs, rule, scores=trace.scores_for(rule), **params)
+    predictions = answers.argmax(axis=-1)
     average_exit = float(exits.mean())
     return {
         "rule": rule, "params": params,
@@ -230,6 +230,7 @@ sum_i i * CE_i / sum_i i by `epee-demo train`. **Research and teaching only; not
 
 EPEE at its default setting ({epee["params"]}) on test: accuracy {epee["accuracy"]:.3f},
 average exit layer {epee["average_exit_layer"]:.2f} of {len(metrics["test_accuracy_per_layer"])}
-(ideal speed-up {epee["speedup"]:.2f}x).
+(ideal speed-up {epee["speedup"]:.2f}x = L / average exit layer; saved fraction
+{100 * (1 - epee["average_exit_layer"] / len(metrics["test_accuracy_per_layer"])):.1f}% = 1 - average exit layer / L).
 {notes}
 """

@@ -26,7 +26,7 @@ def test_entropy_figure_has_curve_tau_line_and_exit_marker():
 
 def test_counter_figure_shows_counter_and_patience_line():
     analysis = analysis_of()
-    fig = counter_figure(analysis, patience=2)
+    fig = counter_figure(analysis, 2)
     assert list(fig.data[0].y) == analysis.patience_counter.tolist()
     assert any(s.y0 == 2 for s in fig.layout.shapes)
 

@@ -100,13 +100,12 @@ def test_every_rule_is_covered(trace):
 @pytest.mark.parametrize("batch_size", [1, 7])
 def test_early_exit_matches_trace(classifier, inputs, trace, rule, batch_size):
     params = rule_params(trace)[rule]
-    expected_layers = trace.exit_layers(rule, **params)
+    expected_layers, expected_probs = policies.exit_answers(trace.probs, rule, scores=trace.scores_for(rule), **params)
     if rule != "fixed":
         assert len(np.unique(expected_layers)) > 1, "parameters should spread exits over layers"
     result = predict_early_exit(classifier, inputs, rule, batch_size=batch_size, **params)
     np.testing.assert_array_equal(result.exit_layers, expected_layers)
-    np.testing.assert_array_equal(result.predictions, policies.predictions_at(trace.probs, expected_layers))
-    expected_probs = trace.probs[np.arange(len(inputs)), expected_layers - 1]
+    np.testing.assert_array_equal(result.predictions, expected_probs.argmax(axis=-1))
     np.testing.assert_allclose(result.probs, expected_probs, atol=1e-5)
     assert result.seconds > 0
 
@@ -185,3 +184,14 @@ def test_bfloat16_copy_runs_and_leaves_original(classifier, inputs, trace):
     result = predict_early_exit(half, inputs, "fixed", batch_size=4, layer=NUM_LAYERS)
     assert result.probs.dtype == np.float32
     np.testing.assert_allclose(result.probs, trace.probs[:, -1], atol=0.1)
+
+
+@pytest.mark.parametrize("rule, params, layer", [
+    ("epee", {"tau": 1.0, "patience": 0}, None),  # patience 0: every layer, the entropy test not consulted
+    ("calm", {"threshold": 0.0}, 1),  # layer 1's confidence is 0, which a threshold of 0 accepts
+    ("consistentee", {"threshold": 1.0}, None),  # a probability is never strictly above 1
+])
+def test_early_exit_at_the_ends_of_the_ranges(classifier, inputs, trace, rule, params, layer):
+    result = predict_early_exit(classifier, inputs, rule, batch_size=4, **params)
+    np.testing.assert_array_equal(result.exit_layers, trace.exit_layers(rule, **params))
+    assert (result.exit_layers == (layer or classifier.num_layers)).all()

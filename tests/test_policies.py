@@ -55,7 +55,7 @@ def test_no_rule_fires_means_last_layer():
 
 def test_pcee_counts_consecutive_confident_layers():
     probs = one_hotish([0, 0, 0, 0, 0], [0.99, 0.4, 0.99, 0.99, 0.99])
-    assert policies.confident_run_counters(probs, 0.3)[0].tolist() == [1, 0, 1, 2, 3]
+    assert policies.rule_values(probs, "pcee", tau=0.3)[0].tolist() == [1, 0, 1, 2, 3]
     assert exit_layers(probs, "pcee", tau=0.3, patience=2)[0] == 4
     assert exit_layers(probs, "pcee", tau=0.3, patience=1)[0] == 1
 
@@ -85,16 +85,17 @@ def test_divergences_hand_worked():
 
 def test_fpabee_counts_stable_layers():
     probs = one_hotish([0, 0, 0, 0, 0], [0.5, 0.9, 0.91, 0.92, 0.6], num_classes=2)
-    counters = policies.divergence_counters(probs, tau=0.01, measure="js")
+    counters = policies.rule_values(probs, "fpabee", tau=0.01, measure="js")
     assert counters[0].tolist() == [0, 0, 1, 2, 0]
     assert exit_layers(probs, "fpabee", tau=0.01, patience=2, measure="js")[0] == 4
 
 
-def test_score_rules_use_scores_and_calm_never_fires_at_layer_one():
+def test_score_rules_use_scores_and_calm_reads_confidence_zero_at_layer_one():
     probs = random_probs(n=3, layers=4)
     cosine = np.array([[np.nan, 0.5, 0.97, 0.99], [np.nan, 0.99, 0.2, 0.2], [np.nan, 0.1, 0.1, 0.1]])
     assert exit_layers(probs, "calm", scores=cosine, threshold=0.95).tolist() == [3, 2, 4]
-    assert exit_layers(probs, "calm", scores=cosine, threshold=-1.0).tolist() == [2, 2, 2]
+    assert exit_layers(probs, "calm", scores=cosine, threshold=0.05).tolist() == [2, 2, 2]
+    assert exit_layers(probs, "calm", scores=cosine, threshold=0.0).tolist() == [1, 1, 1]
     gate = np.array([[0.6, 0.9, 0.1, 0.1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.5, 0.5, 0.5]])
     assert exit_layers(probs, "jei", scores=gate, threshold=0.5).tolist() == [1, 4, 2]
     with pytest.raises(ValueError, match="needs a per-layer score"):
@@ -154,11 +155,6 @@ def test_bad_arguments_are_refused_clearly():
         exit_layers(probs[0], "entropy")
 
 
-def test_predictions_at_exit_layers():
-    probs = one_hotish([0, 1, 2], [0.9, 0.9, 0.9])
-    assert policies.predictions_at(probs, np.array([2]))[0] == 1
-
-
 def counters_by_definition(probs, grows) -> np.ndarray:
     """Counters written out from the definition, one example and one layer at a time:
     0 at layer 1, then +1 while ``grows(probs, n, i)`` holds, back to 0 when it does not."""
@@ -171,7 +167,7 @@ def counters_by_definition(probs, grows) -> np.ndarray:
 
 @pytest.mark.parametrize("counters, grows", [
     (patience_counters, lambda p, n, i: p[n, i].argmax() == p[n, i - 1].argmax()),
-    (lambda p: policies.divergence_counters(p, 0.1, "kl"),
+    (lambda p: policies.rule_values(p, "fpabee", tau=0.1, measure="kl"),
      lambda p, n, i: np.sum(p[n, i - 1] * np.log(p[n, i - 1] / p[n, i])) < 0.1),
 ], ids=["pabee", "fpabee"])
 def test_counters_follow_their_definition(counters, grows):
@@ -188,7 +184,7 @@ def test_pcee_counter_follows_its_definition():
         for i in range(probs.shape[1]):
             run = run + 1 if confident[n, i] else 0
             expected[n, i] = run
-    np.testing.assert_array_equal(policies.confident_run_counters(probs, 0.5), expected)
+    np.testing.assert_array_equal(policies.rule_values(probs, "pcee", tau=0.5), expected)
 
 
 @pytest.mark.parametrize("rule", ["entropy", "patience", "epee", "pcee", "maxprob", "fpabee", "fixed", "jei"])

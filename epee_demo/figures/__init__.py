@@ -20,24 +20,7 @@ PALETTE = (
     "#999999",  # grey
 )
 
-RULE_COLOURS = {
-    "epee": PALETTE[0],
-    "entropy": PALETTE[1],
-    "patience": PALETTE[2],
-    "pcee": PALETTE[3],
-    "maxprob": PALETTE[4],
-    "fpabee": PALETTE[5],
-    "calm": PALETTE[8],
-    "consistentee": "#7F3C8D",
-    "jei": "#3B7D23",
-    "fixed": PALETTE[7],
-}
-
-RULE_SYMBOLS = {
-    "epee": "star", "entropy": "circle", "patience": "square", "pcee": "diamond",
-    "maxprob": "triangle-up", "fpabee": "triangle-down", "calm": "cross",
-    "consistentee": "x", "jei": "pentagon", "fixed": "line-ns-open",
-}
+# Each rule's colour and symbol live in its catalogue entry (``epee_demo.policies.RULES``).
 
 _GRID = "#E5E8EE"
 # A light white-background template. Passing ``template="plotly_white"`` costs ~15-25 ms per

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 
 from epee_demo import policies
 from epee_demo.analysis import ExampleAnalysis
-from epee_demo.figures import PALETTE, RULE_COLOURS, TEMPLATE
+from epee_demo.figures import PALETTE, TEMPLATE
 
 _LAYOUT = dict(
     height=300, margin=dict(l=60, r=20, t=50, b=50), template=TEMPLATE,
@@ -22,7 +22,7 @@ def _guides(analysis: ExampleAnalysis, threshold: float | None, threshold_name: 
     would put the slider handler near its 50 ms budget.
     """
     selected = analysis.selected
-    colour = RULE_COLOURS[selected.rule]
+    colour = policies.RULES[selected.rule].colour
     shapes = [dict(type="line", xref="x", yref="paper", x0=selected.exit_layer, x1=selected.exit_layer,
                    y0=0, y1=1, line=dict(color=colour, dash="dot", width=2))]
     annotations = [dict(xref="x", yref="paper", x=selected.exit_layer, y=1, xanchor="right", yanchor="bottom",
@@ -53,20 +53,24 @@ def entropy_figure(analysis: ExampleAnalysis, tau: float | None) -> go.Figure:
     )
 
 
-def counter_figure(analysis: ExampleAnalysis, patience: int | None) -> go.Figure:
-    """The counter the selected rule watches (PABEE's by default), its patience line and the exit."""
+def counter_figure(analysis: ExampleAnalysis, line: float | None) -> go.Figure:
+    """What the selected rule compares at each layer (its counter, or its score for the score-based
+    rules; PABEE's counter for rules without either), the patience or threshold ``line`` and the exit."""
     layers = list(range(1, analysis.num_layers + 1))
-    counter = analysis.rule_counter if analysis.rule_counter is not None else analysis.patience_counter
-    name = analysis.rule_counter_name or "patience counter (same answer as previous layer)"
+    own = analysis.rule_counter is not None
+    values = analysis.rule_counter if own else analysis.patience_counter
+    name = analysis.rule_counter_name if own else "patience counter (same answer as previous layer)"
+    score = own and "threshold" in policies.RULES[analysis.selected.rule].params
+    axis = (dict(title="score", range=[0, 1.05]) if score
+            else dict(title="counter", range=[0, max(analysis.num_layers, (line or 0) + 1)], dtick=1))
     return go.Figure(
         go.Bar(
-            x=layers, y=counter, name=name, marker_color=PALETTE[2],
+            x=layers, y=values, name=name, marker_color=PALETTE[2],
             text=analysis.predicted, textposition="inside", insidetextanchor="start",
-            hovertemplate="layer %{x}<br>counter %{y}<br>%{text}<extra></extra>",
+            hovertemplate=f"layer %{{x}}<br>{'score %{y:.3f}' if score else 'counter %{y}'}<br>%{{text}}<extra></extra>",
         ),
-        layout=dict(title=name[0].upper() + name[1:], xaxis=dict(title="layer", tickvals=layers),
-                    yaxis=dict(title="counter", range=[0, max(analysis.num_layers, (patience or 0) + 1)], dtick=1),
-                    **_guides(analysis, patience, "patience"), **_LAYOUT),
+        layout=dict(title=name[0].upper() + name[1:], xaxis=dict(title="layer", tickvals=layers), yaxis=axis,
+                    **_guides(analysis, line, "threshold" if score else "patience"), **_LAYOUT),
     )
 
 
@@ -115,11 +119,14 @@ def summary_markdown(analysis: ExampleAnalysis) -> str:
         f"**{e.label}** (probability {e.probability:.2f}).",
         f"The full model (layer {total}) answers **{analysis.final_label}** "
         f"(probability {analysis.final_probability:.2f}).",
-        f"Layers skipped: {saved} of {total} (ideal speed-up {total / e.exit_layer:.1f}×)."
+        f"Layers skipped: {saved} of {total} (ideal speed-up {total / e.exit_layer:.1f}× = L / exit layer; "
+        f"saved fraction {100 * saved / total:.0f}% = 1 − exit layer / L)."
         if saved else "No layer skipped: this input needed the whole model under this setting.",
     ]
     if e.label != analysis.final_label:
         lines.append("Note: the early answer differs from the full model's.")
+    if policies.RULES[e.rule].note:
+        lines.append(policies.RULES[e.rule].note)
     if analysis.gold_label is not None:
         lines.append(f"Known label: **{analysis.gold_label}**.")
         memorized = analysis.memorized_layer

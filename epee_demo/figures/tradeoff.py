@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from epee_demo import policies
-from epee_demo.figures import PALETTE, RULE_COLOURS, RULE_SYMBOLS, TEMPLATE
+from epee_demo.figures import PALETTE, TEMPLATE
 from epee_demo.tradeoff import ClassAccuracy, Frontier, OperatingPoint, Overthinking, format_params
 
 _LAYOUT = dict(
@@ -23,7 +23,7 @@ _LAYOUT = dict(
 )
 # Short bar charts: a lower legend and a deeper bottom margin, so the legend clears the x-axis title.
 _SHORT = dict(height=340, margin=dict(l=70, r=20, t=60, b=100), legend=dict(orientation="h", y=-0.4))
-_X_AXES = {"speedup": "speed-up (L / mean exit layer)", "saved_fraction": "share of layers skipped"}
+_X_AXES = {"speedup": "speed-up (L / mean exit layer)", "saved_fraction": "saved fraction (1 − mean exit layer / L)"}
 
 
 def _figure(traces: list[dict], title: str, xaxis: dict, yaxis: dict, **layout) -> go.Figure:
@@ -56,11 +56,12 @@ def tradeoff_figure(
     if x not in _X_AXES:
         raise ValueError(f"x must be one of {sorted(_X_AXES)}; got {x!r}")
     traces = []
-    x_hover = "speed-up %{x:.2f}×" if x == "speedup" else "layers skipped %{x:.0%}"
+    x_hover = ("speed-up %{x:.2f}× (L / mean exit layer)" if x == "speedup"
+               else "saved fraction %{x:.0%} (1 − mean exit layer / L)")
     for rule, f in frontiers.items():
         if rule == "fixed":
             continue
-        colour, symbol = RULE_COLOURS.get(rule, PALETTE[0]), RULE_SYMBOLS.get(rule, "circle")
+        colour, symbol = policies.RULES[rule].colour, policies.RULES[rule].symbol
         if show_all:
             traces.append(dict(
                 type="scatter", x=getattr(f, x), y=f.accuracy, mode="markers",
@@ -81,20 +82,20 @@ def tradeoff_figure(
         traces.append(dict(
             type="scatter", x=getattr(f, x)[order], y=f.accuracy[order], mode="lines+markers",
             name="truncation (fixed depth)",
-            line=dict(color=RULE_COLOURS["fixed"], width=1.5, dash="dash"),
-            marker=dict(color=RULE_COLOURS["fixed"], size=6),
+            line=dict(color=policies.RULES["fixed"].colour, width=1.5, dash="dash"),
+            marker=dict(color=policies.RULES["fixed"].colour, size=6),
             text=[f"first {f.params[i]['layer']} layers" for i in order], hovertemplate=_hover(x_hover),
         ))
         full = int(np.argmin(f.speedup))
         traces.append(dict(
             type="scatter", x=[getattr(f, x)[full]], y=[f.accuracy[full]], mode="markers", name="full model",
-            marker=dict(color=RULE_COLOURS["fixed"], symbol="square", size=12),
+            marker=dict(color=policies.RULES["fixed"].colour, symbol="square", size=12),
             text=[f"all {f.num_layers} layers"], hovertemplate=_hover(x_hover),
         ))
     if current is not None:
         traces.append(dict(
             type="scatter", x=[getattr(current, x)], y=[current.accuracy], mode="markers", name="current setting",
-            marker=dict(color=RULE_COLOURS.get(current.rule, PALETTE[0]), symbol="circle-open", size=22,
+            marker=dict(color=policies.RULES[current.rule].colour, symbol="circle-open", size=22,
                         line=dict(width=4)),
             text=[current.label], hovertemplate=_hover(x_hover),
         ))
@@ -113,7 +114,7 @@ def exit_histogram_figure(
     layers = list(range(1, len(exit_counts) + 1))
     name = f"{_short_title(rule)} exits" if rule else "rule exits"
     traces = [dict(
-        type="bar", x=layers, y=exit_counts, name=name, marker=dict(color=RULE_COLOURS.get(rule, PALETTE[0])),
+        type="bar", x=layers, y=exit_counts, name=name, marker=dict(color=policies.RULES[rule].colour if rule else PALETTE[0]),
         hovertemplate="layer %{x}<br>%{y} examples<extra></extra>",
     )]
     if oracle_counts is not None:
@@ -133,9 +134,9 @@ def class_accuracy_figure(class_accuracy: ClassAccuracy, rule: str | None = None
         dict(type="bar", x=values, y=names, orientation="h", name=name, marker=dict(color=colour),
                hovertemplate="%{y}<br>accuracy %{x:.1%}<extra></extra>")
         for values, name, colour in (
-            (class_accuracy.full, "full model", RULE_COLOURS["fixed"]),
+            (class_accuracy.full, "full model", policies.RULES["fixed"].colour),
             (class_accuracy.early, f"{_short_title(rule)} exits" if rule else "early exits",
-             RULE_COLOURS.get(rule, PALETTE[0])),
+             policies.RULES[rule].colour),
         )
     ]
     return _figure(

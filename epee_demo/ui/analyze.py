@@ -31,7 +31,9 @@ from epee_demo.preprocess import InputError, clean_note
 from epee_demo.privacy import identifier_warning
 from epee_demo.registry import ShippedModel
 from epee_demo.trace import ExitTrace
-from epee_demo.ui.controls import CONTROLS, control_values, controls_of, default_settings, params_from_controls
+from epee_demo.ui.controls import (
+    CONTROLS, build_controls, control_values, controls_of, default_settings, params_from_controls,
+)
 
 EMPTY_SUMMARY = "Pick an example, or paste a note or upload an image of your own, and press **Analyze**."
 SESSION_SECONDS = 3600  # a session's trace and settings are forgotten an hour after their last change
@@ -46,11 +48,11 @@ def render(trace: ExitTrace | None, settings: dict, rule: str):
     analysis = analyze_example(trace, settings, rule)
     params = settings[rule]
     tau = params.get("tau") if rule != "fpabee" else None
-    patience = params.get("patience")
+    line = params.get("patience", params.get("threshold"))  # the counter's patience or the score's threshold
     return (
         summary_markdown(analysis),
         entropy_figure(analysis, tau),
-        counter_figure(analysis, patience),
+        counter_figure(analysis, line),
         pd.DataFrame(layer_table(analysis), columns=LAYER_TABLE_HEADERS),
         pd.DataFrame(rule_table(analysis), columns=RULE_TABLE_HEADERS),
     )
@@ -175,19 +177,7 @@ def build_analyze_tab(model: ShippedModel) -> None:
                 choices=[(policies.RULES[r].title, r) for r in rules], value="epee",
                 label="Exit rule", elem_id="rule",
             )
-            tau = gr.Slider(0.0, 1.0, value=0.2, step=0.01, label="tau: entropy threshold (exit when Hn < tau)",
-                            elem_id="tau")
-            patience = gr.Slider(1, num_layers, value=3, step=1,
-                                 label="patience: exit when the counter reaches it", elem_id="patience")
-            threshold = gr.Slider(0.0, 1.0, value=0.9, step=0.01, label="threshold", visible=False,
-                                  elem_id="threshold")
-            divergence_tau = gr.Slider(0.0, 0.7, value=0.05, step=0.005, visible=False,
-                                       label="divergence tau (count layers with divergence < tau)",
-                                       elem_id="divergence_tau")
-            measure = gr.Dropdown(choices=list(policies.DIVERGENCES), value="js", label="divergence",
-                                  visible=False, elem_id="measure")
-            layer = gr.Slider(1, num_layers, value=num_layers, step=1, label="fixed exit layer", visible=False,
-                              elem_id="layer")
+            controls = build_controls(num_layers, len(model.classifier.label_names))
     summary = gr.Markdown(EMPTY_SUMMARY, elem_id="summary")
     with gr.Row():
         entropy_plot = gr.Plot(label="Normalized entropy per layer", elem_id="entropy_plot")
@@ -197,8 +187,6 @@ def build_analyze_tab(model: ShippedModel) -> None:
     rules_table = gr.Dataframe(headers=RULE_TABLE_HEADERS, interactive=False, elem_id="rule_table",
                                label="Where every rule exits at its current setting")
 
-    controls = {"tau": tau, "patience": patience, "threshold": threshold,
-                "divergence_tau": divergence_tau, "measure": measure, "layer": layer}
     views = [summary, entropy_plot, counter_plot, layers_table, rules_table]
 
     def on_analyze(*args):

@@ -1,15 +1,23 @@
-"""Which slider sets which rule parameter: the mapping between page controls and rule settings."""
+"""The rule controls of the page, built from the rule catalogue (``policies.CONTROLS``, ``policies.RULES``).
+
+Each rule parameter names the control that sets it (``Param.control``); this module lays
+those controls out and maps their values to rule settings and back.
+"""
 
 from __future__ import annotations
 
+import math
+
+import gradio as gr
+
 from epee_demo import policies
 
-CONTROLS = ("tau", "patience", "threshold", "divergence_tau", "measure", "layer")
+CONTROLS = tuple(policies.CONTROLS)
 
 
 def control_of(rule: str, param: str) -> str:
     """The control that sets ``param`` of ``rule`` (F-PABEE's tau has its own divergence slider)."""
-    return "divergence_tau" if (rule, param) == ("fpabee", "tau") else param
+    return policies.RULES[rule].parameter(param).control
 
 
 def controls_of(rule: str) -> set[str]:
@@ -36,3 +44,39 @@ def default_settings(num_layers: int) -> dict[str, dict]:
     settings = {rule: dict(spec.params) for rule, spec in policies.RULES.items()}
     settings["fixed"]["layer"] = num_layers
     return settings
+
+
+def tau_in_nats(tau: float, num_classes: int) -> str:
+    """The raw-entropy threshold (DeeBERT's unit, nats) that a normalized tau stands for."""
+    return f"tau {tau:g} = {tau * math.log(num_classes):.3g} nats of raw entropy (tau × ln {num_classes})"
+
+
+def _start_value(control: str, num_layers: int):
+    """A control's starting value: the default of the first rule it sets (the last layer for ``layer``)."""
+    if control == "layer":
+        return num_layers
+    return next(param.default for spec in policies.RULES.values() for param in spec.parameters
+                if param.control == control)
+
+
+def build_controls(num_layers: int, num_classes: int | None, elem_prefix: str = "",
+                   rule: str = "epee") -> dict[str, gr.components.Component]:
+    """Lay out one control per ``policies.CONTROLS`` entry (those of ``rule`` visible), by name.
+
+    ``num_classes`` (when one model is shown) puts DeeBERT's nats value beside the tau slider.
+    """
+    shown = controls_of(rule)
+    built = {}
+    for name, control in policies.CONTROLS.items():
+        value = _start_value(name, num_layers)
+        info = control.info
+        if name == "tau" and num_classes:
+            info = f"DeeBERT's threshold is raw entropy in nats: tau × ln {num_classes} = tau × {math.log(num_classes):.3f}"
+        common = dict(value=value, label=control.label, visible=name in shown, elem_id=f"{elem_prefix}{name}",
+                      info=info or None)
+        if control.choices:
+            built[name] = gr.Dropdown(choices=list(control.choices), **common)
+        else:
+            maximum = num_layers if control.maximum is None else control.maximum
+            built[name] = gr.Slider(control.minimum, maximum, step=control.step, **common)
+    return built

@@ -24,10 +24,12 @@ from epee_demo.figures.tradeoff import (
 from epee_demo.registry import ShippedModel
 from epee_demo.tradeoff import (
     Calibration, Frontier, Overthinking, PreparedTrace, SettingView, all_frontiers, calibrate,
-    evaluate_setting, format_params, operating_points_csv, overthinking, prepare, trace_csv,
+    evaluate_setting, format_params, operating_points_csv, overthinking, prepare, speedup_text, trace_csv,
 )
 from epee_demo.ui.analyze import render
-from epee_demo.ui.controls import CONTROLS, control_values, controls_of, default_settings, params_from_controls
+from epee_demo.ui.controls import (
+    CONTROLS, build_controls, control_values, controls_of, default_settings, params_from_controls, tau_in_nats,
+)
 
 SPLITS = ("test", "val")
 
@@ -93,18 +95,24 @@ def prepare_splits(models: dict[str, ShippedModel]) -> dict[tuple[str, str], Pre
     return {(name, split): prepare_split(model.trace(split)) for name, model in models.items() for split in SPLITS}
 
 
-def point_markdown(view: SettingView, split: str) -> str:
-    """The current operating point in one short paragraph."""
+def point_markdown(view: SettingView, split: str, label_names: tuple) -> str:
+    """The current operating point in one short paragraph, with the rule's units and note."""
     point, oracle = view.point, view.vs_oracle
     accuracy = (f"accuracy **{100 * point.accuracy:.1f}%** (full model {100 * point.full_accuracy:.1f}%), "
                 if point.accuracy == point.accuracy else "")
-    return (
+    spec = policies.RULES[point.rule]
+    lines = [
         f"**{point.label}** on the {split} split ({point.num_examples} examples): {accuracy}"
         f"average exit layer **{point.average_exit_layer:.2f} of {point.num_layers}**, "
-        f"speed-up **{point.speedup:.2f}×** ({100 * point.saved_fraction:.0f}% of layers skipped), "
+        f"{speedup_text(point.speedup, point.saved_fraction)}, "
         f"same answer as the full model for **{100 * point.agreement:.1f}%**. "
         f"Compared with the oracle exit: {oracle.earlier} exit earlier, {oracle.same} at it, {oracle.later} later."
-    )
+    ]
+    if "tau" in spec.params and spec.parameter("tau").control == "tau":
+        lines.append(f"DeeBERT's unit: {tau_in_nats(point.params['tau'], len(label_names))}.")
+    if spec.note:
+        lines.append(spec.note)
+    return "\n\n".join(lines)
 
 
 def overthinking_table(split: PreparedSplit, view: SettingView) -> pd.DataFrame:
@@ -134,7 +142,7 @@ def setting_views(split: PreparedSplit, split_name: str, rule: str, params: dict
         confusion_figure(view.confusion, split.prep.trace.label_names),
     ]
     pairs = [item for fig in figures for item in (fig, None if fig is None else figure_frame(fig))]
-    return (point_markdown(view, split_name), *pairs, overthinking_table(split, view))
+    return (point_markdown(view, split_name, split.prep.trace.label_names), *pairs, overthinking_table(split, view))
 
 
 def calibration_markdown(calibration: Calibration) -> str:
@@ -160,7 +168,7 @@ def calibration_markdown(calibration: Calibration) -> str:
         if point is not None:
             lines.append(
                 f"- **{name}**: accuracy {100 * point.accuracy:.1f}% (full model {100 * point.full_accuracy:.1f}%), "
-                f"speed-up {point.speedup:.2f}×, disagreement with the full model {100 * (1 - point.agreement):.2f}%"
+                f"{speedup_text(point.speedup, point.saved_fraction)}, disagreement with the full model {100 * (1 - point.agreement):.2f}%"
             )
     return "\n".join(lines)
 
@@ -218,19 +226,7 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
             rule = gr.Dropdown([(policies.RULES[r].title, r) for r in rules], value="epee", label="Exit rule",
                                elem_id="explore_rule")
         with gr.Column(scale=1):
-            tau = gr.Slider(0.0, 1.0, value=0.2, step=0.01, label="tau: entropy threshold (exit when Hn < tau)",
-                            elem_id="explore_tau")
-            patience = gr.Slider(1, num_layers, value=3, step=1, label="patience: exit when the counter reaches it",
-                                 elem_id="explore_patience")
-            threshold = gr.Slider(0.0, 1.0, value=0.9, step=0.01, label="threshold", visible=False,
-                                  elem_id="explore_threshold")
-            divergence_tau = gr.Slider(0.0, 0.7, value=0.05, step=0.005, visible=False,
-                                       label="divergence tau (count layers with divergence < tau)",
-                                       elem_id="explore_divergence_tau")
-            measure = gr.Dropdown(choices=list(policies.DIVERGENCES), value="js", label="divergence", visible=False,
-                                  elem_id="explore_measure")
-            layer = gr.Slider(1, num_layers, value=num_layers, step=1, label="fixed exit layer", visible=False,
-                              elem_id="explore_layer")
+            controls = build_controls(num_layers, None, "explore_")
     point_summary = gr.Markdown(start_summary, elem_id="explore_point")
 
     def figure_with_help(label: str, help_text: str, elem: str, fig, table_value):
@@ -301,8 +297,6 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
         figure_button = gr.Button("Trade-off figure (HTML)", elem_id="explore_export_figure")
     exported = gr.File(label="Download", interactive=False, elem_id="explore_download")
 
-    controls = {"tau": tau, "patience": patience, "threshold": threshold,
-                "divergence_tau": divergence_tau, "measure": measure, "layer": layer}
     setting_outputs = [point_summary, tradeoff_plot, tradeoff_table, histogram_plot, histogram_table,
                        class_plot, class_table, confusion_plot, confusion_table, examples_table]
     example_outputs = [example_summary, example_entropy, example_counter, example_layers, example_rules]
@@ -390,7 +384,7 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
     for name, control in controls.items():
         control.input(on_control, setting_inputs, setting_outputs, api_name=f"explore_set_{name}", **fast)
     rule.input(on_rule, setting_inputs, [*controls.values(), *setting_outputs], api_name="explore_set_rule", **fast)
-    data_outputs = [patience, layer, overthinking_plot, overthinking_counts, example_index, *example_outputs,
+    data_outputs = [controls["patience"], controls["layer"], overthinking_plot, overthinking_counts, example_index, *example_outputs,
                     *setting_outputs]
     model_choice.input(on_data, setting_inputs, data_outputs, api_name="explore_set_model", **fast)
     split_choice.input(on_data, setting_inputs, data_outputs, api_name="explore_set_split", **fast)

@@ -18,7 +18,7 @@ from epee_demo.figures.layers import LAYER_TABLE_HEADERS, counter_figure, entrop
 from epee_demo.figures.tradeoff import figure_frame, overthinking_figure, tradeoff_figure
 from epee_demo.registry import ShippedModel
 from epee_demo.tradeoff import (
-    PreparedTrace, all_frontiers, best_within_loss, evaluate_setting, overthinking, prepare,
+    PreparedTrace, all_frontiers, best_within_loss, evaluate_setting, overthinking, prepare, speedup_text,
 )
 from epee_demo.ui.analyze import SESSION_SECONDS
 from epee_demo.ui.controls import default_settings
@@ -123,13 +123,14 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
     budget_text = ("" if budget is None else
                    f" The fastest EPEE setting that loses at most 1 point of accuracy on this split is "
                    f"{frontiers['epee'].point(budget).label.split(': ')[1]} "
-                   f"({frontiers['epee'].speedup[budget]:.2f}× faster).")
+                   f"({frontiers['epee'].speedup[budget]:.2f}× faster, L / mean exit layer; "
+                   f"{100 * frontiers['epee'].saved_fraction[budget]:.0f}% of layers saved).")
     trade_off = tradeoff_figure(frontiers, point)
     steps.append(LessonStep(
         "The trade-off over the whole test split",
         f"One example is an anecdote. Over all **{point.num_examples}** test examples, EPEE at tau={tau:g}, "
         f"patience={patience} stops on average after **{point.average_exit_layer:.2f} of {num_layers}** layers "
-        f"(speed-up **{point.speedup:.2f}×**) with accuracy **{100 * point.accuracy:.1f}%**, against "
+        f"({speedup_text(point.speedup, point.saved_fraction)}) with accuracy **{100 * point.accuracy:.1f}%**, against "
         f"**{100 * point.full_accuracy:.1f}%** for the full model.{budget_text} Each line in the chart is one "
         "rule at all its settings: further right is faster, higher is more accurate. The *Trade-off explorer* "
         "tab lets you move the settings yourself.",
