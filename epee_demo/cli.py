@@ -52,7 +52,8 @@ def _train_exits(args) -> int:
     ) if v is not None})
     dataset = task.load_dataset()
     cache_dir = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else default_cache_dir(task.name)
-    summary = train_and_ship_exits(classifier, dataset, folder, config, cache_dir, progress=not args.quiet)
+    summary = train_and_ship_exits(classifier, dataset, folder, config, cache_dir, progress=not args.quiet,
+                                   card_notes=task.card_notes)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -105,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_train)
     exits = sub.add_parser("train-exits", help="train the learned exit rules (ConsistentEE, JEI-DNN) on a "
-                           "trained model and rewrite its traces with their scores")
+                           "trained model, rewrite its val/test traces from its weights (current "
+                           "format, with the rules' scores) and the figures of metrics.json and "
+                           "MODEL_CARD.md read off them")
     exits.add_argument("--task", choices=sorted(TASKS), default="organ-system")
     exits.add_argument("--folder", help="checkpoint folder (default: assets/<task>)")
     exits.add_argument("--alphas", type=float, nargs="+", help="ConsistentEE depth-cost weights to try")

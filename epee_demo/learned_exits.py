@@ -537,16 +537,18 @@ def default_cache_dir(task: str) -> Path:
 
 def train_and_ship_exits(classifier: MultiExitClassifier, dataset, folder: str | Path,
                          config: ExitTrainConfig, cache_dir: Path | None = None,
-                         progress: bool = True) -> dict:
+                         progress: bool = True, card_notes: str = "") -> dict:
     """The ``train-exits`` run on a checkpoint folder.
 
     Caches the frozen model's features on the training split, trains and chooses both
     learned rules on it (see ``train_exit_policies``), writes ``exit_policies.*`` into ``folder``, then
-    recomputes ``trace_val.npz`` and ``trace_test.npz`` with the classifier and the
-    loaded scorers, so the traces carry ``exit_scores`` for both rules. Returns the
-    test-split summary of each learned rule at the threshold beside the full model.
+    recomputes ``trace_val.npz`` and ``trace_test.npz`` from the weights with the loaded scorers
+    (so the traces carry ``exit_scores`` for both rules, in the current trace format) and
+    the figures of ``metrics.json`` and ``MODEL_CARD.md`` read off them (``card_notes`` as
+    in training). Returns the test-split summary of each learned rule at the threshold
+    beside the full model.
     """
-    from epee_demo.training import rule_summary
+    from epee_demo.training import refresh_trace_figures, rule_summary
 
     folder = Path(folder)
     classifier.model.eval()
@@ -556,12 +558,13 @@ def train_and_ship_exits(classifier: MultiExitClassifier, dataset, folder: str |
     save_exit_policies(trained, folder)
     scoring = MultiExitClassifier(classifier.model, classifier.spec, classifier.preprocessor,
                                   load_scorers(folder, classifier.model))
-    test_trace = None
+    traces = {}
     for split in ("val", "test"):
         data = dataset.split(split)
-        trace = scoring.trace(data.inputs, data.labels)
-        trace.save(folder / f"trace_{split}.npz")
-        test_trace = trace
+        traces[split] = scoring.trace(data.inputs, data.labels)
+        traces[split].save(folder / f"trace_{split}.npz")
+    refresh_trace_figures(classifier.spec, dataset, folder, traces, card_notes)
+    test_trace = traces["test"]
     summary = {
         "alpha": trained.alpha, "lambda": trained.lam, "threshold": config.threshold,
         "test": [rule_summary(test_trace, "fixed", layer=test_trace.num_layers)]

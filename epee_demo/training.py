@@ -182,21 +182,39 @@ def evaluate_and_write(
         data = dataset.split(split)
         traces[split] = classifier.trace(data.inputs, data.labels)
         traces[split].save(folder / f"trace_{split}.npz")
-    test = traces["test"]
-    default_epee = policies.RULES["epee"].params
     metrics = {
         "model": classifier.spec.title,
         "dataset": dataset.name,
         "split_sizes": {"train": len(dataset.train.first(config.max_train_examples)),  # the examples used
                         "val": len(dataset.val), "test": len(dataset.test)},
-        "test_accuracy_per_layer": per_layer_accuracy(test),
-        "val_accuracy_per_layer": per_layer_accuracy(traces["val"]),
-        "test_epee_default": rule_summary(test, "epee", **default_epee),
+        **trace_figures(traces),
         "train_config": asdict(config),
         "history": history,
     }
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (folder / "MODEL_CARD.md").write_text(model_card(classifier.spec, dataset, metrics, card_notes))
+    return metrics
+
+
+def trace_figures(traces: dict[str, ExitTrace]) -> dict:
+    """The figures of ``metrics.json`` read off the val and test traces."""
+    return {
+        "test_accuracy_per_layer": per_layer_accuracy(traces["test"]),
+        "val_accuracy_per_layer": per_layer_accuracy(traces["val"]),
+        "test_epee_default": rule_summary(traces["test"], "epee", **policies.RULES["epee"].params),
+    }
+
+
+def refresh_trace_figures(spec: ModelSpec, dataset: LabelledDataset, folder: Path, traces: dict[str, ExitTrace],
+                          card_notes: str = "") -> dict | None:
+    """After the traces were rewritten: their figures in ``metrics.json`` and ``MODEL_CARD.md``
+    (the training record stays as it was). None when the folder has no ``metrics.json``."""
+    path = Path(folder) / "metrics.json"
+    if not path.exists():
+        return None
+    metrics = {**json.loads(path.read_text()), **trace_figures(traces)}
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    (Path(folder) / "MODEL_CARD.md").write_text(model_card(spec, dataset, metrics, card_notes))
     return metrics
 
 
@@ -233,4 +251,4 @@ average exit layer {epee["average_exit_layer"]:.2f} of {len(metrics["test_accura
 (ideal speed-up {epee["speedup"]:.2f}x = L / average exit layer; saved fraction
 {100 * (1 - epee["average_exit_layer"] / len(metrics["test_accuracy_per_layer"])):.1f}% = 1 - average exit layer / L).
 {notes}
-"""
+""".rstrip("\n") + "\n"

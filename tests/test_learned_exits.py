@@ -10,6 +10,7 @@ from epee_demo import policies
 from epee_demo.data import LabelledDataset, Split
 from epee_demo.model import CheckpointError, MultiExitClassifier, ModelSpec, build_model, save_checkpoint
 from epee_demo.trace import ExitTrace
+from epee_demo.training import per_layer_accuracy, rule_summary
 
 TINY_BERT = {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 2,
              "intermediate_size": 64, "vocab_size": 100}
@@ -204,7 +205,12 @@ def shipped_tiny(tmp_path_factory):
                               "random words", "none")
     config = le.ExitTrainConfig(alphas=(0.05, 0.2), lambdas=(0.1,), epochs=3, batch_size=32)
     cache = folder / "cache"
-    summary = le.train_and_ship_exits(classifier, dataset, folder, config, cache_dir=cache, progress=False)
+    stale = {"split_sizes": {"train": 96, "val": 40, "test": 30}, "history": ["kept"],
+             "test_accuracy_per_layer": [0.0] * 3, "val_accuracy_per_layer": [0.0] * 3,
+             "test_epee_default": {"accuracy": 0.0, "average_exit_layer": 0.0, "speedup": 0.0}}
+    (folder / "metrics.json").write_text(json.dumps(stale))
+    summary = le.train_and_ship_exits(classifier, dataset, folder, config, cache_dir=cache, progress=False,
+                                      card_notes="tiny notes")
     return folder, classifier, dataset, summary, cache
 
 
@@ -226,6 +232,19 @@ def test_train_and_ship_writes_policies_traces_and_summary(shipped_tiny):
             assert scores.shape == (trace.num_examples, 3)
             assert np.all((scores >= 0) & (scores <= 1))
             assert trace.exit_layers(rule, threshold=0.5).shape == (trace.num_examples,)
+
+
+def test_train_and_ship_rewrites_the_figures_read_off_the_traces(shipped_tiny):
+    folder, classifier, dataset, _, _ = shipped_tiny
+    metrics = json.loads((folder / "metrics.json").read_text())
+    test = ExitTrace.load(folder / "trace_test.npz")
+    assert metrics["history"] == ["kept"]  # the training record stays
+    assert metrics["test_accuracy_per_layer"] == pytest.approx(per_layer_accuracy(test))
+    assert metrics["val_accuracy_per_layer"] == pytest.approx(per_layer_accuracy(ExitTrace.load(folder / "trace_val.npz")))
+    assert metrics["test_epee_default"] == rule_summary(test, "epee", tau=0.2, patience=3)
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert f"accuracy {metrics['test_epee_default']['accuracy']:.3f}" in card and "tiny notes" in card
+    assert "saved fraction" in card
 
 
 def test_trace_scores_match_the_scorers_on_cached_features(shipped_tiny):
