@@ -102,8 +102,10 @@ class OnlineExitRule:
 
     def answers(self) -> np.ndarray:
         """What each in-flight example answers with if it exits at this layer, float32 [B, C]."""
-        answer = np.asarray(self.layerwise.answer(), dtype=np.float32)
-        return np.where(self.fired[:, None], answer, self.probs)
+        answers = self.probs.copy()
+        rows = np.nonzero(self.fired)
+        answers[rows] = self.layerwise.answer(rows)
+        return answers
 
     def keep(self, index: np.ndarray) -> None:
         """Keep only the in-flight examples at positions ``index`` (int [K])."""

@@ -177,15 +177,19 @@ def _step_epee(x, state, p):
 
 
 def _step_pcee(x, state, p):
-    confident = x.entropy < np.asarray(p["tau"])
-    counter = _run_length(state, confident)
-    # the answer: the mean distribution of the confident run (PCEE-BERT's default)
-    state["run_sum"] = np.where(confident[..., None], state.get("run_sum", 0.0) + x.probs, 0.0)
-    return _reaches_patience(counter, p["patience"])
+    # running sums of the distributions, sum_{j<=i} p_j, for the answer (index 0: nothing yet)
+    cumulative = state.setdefault("cumulative", [np.zeros_like(x.probs)])
+    cumulative.append(cumulative[-1] + x.probs)
+    return _reaches_patience(_run_length(state, x.entropy < np.asarray(p["tau"])), p["patience"])
 
 
-def _answer_pcee(x, state, p):
-    return state["run_sum"] / np.maximum(state["counter"], 1)[..., None]
+def _answer_pcee(x, state, p, rows):
+    # PCEE-BERT's default answer: the mean distribution of the confident run, i.e. of the last
+    # `patience` layers (the rule fired, so they were all confident)
+    patience = np.asarray(p["patience"])
+    run = np.broadcast_to(patience, np.broadcast_shapes(patience.shape, state["counter"].shape))[rows]
+    stack, examples = np.stack(state["cumulative"]), rows[-1]
+    return (stack[-1, examples] - stack[len(stack) - 1 - run, examples]) / run[:, None]
 
 
 def _step_maxprob(x, state, p):
@@ -322,8 +326,9 @@ class RuleSpec:
             ``"exit_scores"`` (the learned scorer's per-layer output, stored under the rule's name).
         shown: what ``state["shown"]`` holds per layer (its counter or compared score), for
             axis labels; "" when the rule compares nothing of its own.
-        answer: ``answer(inputs, state, params) -> probs`` the distribution an example answers
-            with when the rule fires; None: the exit layer's own.
+        answer: ``answer(inputs, state, params, rows) -> probs [M, C]``, the distributions the
+            entries ``rows`` (an index tuple into the fires array) answer with where the rule fired
+            there; None: the exit layer's own.
         speed_knob: the parameter that makes it faster or slower (calibration scans it).
         note: one line the page shows with the rule, where its definition differs from a
             reading users may carry over (its code, or another answer).
@@ -454,11 +459,12 @@ class LayerwiseRule:
         self.previous = probs
         return fires
 
-    def answer(self) -> np.ndarray:
-        """The distribution [..., N, C] each example answers with if it exits at the last step."""
+    def answer(self, rows: tuple) -> np.ndarray:
+        """The distributions [M, C] that the fired entries ``rows`` (an index tuple into the last
+        step's fires array, e.g. ``np.nonzero(fires)``) answer with."""
         if self.spec.answer is None:
-            return self.inputs.probs
-        return self.spec.answer(self.inputs, self.state, self.params)
+            return self.inputs.probs[rows[-1]]
+        return self.spec.answer(self.inputs, self.state, self.params, rows)
 
     @property
     def shown(self) -> np.ndarray | None:
@@ -468,9 +474,10 @@ class LayerwiseRule:
     def keep(self, index: np.ndarray) -> None:
         """Keep only the examples at positions ``index`` (int [K])."""
         for key, value in self.state.items():
-            if isinstance(value, np.ndarray) and value.ndim:
-                # the example axis is the last one, or the one before the classes for run_sum
-                self.state[key] = value[..., index, :] if key == "run_sum" else value[..., index]
+            if isinstance(value, list):  # per-layer arrays [N, C]
+                self.state[key] = [v[index] for v in value]
+            elif isinstance(value, np.ndarray) and value.ndim:  # the example axis is the last
+                self.state[key] = value[..., index]
         if self.previous is not None:
             self.previous = self.previous[index]
 
@@ -517,12 +524,15 @@ def evaluate_layers(layerwise: LayerwiseRule, layers: Iterable, *, want_probs: b
         if not now.any():
             continue
         out["exits"][now] = index + 1
-        own = np.broadcast_to(inputs.prediction, shape)
-        answer = None if layerwise.spec.answer is None else np.broadcast_to(layerwise.answer(), shape + probs.shape[-1:])
-        out["classes"][now] = (own if answer is None else np.where(fires, answer.argmax(axis=-1), own))[now]
+        out["classes"][now] = np.broadcast_to(inputs.prediction, shape)[now]
         if want_probs:
-            own_probs = np.broadcast_to(inputs.probs, shape + probs.shape[-1:])
-            out["probs"][now] = (own_probs if answer is None else np.where(fires[..., None], answer, own_probs))[now]
+            out["probs"][now] = np.broadcast_to(inputs.probs, shape + probs.shape[-1:])[now]
+        rows = np.nonzero(now & fires)
+        if layerwise.spec.answer is not None and rows[0].size:
+            answer = layerwise.answer(rows)
+            out["classes"][rows] = answer.argmax(axis=-1)
+            if want_probs:
+                out["probs"][rows] = answer
         done |= now
     return out
 

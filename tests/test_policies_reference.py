@@ -295,3 +295,16 @@ def test_traces_are_stored_in_float32(tmp_path):
         assert data["probs"].dtype == np.float32 and data["exit_scores.jei"].dtype == np.float32
     np.testing.assert_array_equal(loaded.exit_scores["jei"], trace.exit_scores["jei"])
     np.testing.assert_allclose(loaded.probs, trace.probs, rtol=1e-6)
+
+
+def test_a_grid_over_patience_alone_matches_the_reference_loop():
+    """Settings on a leading axis for one parameter only (tau a scalar): the scan calibration runs."""
+    trace = awkward_trace(n=30, layers=5, seed=4)
+    prep = tradeoff.prepare(trace)
+    for rule in ("pcee", "epee", "fpabee"):
+        path = tradeoff.scan_path(prep, rule, "patience", tau=0.5)
+        exits, answers = tradeoff._grid_exits(prep, rule, path)
+        for index, params in enumerate(path):
+            expected_exits, expected_answers = reference_exits(rule, trace.probs.astype(np.float64), None, params)
+            np.testing.assert_array_equal(exits[index], expected_exits, err_msg=f"{rule} {params}")
+            np.testing.assert_array_equal(answers[index], expected_answers.argmax(-1), err_msg=f"{rule} {params}")
