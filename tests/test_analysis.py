@@ -60,3 +60,23 @@ def test_memorized_layer_where_labels_are_known():
     wrong_at_end = analyze_example(one_example([0, 0, 1], [0.9] * 3, gold=0), default_settings(3), "epee")
     assert wrong_at_end.memorized_layer == 4
     assert analyze_example(one_example([0, 1], [0.9] * 2), default_settings(2), "epee").memorized_layer is None
+
+
+def test_jei_view_shows_the_sequential_exit_probability_a_l():
+    trace = one_example([0, 1, 1, 1], [0.5, 0.5, 0.5, 0.5])
+    trace = ExitTrace(trace.probs, trace.label_names, trace.labels,
+                      exit_scores={"jei": np.array([[0.4, 0.45, 0.9, 0.9]]), "consistentee": np.zeros((1, 4))})
+    analysis = analyze_example(trace, default_settings(4), "jei")
+    np.testing.assert_allclose(analysis.rule_counter[:2], [0.4, 0.45 / 0.6])  # not the raw gates 0.4, 0.45
+    assert analysis.selected.exit_layer == 2 and "a_l" in analysis.rule_counter_name
+
+
+def test_pcee_answers_with_its_run_mean_in_the_view():
+    # layers 2 and 3 confident, for b then a; their mean favours b (0.9 + 0.05 against 0.05 + 0.85)
+    probs = np.array([[[0.34, 0.33, 0.33], [0.05, 0.9, 0.05], [0.85, 0.1, 0.05], [0.3, 0.4, 0.3]]])
+    trace = ExitTrace(probs, ("a", "b", "c"), labels=[1])
+    settings = {**default_settings(4), "pcee": {"tau": 0.7, "patience": 2}}
+    analysis = analyze_example(trace, settings, "pcee")
+    assert analysis.exits["pcee"].exit_layer == 3
+    assert analysis.exits["pcee"].label == "b"  # the exit layer alone would answer a
+    assert analysis.exits["pcee"].probability == pytest.approx(0.5)

@@ -36,7 +36,8 @@ def test_tables_carry_the_chart_data_as_text():
     rows = layer_table(analysis)
     assert len(rows) == 4 and all(len(r) == len(LAYER_TABLE_HEADERS) for r in rows)
     assert rows[0][1] == "x ✓" and rows[3][1] == "y ✗"
-    assert rows[analysis.selected.exit_layer - 1][5].startswith("epee") or "epee" in rows[analysis.selected.exit_layer - 1][5]
+    assert "epee" in rows[analysis.selected.exit_layer - 1][-1]
+    assert [r[5] for r in rows] == [int(c) for c in analysis.rule_counter]  # EPEE watches the PABEE counter
     rules = rule_table(analysis)
     assert all(len(r) == len(RULE_TABLE_HEADERS) for r in rules)
     text = summary_markdown(analysis)

@@ -74,11 +74,13 @@ def counter_figure(analysis: ExampleAnalysis, line: float | None) -> go.Figure:
     )
 
 
-LAYER_TABLE_HEADERS = ["layer", "prediction", "probability", "normalized entropy", "patience counter", "exits here"]
+LAYER_TABLE_HEADERS = ["layer", "prediction", "probability", "normalized entropy", "patience counter",
+                       "selected rule's counter or score", "exits here"]
 
 
 def layer_table(analysis: ExampleAnalysis) -> list[list]:
-    """One row per layer: prediction, its probability, Hn, the PABEE counter, rules exiting there."""
+    """One row per layer: prediction, its probability, Hn, the PABEE counter, what the selected rule
+    compares there (its counter or score, e.g. JEI-DNN's a_l; empty when it has none), rules exiting there."""
     rows = []
     for index in range(analysis.num_layers):
         layer = index + 1
@@ -88,7 +90,8 @@ def layer_table(analysis: ExampleAnalysis) -> list[list]:
             prediction += " ✓" if prediction == analysis.gold_label else " ✗"
         rows.append([
             layer, prediction, round(float(analysis.top_probability[index]), 3),
-            round(float(analysis.entropy[index]), 3), int(analysis.patience_counter[index]), exiting,
+            round(float(analysis.entropy[index]), 3), int(analysis.patience_counter[index]),
+            "" if analysis.rule_counter is None else round(float(analysis.rule_counter[index]), 3), exiting,
         ])
     return rows
 
