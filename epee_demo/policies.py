@@ -103,7 +103,7 @@ class LayerInputs:
     ``prediction``, ``previous_prediction``, ``divergence.<measure>``), as the trade-off does.
     """
 
-    def __init__(self, index: int, probs: np.ndarray | None, previous: np.ndarray | None = None,
+    def __init__(self, index: int, probs: np.ndarray, previous: np.ndarray | None = None,
                  scores: np.ndarray | None = None, **known):
         self.index = index  # 1-based layer number
         self.probs, self.previous, self.scores = probs, previous, scores
@@ -430,8 +430,9 @@ class LayerwiseRule:
     ``step(probs, scores, **known)`` takes the next layer's distributions [N, C] (for the
     score-based rules its scores [N]; ``known`` as in ``LayerInputs``) and returns where the
     rule fires there, bool [N], or [S, N] when parameters are arrays of S settings.
-    ``answer()`` is the distribution each example answers with if it exits at this layer, and
-    ``keep(index)`` keeps only the examples still in flight. The state is a few arrays per
+    ``answer(rows)`` gives the distributions the fired entries answer with (the layer's own, or
+    the rule's answer such as PCEE's run mean), and ``keep(index)`` keeps only the examples
+    still in flight. The state is a few arrays per
     example, so a step costs the same at every depth. ``exit_layers``, the trade-off grids and
     real early exit all run this same step.
     """
@@ -449,7 +450,7 @@ class LayerwiseRule:
     def needs_scores(self) -> bool:
         return self.spec.needs_scores
 
-    def step(self, probs: np.ndarray | None, scores: np.ndarray | None = None, **known) -> np.ndarray:
+    def step(self, probs: np.ndarray, scores: np.ndarray | None = None, **known) -> np.ndarray:
         """Where the rule fires at the next layer, bool [N] (or [S, N])."""
         self.layer += 1
         if self.spec.needs_scores and scores is None:

@@ -10,12 +10,14 @@ the fastest setting that loses at most one point of accuracy (``tradeoff_rows``,
 
 Speed-up is the ideal one, counted in layers: ``L / average exit layer`` (a model that
 runs ``L`` layers on every example has speed-up 1); ``saved_fraction`` is
-``1 - average exit layer / L``, the share of layer computations skipped.
+``1 - average exit layer / L``, the share of layer computations skipped (the form the
+EPEE, PABEE and ConsistentEE code report).
 
 Every function takes an ``ExitTrace`` or its ``prepare``d form. ``prepare`` computes
 once what the rules read (normalized entropy, PABEE counters, divergences, scores);
-hold the prepared trace when evaluating many settings (a slider), so that one
-setting costs a few comparisons over [N, L] arrays.
+hold the prepared trace when evaluating many settings (a slider). Rules are evaluated by
+the catalogue's own steps (``policies.LayerwiseRule``), fed these prepared arrays, with a
+grid's settings on a leading axis: there is no second implementation of any rule here.
 """
 
 from __future__ import annotations
