@@ -458,7 +458,8 @@ def load_scorers(folder: str | Path, model) -> dict:
 
     Each scorer maps (pooled [B, k, H], probs [B, k, C]) float tensors of layers
     ``first_layer .. first_layer + k - 1`` (0-based; default 0, the first k layers) to
-    the exit probability of each of those layers, [B, k], on the inputs' device. Keys:
+    the per-layer score of each of those layers, [B, k], on the inputs' device: ConsistentEE's
+    policy exit probability, JEI-DNN's gate g_l (its rule turns the gates into a_l). Keys:
     ``consistentee`` and ``jei``.
     """
     folder = Path(folder)

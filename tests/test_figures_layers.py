@@ -43,3 +43,15 @@ def test_tables_carry_the_chart_data_as_text():
     text = summary_markdown(analysis)
     assert f"layer {analysis.selected.exit_layer} of 4" in text
     assert "Overthinking" in text
+
+
+def test_summary_gives_the_nats_value_both_speed_up_forms_and_the_rule_note():
+    probs = np.array([[[0.4, 0.3, 0.3], [0.7, 0.2, 0.1], [0.8, 0.1, 0.1], [0.1, 0.85, 0.05]]])
+    settings = {**default_settings(4), "epee": {"tau": 0.9, "patience": 3}}
+    text = summary_markdown(analyze_example(ExitTrace(probs, ("x", "y", "z")), settings, "epee"))
+    assert f"tau 0.9 = {0.9 * np.log(3):.3g} nats" in text  # DeeBERT's unit for 3 classes
+    assert "L / exit layer" in text and "saved fraction" in text
+    pcee = analyze_example(ExitTrace(probs, ("x", "y", "z")), default_settings(4), "pcee")
+    assert "mean distribution of its confident run" in summary_markdown(pcee)
+    fpabee = analyze_example(ExitTrace(probs, ("x", "y", "z")), default_settings(4), "fpabee")
+    assert "its released code differs" in summary_markdown(fpabee) and "nats of raw entropy" not in summary_markdown(fpabee)

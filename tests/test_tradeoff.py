@@ -424,3 +424,12 @@ def test_patience_must_be_a_whole_number_and_the_scanned_knob_is_not_checked():
     # a value given for the knob being scanned is replaced by the grid, not refused
     path = tradeoff.scan_path(trace, "patience", patience=0)
     assert [p["patience"] for p in path][-1] == 1
+
+
+def test_both_speed_up_forms_are_labelled_in_texts_and_the_table():
+    text = tradeoff.speedup_text(2.0, 0.5)
+    assert "2.00×" in text and "L / mean exit layer" in text and "50.0%" in text and "1 − mean exit layer / L" in text
+    trace = random_trace(n=60)
+    rows = tradeoff.tradeoff_rows(trace, trace)
+    table = tradeoff.tradeoff_markdown(rows)
+    assert "saved fraction" in table and "× / " in table

@@ -106,6 +106,10 @@ def test_setting_views_overthinking_table_lists_the_destructive_examples():
     split = prepare_split(shipped_models()["pneumonia"].trace("val"))
     views = setting_views(split, "val", "entropy", {"tau": 0.3})
     assert len(views[-1]) == split.overthinking.destructive_count
+    summary = views[0]
+    assert "L / mean exit layer" in summary and "saved fraction" in summary
+    assert "tau 0.3 = 0.208 nats of raw entropy (tau × ln 2)" in summary  # DeeBERT's unit, 2 classes
+    assert "PCEE-BERT's default" in setting_views(split, "val", "pcee", {"tau": 0.3, "patience": 2})[0]
 
 
 @pytest.mark.browser

@@ -3,6 +3,8 @@ line, and the tables that carry the same data in text form."""
 
 from __future__ import annotations
 
+import math
+
 import plotly.graph_objects as go
 
 from epee_demo import policies
@@ -112,6 +114,11 @@ def rule_table(analysis: ExampleAnalysis) -> list[list]:
     ]
 
 
+def tau_in_nats(tau: float, num_classes: int) -> str:
+    """The raw-entropy threshold (DeeBERT's unit, nats) that a normalized tau stands for."""
+    return f"tau {tau:g} = {tau * math.log(num_classes):.3g} nats of raw entropy (tau × ln {num_classes})"
+
+
 def summary_markdown(analysis: ExampleAnalysis) -> str:
     """Plain-language answer: where the selected rule exits, its answer and the full model's."""
     e = analysis.selected
@@ -128,8 +135,11 @@ def summary_markdown(analysis: ExampleAnalysis) -> str:
     ]
     if e.label != analysis.final_label:
         lines.append("Note: the early answer differs from the full model's.")
-    if policies.RULES[e.rule].note:
-        lines.append(policies.RULES[e.rule].note)
+    spec = policies.RULES[e.rule]
+    if "tau" in spec.params and spec.parameter("tau").control == "tau":
+        lines.append(f"DeeBERT's unit: {tau_in_nats(e.params['tau'], len(analysis.label_names))}.")
+    if spec.note:
+        lines.append(spec.note)
     if analysis.gold_label is not None:
         lines.append(f"Known label: **{analysis.gold_label}**.")
         memorized = analysis.memorized_layer

@@ -46,11 +46,6 @@ def default_settings(num_layers: int) -> dict[str, dict]:
     return settings
 
 
-def tau_in_nats(tau: float, num_classes: int) -> str:
-    """The raw-entropy threshold (DeeBERT's unit, nats) that a normalized tau stands for."""
-    return f"tau {tau:g} = {tau * math.log(num_classes):.3g} nats of raw entropy (tau × ln {num_classes})"
-
-
 def _start_value(control: str, num_layers: int):
     """A control's starting value: the default of the first rule it sets (the last layer for ``layer``)."""
     if control == "layer":

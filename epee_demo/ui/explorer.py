@@ -16,7 +16,7 @@ import pandas as pd
 
 from epee_demo import policies
 from epee_demo.errors import InputError
-from epee_demo.figures.layers import LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS
+from epee_demo.figures.layers import LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, tau_in_nats
 from epee_demo.figures.tradeoff import (
     class_accuracy_figure, confusion_figure, exit_histogram_figure, figure_frame, overthinking_figure,
     tradeoff_figure,
@@ -28,7 +28,7 @@ from epee_demo.tradeoff import (
 )
 from epee_demo.ui.analyze import render
 from epee_demo.ui.controls import (
-    CONTROLS, build_controls, control_values, controls_of, default_settings, params_from_controls, tau_in_nats,
+    CONTROLS, build_controls, control_values, controls_of, default_settings, params_from_controls,
 )
 
 SPLITS = ("test", "val")
