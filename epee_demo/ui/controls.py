@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 from epee_demo import policies
+from epee_demo.errors import InputError
 
 CONTROLS = ("tau", "patience", "threshold", "divergence_tau", "measure", "layer")
 
@@ -36,3 +39,39 @@ def default_settings(num_layers: int) -> dict[str, dict]:
     settings = {rule: dict(spec.params) for rule, spec in policies.RULES.items()}
     settings["fixed"]["layer"] = num_layers
     return settings
+
+
+# The ranges of the page's number controls; patience and layer run from 1 to the model's layer count.
+RANGES = {"tau": (0.0, 1.0), "threshold": (0.0, 1.0), "divergence_tau": (0.0, 0.7)}
+LAYER_CONTROLS = ("patience", "layer")
+
+
+def checked_rule(rule, rules) -> str:
+    """``rule`` when it is one of ``rules``, else an ``InputError`` (that does not repeat it)."""
+    if not isinstance(rule, str) or rule not in rules:
+        raise InputError(f"Exit rule: choose one of {', '.join(rules)}.")
+    return rule
+
+
+def checked_call(rule, values: dict, rules, num_layers: int) -> tuple[str, dict]:
+    """A call's rule and control values (control -> value, as sent), checked: anything else than
+    one of ``rules`` and a finite number in each control's range (a whole one for patience and
+    layer, a known divergence for measure) raises an ``InputError`` that names the control.
+
+    The one check of what the page's events receive (they take their inputs unprocessed, so no
+    value sent ends up echoed in an error or in the server log)."""
+    checked_rule(rule, rules)
+    checked = {}
+    for control in CONTROLS:
+        value = values.get(control)
+        if control == "measure":
+            if not isinstance(value, str) or value not in policies.DIVERGENCES:
+                raise InputError(f"divergence: choose one of {', '.join(policies.DIVERGENCES)}.")
+        else:
+            low, high = RANGES.get(control, (1, num_layers))
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or not low <= value <= high or (control in LAYER_CONTROLS and value != int(value))):
+                kind = "a whole number" if control in LAYER_CONTROLS else "a number"
+                raise InputError(f"{control}: must be {kind} from {low:g} to {high:g}.")
+        checked[control] = value
+    return rule, checked
