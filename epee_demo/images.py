@@ -49,6 +49,11 @@ def _open(source) -> Image.Image:
             "This file is not an image the demo can read. Please upload a PNG or JPEG "
             f"(also accepted: {', '.join(f for f in ACCEPTED_FORMATS if f not in ('PNG', 'JPEG'))})."
         ) from err
+    except ValueError as err:  # e.g. a compressed text chunk that inflates past Pillow's limit
+        raise InputError(
+            "This image file holds more metadata than the demo reads safely (a compressed text chunk "
+            "that inflates too far). Please export the image again without it."
+        ) from err
 
 
 def _array_to_image(array: np.ndarray) -> Image.Image:

@@ -60,6 +60,16 @@ def error_message(call) -> str:
 # ---------------------------------------------------------------- image files
 
 
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_with_text_bomb(good_png: bytes) -> bytes:
+    """A valid PNG with a zTXt chunk of 50 kB that inflates to 50 MB, right after the header."""
+    text = png_chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"\0" * 50_000_000, 9))
+    return good_png[:33] + text + good_png[33:]
+
+
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG whose header claims ``width`` x ``height`` pixels, with one tiny data chunk."""
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -78,13 +88,14 @@ def images(tmp_path_factory):
     noise = rng.integers(0, 256, (64, 64), dtype=np.uint8)
     paths = {name: folder / name for name in (
         "good.png", "text.png", "empty.png", "truncated.png", "bomb.png", "too_many_pixels.png", "one_pixel.png",
-        "sixteen_bit.png", "cmyk.jpg", "animated.gif", "rgba.png", "tiny.png",
+        "sixteen_bit.png", "cmyk.jpg", "animated.gif", "rgba.png", "tiny.png", "text_bomb.png",
     )}
     Image.fromarray(noise).save(paths["good.png"])
     paths["text.png"].write_text("This is a clinical note saved with an image's name, not an image.\n")
     paths["empty.png"].write_bytes(b"")
     whole = paths["good.png"].read_bytes()
     paths["truncated.png"].write_bytes(whole[: len(whole) // 2])
+    paths["text_bomb.png"].write_bytes(png_with_text_bomb(whole))
     paths["bomb.png"].write_bytes(png_header_only(30_000, 30_000))  # 900 megapixels claimed in ~100 bytes
     paths["too_many_pixels.png"].write_bytes(png_header_only(8_000, 6_000))  # 48 MP: past our own limit
     Image.new("L", (1, 1), 128).save(paths["one_pixel.png"])
@@ -144,6 +155,7 @@ IMAGE_FAILURES = [
     ("empty.png", "The uploaded file is empty"),
     ("truncated.png", "damaged or truncated"),
     ("bomb.png", "far too large to analyze"),
+    ("text_bomb.png", "more metadata than the demo reads safely"),
     ("too_many_pixels.png", f"the limit is {MAX_PIXELS // 1_000_000} megapixels"),
     ("one_pixel.png", "only 1x1 pixels"),
     ("tiny.png", "only 5x40 pixels"),

@@ -42,14 +42,16 @@ class AppFolder:
         cutoff, deleted = time.time() - max_age, 0
         for part in (self.tmp, self.gradio):
             for folder, _, files in os.walk(part, topdown=False):
+                emptied = False  # a folder this sweep emptied goes too (deleting made it look new)
                 for name in files if part == self.tmp else ():
                     path = Path(folder, name)
                     with contextlib.suppress(FileNotFoundError):
                         if path.lstat().st_mtime < cutoff:
                             path.unlink()
                             deleted += 1
+                            emptied = True
                 with contextlib.suppress(OSError):
-                    if Path(folder) != part and Path(folder).stat().st_mtime < cutoff:
+                    if Path(folder) != part and (emptied or Path(folder).stat().st_mtime < cutoff):
                         Path(folder).rmdir()  # only when empty
         return deleted
 

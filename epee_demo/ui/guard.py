@@ -25,7 +25,7 @@ import time
 from collections import defaultdict, deque
 
 from epee_demo.limits import (
-    ANALYSES_PER_SESSION, ANALYSES_WAITING, MAX_REQUEST_BYTES, MAX_UPLOAD_BYTES_PER_CLIENT,
+    ANALYSES_PER_SESSION, ANALYSES_WAITING, MAX_NOTE_CHARS, MAX_REQUEST_BYTES, MAX_UPLOAD_BYTES_PER_CLIENT,
 )
 
 MODEL_GROUP = "model"  # the concurrency_id of the events that run the model
@@ -58,21 +58,26 @@ class RequestGuard:
             return await self.app(scope, receive, send)
         path = scope["path"].rstrip("/")
         client = (scope.get("client") or ("unknown", 0))[0]
+        stated = dict(scope["headers"]).get(b"content-length", b"")
+        length = int(stated) if stated.isdigit() else None
         if path.endswith("/upload"):
-            length = dict(scope["headers"]).get(b"content-length")
-            refusal = self._upload_refusal(client, int(length) if length and length.isdigit() else None)
+            refusal = self._upload_refusal(client, length)
             if refusal:
                 return await _reply(send, 413, {"detail": refusal})
             return await self.app(scope, receive, send)
-        body, more = b"", True
-        while more:
+        too_large = length is not None and length > MAX_REQUEST_BYTES  # refused unread
+        chunks, size, more = [], 0, True
+        while more and not too_large:
             message = await receive()
-            body += message.get("body", b"")
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
             more = message.get("more_body", False)
-            if len(body) > MAX_REQUEST_BYTES:
-                return await _reply(send, 413, {"detail": (
-                    f"This request is larger than {MAX_REQUEST_BYTES // 1024} KB. A note is read only up to its "
-                    "first 20,000 characters: please send a shorter one.")})
+            too_large = size > MAX_REQUEST_BYTES
+        if too_large:
+            return await _reply(send, 413, {"detail": (
+                f"This request is larger than {MAX_REQUEST_BYTES // 1024} KB. A note is read only up to its "
+                f"first {MAX_NOTE_CHARS:,} characters: please send a shorter one.")})
+        body = b"".join(chunks)
         if path.endswith("/queue/join") or "/call/" in path:
             refused = self._call_refusal(scope["app"].get_blocks(), path, body, client)
             if refused:
