@@ -10,7 +10,7 @@ import time
 
 import httpx
 import pytest
-from gradio_client import Client
+from gradio_client import Client, handle_file
 
 from epee_demo.examples import EXAMPLE_NOTES
 from epee_demo.limits import ANALYSES_PER_SESSION, MAX_REQUEST_BYTES
@@ -62,7 +62,7 @@ def test_one_session_may_queue_only_a_few_analyses_and_slider_moves_still_pass(a
                for _ in range(12)]
     refused = [r for r in replies if r.status_code == 422]
     assert len(replies) - len(refused) >= ANALYSES_PER_SESSION and refused
-    assert "analyses waiting or running" in refused[0].json()["detail"][0]["message"]
+    assert "You have analyses waiting or running" in refused[0].json()["detail"][0]["message"]
     started = time.perf_counter()
     served(victim)
     assert time.perf_counter() - started < 30
@@ -77,7 +77,7 @@ def test_the_client_shows_the_waiting_message(app, victim):
             job.result(timeout=60)
         except Exception as err:  # noqa: BLE001 - collecting the refusals
             errors.append(str(err))
-    assert errors and all("analyses waiting or running" in e for e in errors)
+    assert errors and all("You have analyses waiting or running" in e for e in errors)
     served(victim)
 
 
@@ -162,3 +162,17 @@ def test_a_long_note_check_does_not_stall_other_visitors(app, victim):
         victim_took.append(time.perf_counter() - started)
     thread.join(timeout=60)
     assert len(took) == 3 and max(took) < 5 and max(victim_took) < 5
+
+
+def test_an_upload_is_stored_under_its_content_hash_without_its_name(app, victim, tmp_path):
+    from PIL import Image
+
+    image = tmp_path / "Jane_Doe_1961-03-02.png"
+    Image.new("L", (32, 32), 90).save(image)
+    reply = httpx.post(f"{app.local_url}gradio_api/upload",
+                       files={"files": (image.name, image.read_bytes(), "image/png")}, timeout=30)
+    (stored,) = reply.json()
+    assert "Jane" not in reply.text and stored.endswith("/upload.png")
+    assert not [p for p in app.app_folder.root.rglob("*") if "Jane" in p.name]
+    notice = Client(app.local_url, verbose=False).predict(handle_file(str(image)), api_name="/analyze_pneumonia")[0]
+    assert "32×32" in notice and "Jane" not in notice

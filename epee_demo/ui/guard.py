@@ -8,6 +8,7 @@ an unknown ``fn_index`` with a server error. ``RequestGuard`` adds those checks:
 - a request body other than an upload is at most ``MAX_REQUEST_BYTES``;
 - a session may have ``ANALYSES_PER_SESSION`` analyses queued or running, and all sessions
   together ``ANALYSES_WAITING`` (so the queue's other slots stay free for slider moves);
+- an upload is stored without its file name (which can hold a patient's name);
 - one client address may upload ``MAX_UPLOAD_BYTES_PER_CLIENT`` bytes per retention period
   of the uploads (``UPLOAD_WINDOW_S``), so what it can hold on disk is bounded;
 - a call must name an endpoint the page has, with enough input values, a file where a file
@@ -20,6 +21,7 @@ input and ``gradio_client`` raises as a ``ValidationError`` with the message.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import defaultdict, deque
@@ -37,6 +39,43 @@ async def _reply(send, status: int, body: dict) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
     await send({"type": "http.response.body", "body": data})
+
+
+# A part's whole Content-Disposition line in a multipart upload (only complete lines match), and in
+# it each file name (quoted, or RFC 5987's filename*=) and the extension that is kept.
+_DISPOSITION = re.compile(rb"content-disposition:[^\r\n]*\r\n", re.IGNORECASE)
+_FILE_NAME = re.compile(rb'filename\*?=("[^"\r\n]*"|[^;\r\n]*)', re.IGNORECASE)
+_EXTENSION = re.compile(rb"\.[A-Za-z0-9]{1,5}$")
+_HEADER_ROOM = 4096  # bytes held back from each chunk, so that no part header is split when renamed
+
+
+def _renamed(line: re.Match) -> bytes:
+    def name(match: re.Match) -> bytes:
+        extension = _EXTENSION.search(match.group(1).strip(b'"').rsplit(b"'", 1)[-1])
+        return b'filename="upload' + (extension.group() if extension else b"") + b'"'
+
+    return _FILE_NAME.sub(name, line.group())
+
+
+def _without_file_names(receive):
+    """``receive`` with every file name in the multipart body replaced by ``upload.<ext>``: Gradio
+    stores an upload as ``<sha256 of the content>/<file name>`` and serves it under that path,
+    and a file name can hold a patient's name."""
+    held, done = b"", False
+
+    async def renaming():
+        nonlocal held, done
+        if done:
+            return await receive()
+        message = await receive()
+        data = _DISPOSITION.sub(_renamed, held + message.get("body", b""))
+        if message.get("more_body", False):
+            held, data = data[-_HEADER_ROOM:], data[:-_HEADER_ROOM]
+        else:
+            done = True
+        return {**message, "body": data}
+
+    return renaming
 
 
 def _refusal(message: str, parameter: str = "input") -> dict:
@@ -64,7 +103,7 @@ class RequestGuard:
             refusal = self._upload_refusal(client, length)
             if refusal:
                 return await _reply(send, 413, {"detail": refusal})
-            return await self.app(scope, receive, send)
+            return await self.app(scope, _without_file_names(receive), send)
         too_large = length is not None and length > MAX_REQUEST_BYTES  # refused unread
         chunks, size, more = [], 0, True
         while more and not too_large:
@@ -138,8 +177,8 @@ class RequestGuard:
         mine = sum(1 for e in waiting if _event_key(e) == key)
         if mine >= ANALYSES_PER_SESSION:
             return 422, _refusal(
-                f"You have {mine} analyses waiting or running (at most {ANALYSES_PER_SESSION} at a time). "
-                "Wait for them to finish, then press Analyze again.")
+                f"You have analyses waiting or running: {mine} (at most {ANALYSES_PER_SESSION} at a time per "
+                "visitor). Wait for the result, then press Analyze again.")
         if len(waiting) >= ANALYSES_WAITING:
             return 422, _refusal(
                 f"The demo is busy: {len(waiting)} analyses are waiting. Please try again in a minute.")
@@ -161,7 +200,7 @@ def _shape_refusal(fn, data) -> str:
         if isinstance(block, File) and value is not None and not (
                 isinstance(value, dict) and isinstance(value.get("path"), str)):
             return "An image input must be an uploaded file."
-        if isinstance(value, dict) and any(isinstance(value.get(k), str) and "://" in value[k] for k in ("path", "url")):
+        if isinstance(value, dict) and isinstance(value.get("path"), str) and "://" in value["path"]:
             return "The demo does not fetch files from addresses: upload the file itself."
     return ""
 
