@@ -217,6 +217,27 @@ def attack_uploads(url: str, seconds: float, work: Path, count: int = 40, megaby
     return {"uploads": count, "stored": len(stored), "name_kept": sum("Jane_Doe" in r for r in stored)}
 
 
+def attack_big_images(url: str, seconds: float, work: Path, count: int = 4) -> dict:
+    """``count`` analyses, one after another, of a 6,000 x 6,000 grayscale PNG (36 megapixels)."""
+    from gradio_client import handle_file
+    from PIL import Image
+
+    path = work / "big.png"
+    gradient = np.tile(np.arange(6000, dtype=np.uint32) % 256, (6000, 1)).astype(np.uint8)
+    Image.fromarray(gradient).save(path)
+    attacker = client(url)
+    times, errors = [], []
+    deadline = time.monotonic() + seconds
+    for _ in range(count):
+        if time.monotonic() > deadline:
+            break
+        took, error = timed(lambda: attacker.predict(handle_file(str(path)), api_name="/analyze_pneumonia"))
+        times.append(round(took, 2))
+        errors += [error] if error else []
+    return {"analyses": len(times), "seconds_each": times, "errors": len(errors),
+            "first_error": errors[0] if errors else ""}
+
+
 def twenty_clients(url: str, clients: int = 20, requests: int = 10) -> dict:
     """The ordinary load: ``clients`` sessions, each an analysis then a mix of slider moves and analyses."""
     def one(index):
@@ -275,7 +296,7 @@ def folder_size(folder: Path) -> tuple[int, float]:
     return len(files), round(sum(p.stat().st_size for p in files) / 1e6, 1)
 
 
-ATTACKS = ("baseline", "regex", "flood", "big_notes", "uploads")
+ATTACKS = ("baseline", "regex", "flood", "big_notes", "uploads", "big_images")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                 "flood": lambda: attack_flood(url, args.seconds),
                 "big_notes": lambda: attack_big_notes(url, args.seconds),
                 "uploads": lambda: attack_uploads(url, args.seconds, work),
+                "big_images": lambda: attack_big_images(url, args.seconds, work),
             }[name]
             row = during(url, attack)
             row.update(rss_before_mb=before, rss_after_mb=rss_mb(server.pid))
