@@ -29,7 +29,7 @@ def _open(source) -> Image.Image:
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
-            raise InputError(f"No image file at {path}.")
+            raise InputError("No image file was found: it may have expired. Please upload it again.")  # no server path
         if path.stat().st_size == 0:
             raise InputError("The uploaded file is empty.")
         source = str(path)

@@ -176,3 +176,13 @@ def test_an_upload_is_stored_under_its_content_hash_without_its_name(app, victim
     assert not [p for p in app.app_folder.root.rglob("*") if "Jane" in p.name]
     notice = Client(app.local_url, verbose=False).predict(handle_file(str(image)), api_name="/analyze_pneumonia")[0]
     assert "32×32" in notice and "Jane" not in notice
+
+
+def test_a_missing_upload_gets_a_message_without_a_server_path(app, victim):
+    missing = {"path": str(app.app_folder.gradio / ("0" * 8) / "upload.png"), "meta": {"_type": "gradio.FileData"}}
+    start = httpx.post(f"{app.local_url}gradio_api/call/analyze_pneumonia", json={"data": [missing, None, "epee"]},
+                       timeout=30)
+    event = start.json()["event_id"]
+    reply = httpx.get(f"{app.local_url}gradio_api/call/analyze_pneumonia/{event}", timeout=30).text
+    assert "error" in reply and str(app.app_folder.root) not in reply and "/tmp" not in reply
+    served(victim)
