@@ -15,9 +15,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import epee_demo.gpu  # noqa: E402,F401  (imports `spaces` on a Space before torch, as ZeroGPU requires)
 from epee_demo.model import CheckpointError  # noqa: E402
 from epee_demo.ui import build_demo, launch_options  # noqa: E402
+from epee_demo.ui.files import AppFolder  # noqa: E402
 
+folder = AppFolder()
+folder.use_for_process()  # everything this server writes goes there (swept, removed at shutdown)
 try:
-    demo = build_demo()
+    demo = build_demo(folder=folder)
 except CheckpointError as err:
     sys.exit(f"epee-demo cannot start: {err}")
 

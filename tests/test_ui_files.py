@@ -38,8 +38,9 @@ def test_sweep_deletes_old_temporary_files_and_empty_folders_only(tmp_path):
 
 
 def test_the_served_page_writes_only_into_its_folder_and_removes_it_at_shutdown(tiny_shipped_model):
-    demo = build_demo({"organ-system": tiny_shipped_model})
-    folder = demo.app_folder
+    folder = AppFolder()
+    folder.use_for_process()  # as app.py does
+    demo = build_demo({"organ-system": tiny_shipped_model}, folder)
     assert Path(demo.GRADIO_CACHE) == folder.gradio and tempfile.gettempdir() == str(folder.tmp)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
     try:

@@ -186,3 +186,10 @@ def test_a_missing_upload_gets_a_message_without_a_server_path(app, victim):
     reply = httpx.get(f"{app.local_url}gradio_api/call/analyze_pneumonia/{event}", timeout=30).text
     assert "error" in reply and str(app.app_folder.root) not in reply and "/tmp" not in reply
     served(victim)
+
+
+def test_no_direct_call_skips_the_queue_and_its_limits(app, victim):
+    reply = httpx.post(f"{app.local_url}gradio_api/run/analyze_organ_system",
+                       json={"data": [EXAMPLE_NOTES[0].text, None, "epee"]}, timeout=30)
+    assert reply.status_code == 404 and "join the queue" in reply.text
+    served(victim)

@@ -54,14 +54,16 @@ def launch_options() -> dict:
                                                                    max_age=CACHE_DELETION[1])}}
 
 
-def build_demo(models: dict[str, ShippedModel] | None = None) -> gr.Blocks:
-    """The whole page over the shipped models (or the given ones)."""
+def build_demo(models: dict[str, ShippedModel] | None = None, folder: AppFolder | None = None) -> gr.Blocks:
+    """The whole page over the shipped models (or the given ones), writing into ``folder`` (a fresh
+    ``AppFolder`` by default; Gradio's cache goes there, other temporary files only when the
+    caller made it the process's temporary folder, as ``app.py`` does)."""
     models = shipped_models() if models is None else models
     if not models:
         raise CheckpointError(f"no shipped model found in {ASSETS_DIR}: run `epee-demo train` first")
     share_cpu_cores(MODEL_CALLS_AT_ONCE)  # the concurrent analyses split the cores, none oversubscribes them
-    folder = AppFolder()
-    folder.use_for_process()  # before the Blocks: Gradio reads its cache folder when they are made
+    folder = folder or AppFolder()
+    folder.use_for_gradio()  # before the Blocks: Gradio reads its cache folder when they are made
     with gr.Blocks(title="EPEE demo: early-exit transformers in biomedicine", analytics_enabled=False,
                    delete_cache=CACHE_DELETION) as demo:
         gr.Markdown(BANNER, elem_id="banner")
@@ -74,6 +76,6 @@ def build_demo(models: dict[str, ShippedModel] | None = None) -> gr.Blocks:
                 build_explorer_tab(models)
             with gr.Tab("Lesson", id="tab-lesson"):
                 build_lesson_tab(models)
-    demo.queue(max_size=MAX_QUEUED_EVENTS)
+    demo.queue(max_size=MAX_QUEUED_EVENTS, api_open=False)  # no direct REST call skips the queue and its limits
     demo.app_folder = folder
     return demo

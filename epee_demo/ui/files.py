@@ -30,9 +30,14 @@ class AppFolder:
             folder.mkdir(parents=True, exist_ok=True)
         atexit.register(self.remove)  # also when the page is built but never served
 
-    def use_for_process(self) -> None:
-        """Send Gradio's cache and every ``tempfile`` default of this process into the folder."""
+    def use_for_gradio(self) -> None:
+        """Send Gradio's cache into the folder (Gradio reads it when Blocks and their app are made)."""
         os.environ["GRADIO_TEMP_DIR"] = str(self.gradio)
+
+    def use_for_process(self) -> None:
+        """Send Gradio's cache and every ``tempfile`` default of this process into the folder:
+        for the server process only (``app.py``), not for a process that runs other work too."""
+        self.use_for_gradio()
         tempfile.tempdir = str(self.tmp)
 
     def sweep(self, max_age: float) -> int:

@@ -157,7 +157,7 @@ class RequestGuard:
         if not isinstance(request, dict):
             return 422, {"detail": "The request must be a JSON object."}
         if "/call/" in path:
-            name = path.rsplit("/call/", 1)[1]
+            name = path.rsplit("/call/", 1)[1].removeprefix("v2/")  # /call/NAME and /call/v2/NAME
             fn = next((f for f in blocks.fns.values() if f.api_name == name), None)
             key = f"address {client}"  # each /call/ request gets a session of its own
         else:
@@ -168,7 +168,7 @@ class RequestGuard:
             key = request.get("session_hash")
         if fn is None:
             return None  # Gradio answers an unknown api_name itself
-        refusal = _shape_refusal(fn, request.get("data"))
+        refusal = "" if "/call/v2/" in path else _shape_refusal(fn, request.get("data"))  # v2: named values
         if refusal:
             return 422, {"detail": refusal}
         if fn.concurrency_id != MODEL_GROUP:
