@@ -29,7 +29,7 @@ def _open(source) -> Image.Image:
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
-            raise InputError(f"No image file at {path}.")
+            raise InputError("No image file was found: it may have expired. Please upload it again.")  # no server path
         if path.stat().st_size == 0:
             raise InputError("The uploaded file is empty.")
         source = str(path)
@@ -48,6 +48,11 @@ def _open(source) -> Image.Image:
         raise InputError(
             "This file is not an image the demo can read. Please upload a PNG or JPEG "
             f"(also accepted: {', '.join(f for f in ACCEPTED_FORMATS if f not in ('PNG', 'JPEG'))})."
+        ) from err
+    except ValueError as err:  # e.g. a compressed text chunk that inflates past Pillow's limit
+        raise InputError(
+            "This image file holds more metadata than the demo reads safely (a compressed text chunk "
+            "that inflates too far). Please export the image again without it."
         ) from err
 
 

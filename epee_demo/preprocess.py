@@ -8,8 +8,7 @@ from transformers import AutoTokenizer
 
 from epee_demo.backbones import resolve_base
 from epee_demo.errors import InputError
-
-MAX_NOTE_CHARS = 20_000
+from epee_demo.limits import MAX_NOTE_CHARS
 
 
 def clean_note(raw) -> str:

@@ -5,12 +5,18 @@ note identifiable: dates, record/ID numbers, phone numbers, e-mail and web addre
 and names after a title. It is a prompt to check the text, not a de-identification
 tool: it will miss identifiers, and the page says so. It is tuned not to fire on the
 numbers clinical text is full of (lab values, units, doses, ECG leads, blood pressures).
+
+Every pattern runs in time linear in the text: each repetition that could be retried from
+many starting points is bounded (an e-mail's local part at 64 characters, as RFC 5321 allows),
+and only the first ``MAX_NOTE_CHARS`` characters are read, the same prefix the model reads.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from epee_demo.limits import MAX_NOTE_CHARS
 
 _MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
@@ -23,7 +29,8 @@ _NAME = r"[A-Z][a-z'’-]+"
 
 # (kind, pattern), checked in this order: a match overlapping an earlier one is dropped.
 _PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
-    ("e-mail address", re.compile(r"\b[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")),
+    ("e-mail address", re.compile(
+        r"\b[\w.+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}\b")),
     ("web address", re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)),
     ("record number", re.compile(
         r"\b(?:MRN|medical\s+record|record|patient\s+(?:id|number|no)|hospital\s+(?:number|no)|"
@@ -60,6 +67,9 @@ _PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
 )
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 @dataclass(frozen=True)
 class IdentifierHit:
     """A stretch of a note that looks like an identifier: ``text == note[start:end]``."""
@@ -71,19 +81,23 @@ class IdentifierHit:
 
 
 def find_identifiers(text: str) -> list[IdentifierHit]:
-    """Stretches of ``text`` that look like personal identifiers, in order of position.
+    """Stretches of ``text`` (its first ``MAX_NOTE_CHARS`` characters, lone surrogates shown as
+    U+FFFD) that look like personal identifiers, in order of position.
 
     Matches never overlap: where two patterns match the same stretch, the one listed
     first in ``_PATTERNS`` (the more specific one) is kept.
     """
     if not isinstance(text, str) or not text:
         return []
+    text = _SURROGATE.sub("\ufffd", text[:MAX_NOTE_CHARS])  # a lone surrogate cannot be sent back as UTF-8
+    covered = bytearray(len(text))  # 1 where an earlier hit lies: each check reads only its own stretch
     taken: list[IdentifierHit] = []
     for kind, pattern in _PATTERNS:
         for match in pattern.finditer(text):
             start, end = match.span()
-            if any(start < hit.end and hit.start < end for hit in taken):
+            if any(covered[start:end]):
                 continue
+            covered[start:end] = b"\1" * (end - start)
             taken.append(IdentifierHit(kind, match.group(), start, end))
     return sorted(taken, key=lambda hit: hit.start)
 

@@ -3,8 +3,9 @@
 Starts ``app.py`` on a free loopback port (or connects to ``--url``, loopback only), opens
 ``--clients`` sessions and has each do ``--requests`` calls: an analysis first, then a mix of
 analyses and slider moves. Every reply is checked. It reports, per endpoint kind, the call
-count, error count and p50/p95/max latency, and separately the slider moves that were sent
-while analyses were waiting for the model (a slider handler must never wait behind them).
+count, error count and p50/p95/max latency, separately the slider moves that were sent
+while analyses were waiting for the model (a slider handler must never wait behind them), and
+the started app's resident memory (RSS) before and after the load.
 
     python scripts/load_test.py                       # the shipped models in assets/
     python scripts/load_test.py --assets /tmp/models  # another models folder
@@ -106,6 +107,15 @@ def start_app(assets: str | None, log_path: Path) -> tuple[subprocess.Popen, str
     server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=log,
                               stderr=subprocess.STDOUT)
     return server, f"http://127.0.0.1:{port}"
+
+
+def rss_mb(pid: int) -> float | None:
+    """A process's resident memory in MB, from /proc (Linux; None elsewhere)."""
+    status = Path(f"/proc/{pid}/status")
+    if not status.exists():
+        return None
+    line = next(line for line in status.read_text().splitlines() if line.startswith("VmRSS:"))
+    return round(int(line.split()[1]) / 1024, 1)
 
 
 def upload_image(path: Path, seed: int) -> Path:
@@ -224,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_until_up(url, server, args.start_timeout)
         image = upload_image(work / "upload.png", 0) if kind == "image" else None
         recorder = Recorder()
+        rss_before = rss_mb(server.pid) if server is not None else None
         started = time.monotonic()
         deadline = started + args.time_limit
         threads = [
@@ -238,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             thread.join(timeout=max(0.0, deadline + args.call_timeout - time.monotonic()))
         wall = time.monotonic() - started
         unfinished = sum(thread.is_alive() for thread in threads)
+        rss_after = rss_mb(server.pid) if server is not None else None
     finally:
         if server is not None:
             server.terminate()
@@ -251,11 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         "url": url, "task": args.task, "clients": args.clients, "requests_per_client": args.requests,
         "analyze_share": args.analyze_share, "wall_s": round(wall, 1), "calls": len(calls),
         "errors": len(failures), "unfinished_sessions": unfinished, "by_kind": table,
+        "rss_before_mb": rss_before, "rss_after_mb": rss_after,
         "first_errors": sorted({c.error for c in failures})[:5],
     }
     print(format_table(table))
     print(f"{len(calls)} calls from {args.clients} sessions in {wall:.1f} s; {len(failures)} errors; "
-          f"{unfinished} sessions unfinished")
+          f"{unfinished} sessions unfinished; app RSS {rss_before} MB before, {rss_after} MB after")
     for error in report["first_errors"]:
         print(f"  error: {error}")
     print(json.dumps(report, indent=2))

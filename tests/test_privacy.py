@@ -87,7 +87,32 @@ def test_non_text_gives_no_hits(junk):
     assert find_identifiers(junk) == []
 
 
-def test_a_megabyte_note_is_scanned_to_its_end():
-    text = ("Troponin 0.45 ng/mL, BP 120/80, leads II III aVF 1 2 3 4 5 6 7 8 9. " * 15_000)[:1_000_000]
-    hits = find_identifiers(text + " MRN 00123456")
-    assert [(h.kind, h.start) for h in hits] == [("record number", 1_000_001)]
+# Repeated units that make a pattern with an unbounded repetition retry from every position
+# (an e-mail's local part was quadratic in "1." * n: 6.7 s at 80,000 characters).
+WORST_UNITS = ["1.", "a.", "1-", "1 ", "1/", "+1 ", "0 ", "ID 1 ", "a@", "a@a.", "Mr. Ab ", "1/1/2020 ", "(555) ",
+               "www.a ", "1", "a"]
+
+
+@pytest.mark.parametrize("unit", WORST_UNITS)
+def test_every_pattern_is_fast_on_its_worst_case_at_the_cap(unit):
+    """Linear time: at the cap each pattern takes milliseconds; quadratic ones took seconds."""
+    import time
+
+    from epee_demo.privacy import _PATTERNS, MAX_NOTE_CHARS
+
+    text = unit * (MAX_NOTE_CHARS // len(unit) + 1)
+    for kind, pattern in _PATTERNS:
+        started = time.perf_counter()
+        list(pattern.finditer(text[:MAX_NOTE_CHARS]))
+        assert time.perf_counter() - started < 0.5, kind
+    started = time.perf_counter()
+    find_identifiers(text * 50)  # a megabyte: only the capped prefix is read
+    assert time.perf_counter() - started < 1.0
+
+
+def test_only_the_capped_prefix_is_checked():
+    from epee_demo.privacy import MAX_NOTE_CHARS
+
+    padding = "x" * (MAX_NOTE_CHARS - 20)
+    assert [h.text for h in find_identifiers(padding + " MRN 00123456")] == ["MRN 00123456"]
+    assert find_identifiers(padding + " " * 30 + "MRN 00123456") == []

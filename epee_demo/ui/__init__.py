@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import gradio as gr
+from functools import partial
 
+import gradio as gr
+from starlette.middleware import Middleware
+
+from epee_demo.limits import MAX_UPLOAD_BYTES
 from epee_demo.model import CheckpointError, share_cpu_cores
 from epee_demo.registry import ASSETS_DIR, ShippedModel, shipped_models
 from epee_demo.ui.analyze import MODEL_CALLS_AT_ONCE, build_analyze_tab
 from epee_demo.ui.explorer import build_explorer_tab
+from epee_demo.ui.files import AppFolder, swept
+from epee_demo.ui.guard import RequestGuard
 from epee_demo.ui.lesson import build_lesson_tab
 
 BANNER = (
@@ -25,11 +31,11 @@ CSS = """
 #banner p { color: #4a2f00; margin: 0; }
 """
 
-# Uploaded files are deleted from the server every 5 minutes once older than 15 minutes.
+# Uploaded and temporary files are deleted every 5 minutes once older than 15 minutes.
 CACHE_DELETION = (300, 900)
-MAX_UPLOAD = "20mb"
-# Calls waiting in the queue at most; past it a caller is told the queue is full. (Analyses run
-# 2 at a time, slider moves without a limit, so slider moves never wait behind analyses.)
+# Calls waiting in the queue at most; past it a caller is told the queue is full. Analyses run
+# 2 at a time and may hold at most ANALYSES_WAITING of these slots (``RequestGuard``); slider
+# moves run without a limit, so they never wait behind analyses nor find the queue full of them.
 MAX_QUEUED_EVENTS = 200
 
 
@@ -37,19 +43,27 @@ def launch_options() -> dict:
     """Keyword arguments for ``demo.launch`` (app.py and the tests): the page's style and privacy.
 
     No run history is kept in the browser, no traffic monitoring endpoint is served, and
-    uploads are capped at ``MAX_UPLOAD``. Errors are shown with their message (a wrong-typed
-    API argument names the control and the value), never as a bare "Error".
+    uploads are capped at ``MAX_UPLOAD_BYTES``; ``RequestGuard`` caps every other request and
+    what one visitor may queue or upload, and the page's ``AppFolder`` is swept on the
+    ``CACHE_DELETION`` schedule and removed at shutdown. Errors are shown with their message,
+    never as a bare "Error".
     """
-    return {"css": CSS, "run_history": False, "enable_monitoring": False, "max_file_size": MAX_UPLOAD,
-            "show_error": True}
+    return {"css": CSS, "run_history": False, "enable_monitoring": False, "max_file_size": MAX_UPLOAD_BYTES,
+            "show_error": True, "app_kwargs": {"middleware": [Middleware(RequestGuard)],
+                                               "lifespan": partial(swept, every=CACHE_DELETION[0],
+                                                                   max_age=CACHE_DELETION[1])}}
 
 
-def build_demo(models: dict[str, ShippedModel] | None = None) -> gr.Blocks:
-    """The whole page over the shipped models (or the given ones)."""
+def build_demo(models: dict[str, ShippedModel] | None = None, folder: AppFolder | None = None) -> gr.Blocks:
+    """The whole page over the shipped models (or the given ones), writing into ``folder`` (a fresh
+    ``AppFolder`` by default; Gradio's cache goes there, other temporary files only when the
+    caller made it the process's temporary folder, as ``app.py`` does)."""
     models = shipped_models() if models is None else models
     if not models:
         raise CheckpointError(f"no shipped model found in {ASSETS_DIR}: run `epee-demo train` first")
     share_cpu_cores(MODEL_CALLS_AT_ONCE)  # the concurrent analyses split the cores, none oversubscribes them
+    folder = folder or AppFolder()
+    folder.use_for_gradio()  # before the Blocks: Gradio reads its cache folder when they are made
     with gr.Blocks(title="EPEE demo: early-exit transformers in biomedicine", analytics_enabled=False,
                    delete_cache=CACHE_DELETION) as demo:
         gr.Markdown(BANNER, elem_id="banner")
@@ -62,5 +76,6 @@ def build_demo(models: dict[str, ShippedModel] | None = None) -> gr.Blocks:
                 build_explorer_tab(models)
             with gr.Tab("Lesson", id="tab-lesson"):
                 build_lesson_tab(models)
-    demo.queue(max_size=MAX_QUEUED_EVENTS)
+    demo.queue(max_size=MAX_QUEUED_EVENTS, api_open=False)  # no direct REST call skips the queue and its limits
+    demo.app_folder = folder
     return demo

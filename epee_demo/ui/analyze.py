@@ -31,8 +31,11 @@ from epee_demo.preprocess import InputError, clean_note
 from epee_demo.privacy import identifier_warning
 from epee_demo.registry import ShippedModel
 from epee_demo.trace import ExitTrace
+from epee_demo.limits import MAX_NOTE_CHARS
+from epee_demo.ui.guard import MODEL_GROUP
 from epee_demo.ui.controls import (
-    CONTROLS, build_controls, control_values, controls_of, default_settings, params_from_controls,
+    CONTROLS, build_controls, checked_call, checked_rule, control_values, controls_of, default_settings,
+    params_from_controls,
 )
 
 EMPTY_SUMMARY = "Pick an example, or paste a note or upload an image of your own, and press **Analyze**."
@@ -87,10 +90,11 @@ def analyze_note(model: ShippedModel, note, rule: str = "epee", params: dict | N
 def _text_input(model: ShippedModel):
     """Note box, example notes and Analyze button; returns (inputs, button, run, extra outputs)."""
     note = gr.Textbox(label="Clinical note (synthetic or de-identified text only)", lines=8,
-                      max_lines=20, placeholder="Paste a clinical note here…", elem_id="note")
+                      max_lines=20, placeholder="Paste a clinical note here…", elem_id="note",
+                      max_length=MAX_NOTE_CHARS)
     warning = gr.Markdown(elem_id="identifier_warning")
     note.change(identifier_warning, note, warning, show_progress="hidden", trigger_mode="always_last",
-                concurrency_limit=None, api_name=f"check_note_{model.task.name.replace('-', '_')}")
+                concurrency_limit=None, preprocess=False, api_name=f"check_note_{model.task.name.replace('-', '_')}")
     gr.Examples(
         examples=[[n.text] for n in EXAMPLE_NOTES], inputs=[note],
         example_labels=[n.title for n in EXAMPLE_NOTES], label="Example notes (written by us)",
@@ -132,7 +136,8 @@ def model_view_html(pixels: np.ndarray, size: int) -> str:
 
 def _image_input(model: ShippedModel):
     """Upload box, test-split examples (when the data is there) and the model's view of the image."""
-    upload = gr.File(label="Chest X-ray image (PNG or JPEG, any size)", type="filepath", elem_id="image_upload")
+    upload = gr.File(label="Chest X-ray image (PNG or JPEG, any size)", type="filepath", elem_id="image_upload",
+                     file_types=["image"])
     examples = example_images(per_class=3)
     gold_by_name = {}
     if examples:
@@ -151,8 +156,9 @@ def _image_input(model: ShippedModel):
     button = gr.Button("Analyze", variant="primary", elem_id="analyze")
     view = gr.HTML(label="What the model sees", elem_id="model_view")
 
-    def run(path, rule, params):
-        gold = gold_by_name.get(Path(path).name) if path else None
+    def run(upload, rule, params):
+        path = upload.get("path") if isinstance(upload, dict) else upload  # unprocessed: Gradio's file data
+        gold = gold_by_name.get(Path(path).name) if isinstance(path, str) else None
         trace, notice, pixels = analyze_image(model, path, gold, rule, params)
         return trace, notice, model_view_html(pixels, model.classifier.preprocessor.size)
 
@@ -189,8 +195,16 @@ def build_analyze_tab(model: ShippedModel) -> None:
 
     views = [summary, entropy_plot, counter_plot, layers_table, rules_table]
 
+    def user_error(check, *args):
+        """``check(*args)``, its ``InputError`` as a message for the page (no traceback in the log)."""
+        try:
+            return check(*args)
+        except InputError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+
     def on_analyze(*args):
         *raw, settings, rule_name = args
+        user_error(checked_rule, rule_name, rules)
         try:
             trace, message, *extras = run(*raw, rule_name, settings[rule_name])
         except InputError as err:
@@ -199,22 +213,27 @@ def build_analyze_tab(model: ShippedModel) -> None:
         return (trace, message, *render(trace, settings, rule_name), *extras)
 
     def on_control(trace, settings, rule_name, *values):
-        settings = {**settings, rule_name: params_from_controls(rule_name, dict(zip(CONTROLS, values)))}
+        rule_name, values = user_error(checked_call, rule_name, dict(zip(CONTROLS, values)), rules, num_layers)
+        settings = {**settings, rule_name: params_from_controls(rule_name, values)}
         return (settings, *render(trace, settings, rule_name))
 
     def on_rule(trace, settings, rule_name):
+        user_error(checked_rule, rule_name, rules)
         shown = controls_of(rule_name)
         values = control_values(rule_name, settings[rule_name])
         updates = [gr.update(visible=c in shown, **({"value": values[c]} if c in values else {})) for c in CONTROLS]
         return (*updates, *render(trace, settings, rule_name))
 
     key = model.task.name.replace("-", "_")  # API endpoint suffix
+    # preprocess=False everywhere: checked_call checks what the events receive, so Gradio's own checks
+    # never repeat a value sent (a note in a slider's slot) in an error or in the server log.
     analyze.click(on_analyze, [*inputs, settings_state, rule], [trace_state, notice, *views, *extra_outputs],
-                  concurrency_limit=MODEL_CALLS_AT_ONCE, concurrency_id="model", api_name=f"analyze_{key}")
+                  concurrency_limit=MODEL_CALLS_AT_ONCE, concurrency_id=MODEL_GROUP, preprocess=False,
+                  api_name=f"analyze_{key}")
     control_inputs = [trace_state, settings_state, rule, *controls.values()]
     for name, control in controls.items():
         control.input(on_control, control_inputs, [settings_state, *views], show_progress="hidden",
-                      trigger_mode="always_last", concurrency_limit=None,
+                      trigger_mode="always_last", concurrency_limit=None, preprocess=False,
                       api_name=f"set_{name}_{key}")
     rule.input(on_rule, [trace_state, settings_state, rule], [*controls.values(), *views],
-               show_progress="hidden", concurrency_limit=None, api_name=f"set_rule_{key}")
+               show_progress="hidden", concurrency_limit=None, preprocess=False, api_name=f"set_rule_{key}")

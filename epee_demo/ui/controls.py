@@ -11,6 +11,7 @@ import math
 import gradio as gr
 
 from epee_demo import policies
+from epee_demo.errors import InputError
 
 CONTROLS = tuple(policies.CONTROLS)
 
@@ -75,3 +76,36 @@ def build_controls(num_layers: int, num_classes: int | None, elem_prefix: str = 
             maximum = num_layers if control.maximum is None else control.maximum
             built[name] = gr.Slider(control.minimum, maximum, step=control.step, **common)
     return built
+
+def checked_rule(rule, rules) -> str:
+    """``rule`` when it is one of ``rules``, else an ``InputError`` (that does not repeat it)."""
+    if not isinstance(rule, str) or rule not in rules:
+        raise InputError(f"Exit rule: choose one of {', '.join(rules)}.")
+    return rule
+
+
+def checked_call(rule, values: dict, rules, num_layers: int) -> tuple[str, dict]:
+    """A call's rule and control values (control -> value, as sent), checked: anything else than
+    one of ``rules`` and a finite number in each control's range (``policies.CONTROLS``: a whole
+    one for the layer-valued controls, a known divergence for measure) raises an ``InputError``
+    that names the control.
+
+    The one check of what the page's events receive (they take their inputs unprocessed, so no
+    value sent ends up echoed in an error or in the server log)."""
+    checked_rule(rule, rules)
+    checked = {}
+    for name, control in policies.CONTROLS.items():
+        value = values.get(name)
+        if control.choices:
+            if not isinstance(value, str) or value not in control.choices:
+                raise InputError(f"{control.label}: choose one of {', '.join(control.choices)}.")
+        else:
+            low = control.minimum
+            high = num_layers if control.maximum is None else control.maximum
+            whole = control.step == 1
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or not low <= value <= high or (whole and value != int(value))):
+                kind = "a whole number" if whole else "a number"
+                raise InputError(f"{name}: must be {kind} from {low:g} to {high:g}.")
+        checked[name] = value
+    return rule, checked

@@ -7,6 +7,7 @@ any model call. Calibration, overthinking examples and exports read the same pre
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,8 @@ from epee_demo.tradeoff import (
 )
 from epee_demo.ui.analyze import render
 from epee_demo.ui.controls import (
-    CONTROLS, build_controls, control_values, controls_of, default_settings, params_from_controls,
+    CONTROLS, build_controls, checked_call, control_values, controls_of, default_settings,
+    params_from_controls,
 )
 
 SPLITS = ("test", "val")
@@ -302,9 +304,26 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
     example_outputs = [example_summary, example_entropy, example_counter, example_layers, example_rules]
     setting_inputs = [model_choice, split_choice, rule, *controls.values()]
 
+    most_layers = max(split.prep.num_layers for split in splits.values())
+
+    def checked_split(model_name, split_name) -> PreparedSplit:
+        if not isinstance(model_name, str) or not isinstance(split_name, str) or (model_name, split_name) not in splits:
+            raise _user_error(InputError("Model and data split: choose one of those on the page."))
+        return splits[(model_name, split_name)]
+
+    def checked(model_name, split_name, rule_name, values, num_layers=None):
+        """An event's model and split, and its rule and controls checked by ``checked_call``
+        (the events take their inputs unprocessed, so no value sent is echoed or logged)."""
+        split = checked_split(model_name, split_name)
+        try:
+            return split, checked_call(rule_name, dict(zip(CONTROLS, values)), rules,
+                                       num_layers or split.prep.num_layers)[1]
+        except InputError as err:
+            raise _user_error(err) from None
+
     def current(model_name, split_name, rule_name, *values):
-        split = splits[(model_name, split_name)]
-        return split, params_from_controls(rule_name, dict(zip(CONTROLS, values)))
+        split, values = checked(model_name, split_name, rule_name, values)
+        return split, params_from_controls(rule_name, values)
 
     def on_control(model_name, split_name, rule_name, *values):
         split, params = current(model_name, split_name, rule_name, *values)
@@ -320,11 +339,10 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
 
     def on_data(model_name, split_name, rule_name, *values):
         """A model or split change: slider ranges, every view, and no example open."""
-        layers = splits[(model_name, split_name)].prep.num_layers
-        values = dict(zip(CONTROLS, values))
+        split, values = checked(model_name, split_name, rule_name, values, most_layers)  # clamped just below
+        layers = split.prep.num_layers
         values["patience"] = min(int(values["patience"]), layers)
         values["layer"] = min(int(values["layer"]), layers)
-        split = splits[(model_name, split_name)]
         over_fig = overthinking_figure(split.overthinking) if split.overthinking is not None else None
         return (
             gr.update(maximum=layers, value=values["patience"]), gr.update(maximum=layers, value=values["layer"]),
@@ -335,7 +353,8 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
     def show_example(model_name, split_name, rule_name, *args):
         *values, index = args
         split, params = current(model_name, split_name, rule_name, *values)
-        if index is None or not 0 <= int(index) < split.prep.num_examples:
+        if (isinstance(index, bool) or not isinstance(index, (int, float)) or not math.isfinite(index)
+                or not 0 <= index < split.prep.num_examples):
             raise _user_error(InputError(
                 f"Choose an example index between 0 and {split.prep.num_examples - 1}."))
         index = int(index)
@@ -354,8 +373,10 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
 
     def on_calibrate(model_name, rule_name, *args):
         *values, eps, method_name = args
-        val, test = splits[(model_name, "val")], splits[(model_name, "test")]
-        params = params_from_controls(rule_name, dict(zip(CONTROLS, values)))
+        val, params = current(model_name, "val", rule_name, *values)
+        test = splits[(model_name, "test")]
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or method_name not in ("crc", "ltt"):
+            raise _user_error(InputError("ε must be a number and the method CRC or LTT."))
         try:
             calibration = calibrate(val.prep, rule_name, float(eps), test=test.prep, method=method_name, **params)
         except InputError as err:
@@ -371,16 +392,16 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
                 *setting_views(test, "test", rule_name, chosen))
 
     def on_export_trace(model_name, split_name):
-        return export_trace(splits[(model_name, split_name)], f"{model_name}_{split_name}")
+        return export_trace(checked_split(model_name, split_name), f"{model_name}_{split_name}")
 
     def on_export_points(model_name, split_name):
-        return export_points(splits[(model_name, split_name)], f"{model_name}_{split_name}")
+        return export_points(checked_split(model_name, split_name), f"{model_name}_{split_name}")
 
     def on_export_figure(model_name, split_name, rule_name, *values):
         split, params = current(model_name, split_name, rule_name, *values)
         return export_tradeoff_html(split, f"{model_name}_{split_name}", rule_name, params)
 
-    fast = dict(show_progress="hidden", trigger_mode="always_last", concurrency_limit=None)
+    fast = dict(show_progress="hidden", trigger_mode="always_last", concurrency_limit=None, preprocess=False)
     for name, control in controls.items():
         control.input(on_control, setting_inputs, setting_outputs, api_name=f"explore_set_{name}", **fast)
     rule.input(on_rule, setting_inputs, [*controls.values(), *setting_outputs], api_name="explore_set_rule", **fast)
@@ -389,13 +410,16 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
     model_choice.input(on_data, setting_inputs, data_outputs, api_name="explore_set_model", **fast)
     split_choice.input(on_data, setting_inputs, data_outputs, api_name="explore_set_split", **fast)
     open_example.click(show_example, [*setting_inputs, example_index], [example_index, *example_outputs],
-                       api_name="explore_open_example", concurrency_limit=None)
+                       api_name="explore_open_example", concurrency_limit=None, preprocess=False)
     examples_table.select(on_select, setting_inputs, [example_index, *example_outputs],
-                          api_name="explore_select_example", concurrency_limit=None)
+                          api_name="explore_select_example", concurrency_limit=None, preprocess=False)
     calibrate_button.click(on_calibrate, [model_choice, rule, *controls.values(), epsilon, method],
                            [calibration_report, split_choice, *controls.values(), overthinking_plot,
                             overthinking_counts, *setting_outputs],
-                           api_name="explore_calibrate", concurrency_limit=None)
-    trace_button.click(on_export_trace, [model_choice, split_choice], exported, api_name="explore_export_trace")
-    points_button.click(on_export_points, [model_choice, split_choice], exported, api_name="explore_export_points")
-    figure_button.click(on_export_figure, setting_inputs, exported, api_name="explore_export_figure")
+                           api_name="explore_calibrate", concurrency_limit=None, preprocess=False)
+    trace_button.click(on_export_trace, [model_choice, split_choice], exported, api_name="explore_export_trace",
+                       preprocess=False)
+    points_button.click(on_export_points, [model_choice, split_choice], exported, api_name="explore_export_points",
+                        preprocess=False)
+    figure_button.click(on_export_figure, setting_inputs, exported, api_name="explore_export_figure",
+                        preprocess=False)

@@ -1,0 +1,15 @@
+"""What one visitor may send and hold: every cap the page enforces, in one place (no heavy imports).
+
+Sizes are chosen for what the demo needs, far above it: the text model reads 128-512 tokens
+(a few thousand characters), the image model 28x28 pixels.
+"""
+
+MAX_NOTE_CHARS = 20_000  # a note is cut here before anything reads it (the model reads far less)
+MAX_REQUEST_BYTES = 256 * 1024  # a request body other than an upload: a full note in JSON, with room to spare
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # one uploaded file
+MAX_UPLOAD_BYTES_PER_CLIENT = 64 * 1024 * 1024  # uploads one client address holds on the server at a time
+# Analyses one session may have queued or running at once. The page itself never sends a second
+# one while the first is pending (a click's trigger_mode is "once"), so 1 costs a visitor nothing
+# and leaves the other model slot (2 run at once) to everyone else.
+ANALYSES_PER_SESSION = 1
+ANALYSES_WAITING = 40  # analyses all sessions together may have queued; past it a new one is told to retry

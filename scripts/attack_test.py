@@ -1,0 +1,366 @@
+"""Hostile-visitor test of the page: bounded attacks on loopback, with another visitor's view of each.
+
+Starts ``app.py`` (from ``--root``, default this checkout) on a free loopback port with a
+temporary folder of its own as ``TMPDIR``, then runs each attack for at most a few seconds and a
+fixed number of calls while one other visitor ("the victim") keeps analyzing notes and moving a
+slider. For each attack it reports the victim's analysis and slider p95 latency and refusals,
+what the attacker saw, and the server's resident memory (RSS) before and after. It also counts
+what the server wrote into the log (a marker word sent in malformed calls) and leaves on disk.
+
+    python scripts/attack_test.py                     # every attack, the shipped models in assets/
+    python scripts/attack_test.py --only flood,regex  # some of them
+    python scripts/attack_test.py --out attacks.json
+
+Nothing is sent anywhere but 127.0.0.1. Exits 1 when a target is missed: the victim's analysis
+p95 under 2 s and slider p95 under 300 ms with no refusal during any attack, RSS after the
+20-client load under 1.5 GB, no marker in the log and nothing left in the temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import multiprocessing
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+MARKER = "Qwxzyvorbian-5521"  # a word no file on this machine holds unless we sent it
+NOTE = ("Crushing chest pain radiating to the left arm, diaphoresis; ECG shows ST elevation in leads "
+        "II, III and aVF. Troponin raised.")
+SLIDER = ("epee", 0.3, 3, 0.9, 0.05, "js", 1)  # rule, tau, patience, threshold, divergence tau, measure, layer
+ANALYZE, MOVE, CHECK = "/analyze_organ_system", "/set_tau_organ_system", "/check_note_organ_system"
+TARGETS = {"analysis_p95_s": 2.0, "slider_p95_s": 0.3, "rss_after_load_mb": 1536}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def start_app(root: Path, assets: str | None, work: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    tmp = work / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "TMPDIR": str(tmp),
+           "PYTHONPATH": str(root)}
+    env.pop("GRADIO_TEMP_DIR", None)
+    if assets:
+        env["EPEE_ASSETS_DIR"] = str(Path(assets).resolve())
+    log = open(work / "app.log", "w")
+    server = subprocess.Popen([sys.executable, str(root / "app.py")], cwd=work, env=env, stdout=log,
+                              stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the app exited with code {server.returncode}; see {work / 'app.log'}")
+        try:
+            with urllib.request.urlopen(f"{url}/config", timeout=5):
+                return server, url
+        except OSError:
+            time.sleep(1.0)
+    raise TimeoutError("the app did not start within 300 s")
+
+
+def client(url: str):
+    from gradio_client import Client
+
+    return Client(url, verbose=False)
+
+
+def timed(call) -> tuple[float, str]:
+    started = time.perf_counter()
+    try:
+        call()
+        return time.perf_counter() - started, ""
+    except Exception as err:  # noqa: BLE001 - every failure is counted
+        return time.perf_counter() - started, f"{type(err).__name__}: {err}"[:200]
+
+
+def victim_loop(url: str, ready, stop, out) -> None:
+    """Another visitor, in a process of its own (so the attacker's threads cannot slow its client):
+    analyzes a note, then moves the tau slider three times, again and again until ``stop`` is set."""
+    victim = client(url)
+    victim.predict(NOTE, api_name=ANALYZE)  # warm: a trace in the session
+    ready.set()
+    calls = []
+    while not stop.is_set():
+        seconds, error = timed(lambda: victim.submit(NOTE, api_name=ANALYZE).result(timeout=60))
+        calls.append(("analysis", seconds, error))
+        for _ in range(3):
+            if stop.is_set():
+                break
+            seconds, error = timed(lambda: victim.submit(*SLIDER, api_name=MOVE).result(timeout=60))
+            calls.append(("slider", seconds, error))
+            time.sleep(0.1)
+    out.put(calls)
+
+
+def during(url: str, attack) -> dict:
+    """Run ``attack()`` while a victim works; the victim's figures and the attack's own."""
+    context = multiprocessing.get_context("spawn")
+    ready, stop, out = context.Event(), context.Event(), context.Queue()
+    process = context.Process(target=victim_loop, args=(url, ready, stop, out), daemon=True)
+    process.start()
+    if not ready.wait(timeout=180):
+        raise TimeoutError("the victim could not start")
+    time.sleep(0.5)
+    attacker = attack()
+    stop.set()
+    calls = out.get(timeout=180)
+    process.join(timeout=30)
+    row = {"attacker": attacker}
+    for kind in ("analysis", "slider"):
+        ok = [s for k, s, e in calls if k == kind and not e]
+        errors = [e for k, s, e in calls if k == kind and e]
+        row[f"victim_{kind}_calls"] = len(ok) + len(errors)
+        row[f"victim_{kind}_p95_s"] = round(float(np.percentile(ok, 95)), 3) if ok else None
+        row[f"victim_{kind}_refused"] = len(errors)
+        if errors:
+            row[f"victim_{kind}_first_error"] = errors[0]
+    return row
+
+
+def no_attack(seconds: float) -> dict:
+    """The baseline: the victim alone for ``seconds``."""
+    time.sleep(seconds)
+    return {}
+
+
+def attack_regex(url: str, seconds: float) -> dict:
+    """Identifier check on "1." * 40,000 (80,000 characters), 5 calls one after another."""
+    attacker = client(url)
+    times, errors = [], []
+    deadline = time.monotonic() + seconds
+    for _ in range(5):
+        if time.monotonic() > deadline:
+            break
+        took, error = timed(lambda: attacker.predict("1." * 40_000, api_name=CHECK))
+        times.append(round(took, 2))
+        errors += [error] if error else []
+    return {"calls": len(times), "seconds_each": times, "errors": len(errors)}
+
+
+def attack_flood(url: str, seconds: float) -> dict:
+    """230 analyses from one session at once, kept topped up for ``seconds`` (at most 1,000 sent)."""
+    attacker = client(url)
+    jobs, refused, sent = [], 0, 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and sent < 1000:
+        live = [j for j in jobs if not j.done()]
+        for _ in range(min(230 - len(live), 1000 - sent)):
+            jobs.append(attacker.submit(NOTE, api_name=ANALYZE))
+            sent += 1
+        time.sleep(0.2)
+    for job in jobs:
+        job.cancel()
+    for job in jobs:
+        try:
+            job.result(timeout=0.01)
+        except Exception as err:  # noqa: BLE001 - counting refusals
+            refused += "queue" in str(err).lower() or "waiting" in str(err).lower()
+    attacker.close()
+    return {"sent": sent, "refused_or_limited": refused}
+
+
+def attack_big_notes(url: str, seconds: float, clients: int = 20, megabytes: int = 10) -> dict:
+    """``clients`` sessions each analyze (and check) a ``megabytes`` MB note, in parallel."""
+    note = (NOTE + " ") * (megabytes * 1_000_000 // (len(NOTE) + 1))
+
+    def one(_):
+        c = client(url)
+        took, error = timed(lambda: c.predict(note, api_name=ANALYZE))
+        return took, error
+
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(one, range(clients), timeout=seconds + 120))
+    return {"sessions": clients, "accepted": sum(not e for _, e in results),
+            "first_error": next((e for _, e in results if e), "")}
+
+
+def attack_uploads(url: str, seconds: float, work: Path, count: int = 40, megabytes: int = 19) -> dict:
+    """``count`` parallel uploads of a ``megabytes`` MB file named like a patient, not an image."""
+    import httpx
+
+    blob = work / "Jane_Doe_1961-03-02.txt"
+    blob.write_bytes(np.random.default_rng(0).integers(0, 256, megabytes * 1_000_000, dtype=np.uint8).tobytes())
+
+    def one(_):
+        with open(blob, "rb") as handle:
+            reply = httpx.post(f"{url}/gradio_api/upload", files={"files": (blob.name, handle, "text/plain")},
+                               timeout=seconds + 60)
+        return reply.status_code, reply.text[:200]
+
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        results = list(pool.map(one, range(count)))
+    stored = [r for code, r in results if code == 200]
+    return {"uploads": count, "stored": len(stored), "name_kept": sum("Jane_Doe" in r for r in stored)}
+
+
+def attack_big_images(url: str, seconds: float, work: Path, count: int = 4) -> dict:
+    """``count`` analyses, one after another, of a 6,000 x 6,000 grayscale PNG (36 megapixels)."""
+    from gradio_client import handle_file
+    from PIL import Image
+
+    path = work / "big.png"
+    gradient = np.tile(np.arange(6000, dtype=np.uint32) % 256, (6000, 1)).astype(np.uint8)
+    Image.fromarray(gradient).save(path)
+    attacker = client(url)
+    times, errors = [], []
+    deadline = time.monotonic() + seconds
+    for _ in range(count):
+        if time.monotonic() > deadline:
+            break
+        took, error = timed(lambda: attacker.predict(handle_file(str(path)), api_name="/analyze_pneumonia"))
+        times.append(round(took, 2))
+        errors += [error] if error else []
+    return {"analyses": len(times), "seconds_each": times, "errors": len(errors),
+            "first_error": errors[0] if errors else ""}
+
+
+def twenty_clients(url: str, clients: int = 20, requests: int = 10) -> dict:
+    """The ordinary load: ``clients`` sessions, each an analysis then a mix of slider moves and analyses."""
+    def one(index):
+        rng = np.random.default_rng(index)
+        c = client(url)
+        errors = 0
+        for step in range(requests):
+            if step == 0 or rng.random() < 0.3:
+                _, error = timed(lambda: c.predict(NOTE, api_name=ANALYZE))
+            else:
+                _, error = timed(lambda: c.predict(*SLIDER, api_name=MOVE))
+            errors += bool(error)
+        return errors
+
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        errors = sum(pool.map(one, range(clients)))
+    return {"sessions": clients, "calls": clients * requests, "errors": errors}
+
+
+def leaks_to_log(url: str) -> dict:
+    """Malformed calls carrying the marker: too few inputs, the note in a slider's slot, a surrogate."""
+    import httpx
+
+    bodies = [
+        (ANALYZE, {"data": [f"note {MARKER}"]}),
+        (MOVE, {"data": ["epee", f"note {MARKER}", 3, 0.9, 0.05, "js", 1]}),
+        (MOVE, {"data": [f"note {MARKER}", 0.2, 3, 0.9, 0.05, "js", 1]}),
+        (MOVE, {"data": [f"{MARKER}"]}),
+        (ANALYZE, {"data": [f"note {MARKER}", ["epee"]]}),
+        (CHECK, {"data": [[f"{MARKER}"]]}),
+    ]
+    replies = []
+    for api, body in bodies:
+        try:
+            start = httpx.post(f"{url}/gradio_api/call{api}", json=body, timeout=30)
+            event = start.json().get("event_id") if start.status_code == 200 else None
+            text = httpx.get(f"{url}/gradio_api/call{api}/{event}", timeout=30).text if event else start.text
+        except Exception as err:  # noqa: BLE001
+            text = f"{type(err).__name__}"
+        replies.append(text)
+    return {"malformed_calls": len(bodies), "marker_in_replies": sum(MARKER in r for r in replies)}
+
+
+def exports(url: str, count: int = 11) -> dict:
+    c = client(url)
+    errors = 0
+    for _ in range(count):
+        _, error = timed(lambda: c.predict("organ-system", "test", "epee", 0.2, 3, 0.9, 0.05, "js", 1,
+                                           api_name="/explore_export_figure"))
+        errors += bool(error)
+    return {"exports": count, "errors": errors}
+
+
+def folder_size(folder: Path) -> tuple[int, float]:
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    return len(files), round(sum(p.stat().st_size for p in files) / 1e6, 1)
+
+
+ATTACKS = ("baseline", "regex", "flood", "big_notes", "uploads", "big_images")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", default=str(ROOT), help="checkout whose app.py to start (default: this one)")
+    parser.add_argument("--assets", help="models folder (default: the checkout's assets/)")
+    parser.add_argument("--only", default=",".join(ATTACKS), help=f"attacks to run, of {','.join(ATTACKS)}")
+    parser.add_argument("--seconds", type=float, default=15.0, help="longest time one attack runs")
+    parser.add_argument("--out", help="write the report as JSON here")
+    args = parser.parse_args(argv)
+    chosen = [a for a in args.only.split(",") if a]
+    if any(a not in ATTACKS for a in chosen) or not 1 <= args.seconds <= 60:  # --only "" runs the checks alone
+        parser.error(f"--only takes {','.join(ATTACKS)}; --seconds 1..60")
+    root = Path(args.root).resolve()
+    work = Path(tempfile.mkdtemp(prefix="epee-attack-"))
+    server, url = start_app(root, args.assets or str(root / "assets"), work)
+    print(f"app at {url}, log {work / 'app.log'}", file=sys.stderr, flush=True)
+    report: dict = {"rss_at_start_mb": rss_mb(server.pid), "load_average_at_start": os.getloadavg(), "attacks": {}}
+    try:
+        report["rss_idle_mb"] = rss_mb(server.pid)
+        for name in chosen:
+            before = rss_mb(server.pid)
+            attack = {
+                "baseline": lambda: no_attack(min(args.seconds, 10.0)),
+                "regex": lambda: attack_regex(url, args.seconds),
+                "flood": lambda: attack_flood(url, args.seconds),
+                "big_notes": lambda: attack_big_notes(url, args.seconds),
+                "uploads": lambda: attack_uploads(url, args.seconds, work),
+                "big_images": lambda: attack_big_images(url, args.seconds, work),
+            }[name]
+            row = during(url, attack)
+            row.update(rss_before_mb=before, rss_after_mb=rss_mb(server.pid))
+            report["attacks"][name] = row
+            print(name, json.dumps(row), file=sys.stderr, flush=True)
+            time.sleep(2)
+        before = rss_mb(server.pid)
+        report["load_20_clients"] = {**twenty_clients(url), "rss_before_mb": before, "rss_after_mb": rss_mb(server.pid)}
+        report["log_leak"] = leaks_to_log(url)
+        report["exports"] = exports(url)
+        report["tmp_while_running"] = dict(zip(("files", "mb"), folder_size(work / "tmp")))
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    log = (work / "app.log").read_text(errors="replace")
+    report["log_leak"] = {**report.get("log_leak", {}), "marker_in_log": log.count(MARKER),
+                          "paths_in_log": log.count(str(root)) + log.count(str(work))}
+    report["tmp_after_shutdown"] = dict(zip(("files", "mb"), folder_size(work / "tmp")))
+    print(json.dumps(report, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    missed = [name for name, row in report["attacks"].items() if name != "baseline"
+              if row["victim_analysis_refused"] or row["victim_slider_refused"]
+              or (row["victim_analysis_p95_s"] or 0) > TARGETS["analysis_p95_s"]
+              or (row["victim_slider_p95_s"] or 0) > TARGETS["slider_p95_s"]]
+    if report["load_20_clients"]["rss_after_mb"] > TARGETS["rss_after_load_mb"]:
+        missed.append("memory after the 20-client load")
+    if report["log_leak"]["marker_in_log"]:
+        missed.append("user text in the log")
+    if report["tmp_after_shutdown"]["files"]:
+        missed.append("files left in the temporary folder")
+    print("targets missed: " + (", ".join(missed) if missed else "none"))
+    shutil.rmtree(work, ignore_errors=True)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
