@@ -112,6 +112,16 @@ BREAST_CARD_NOTES = f"""
 """
 
 
+# Measured by scripts/depth_report.py on the shipped model (see the README).
+PNEUMONIA_DEPTH_NOTE = (
+    "Why every exit says the same here: at 28×28 pixels this task is close to linear (a softmax regression "
+    "on the raw pixels scores 0.870 on test, 0.952 on validation, as well as any exit), so layer 1 already "
+    "finds what the model can use. The later exits are trained, not idle (their training loss, 0.197, is "
+    "layer 1's 0.201), but have nothing more to find: they agree with the last exit on 96.5-100% of the "
+    "test X-rays. For a trade-off that depth pays for, see the fundus photographs."
+)
+
+
 def _medmnist_dataset(name: str):
     return load_medmnist(name)
 
@@ -154,9 +164,9 @@ TASKS: dict[str, Task] = {
         "pneumonia", "Chest X-ray: pneumonia or normal?", "image",
         partial(_medmnist_dataset, "pneumoniamnist"),
         partial(_vit_spec, channels=1, title="Pneumonia on a chest X-ray (ViT trained from scratch, 8 exits)"),
-        {"epochs": 15, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.05},
+        {"epochs": 8, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.05},
         augment=augment, card_notes=PNEUMONIA_CARD_NOTES, input_label="Chest X-ray image",
-        medmnist="pneumoniamnist",
+        medmnist="pneumoniamnist", depth_note=PNEUMONIA_DEPTH_NOTE,
     ),
     "retina": Task(
         "retina", "Fundus photograph: diabetic retinopathy grade?", "image",
