@@ -121,6 +121,13 @@ PNEUMONIA_DEPTH_NOTE = (
     "test X-rays. For a trade-off that depth pays for, see the fundus photographs."
 )
 
+BREAST_DEPTH_NOTE = (
+    "This model is weak, and the page shows it honestly: its last exit scores below a softmax regression on "
+    "the raw pixels (0.801 on test) and below MedMNIST's ResNet-18 (0.863). A ViT trained from scratch on "
+    "546 ultrasound images underfits (training loss 0.44 after 70 epochs, against 0.58 for always answering "
+    "the larger class)."
+)
+
 
 def _medmnist_dataset(name: str):
     return load_medmnist(name)
@@ -184,7 +191,7 @@ TASKS: dict[str, Task] = {
                 title="Malignancy on a breast ultrasound (ViT trained from scratch, 8 exits)"),
         {"epochs": 70, "batch_size": 32, "learning_rate": 1e-3, "weight_decay": 0.05, "balance_classes": False},
         augment=partial(augment, flip=True), card_notes=BREAST_CARD_NOTES, input_label="Breast ultrasound image",
-        medmnist="breastmnist",
+        medmnist="breastmnist", depth_note=BREAST_DEPTH_NOTE,
     ),
 }
 
