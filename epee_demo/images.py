@@ -260,7 +260,8 @@ def augment(images: list, rng: np.random.Generator, max_degrees: float = 10.0,
     anatomy, heart on the patient's left), but for fundus photographs (a left eye mirrors a right).
     """
     stacked = np.stack(images).astype(np.float32)
-    batch = torch.from_numpy(stacked).unsqueeze(1) if stacked.ndim == 3 else torch.from_numpy(stacked).permute(0, 3, 1, 2)
+    batch = torch.from_numpy(stacked)
+    batch = batch.unsqueeze(1) if stacked.ndim == 3 else batch.permute(0, 3, 1, 2)
     count, _, height, width = batch.shape
     angles = np.deg2rad(rng.uniform(-max_degrees, max_degrees, count))
     shifts = rng.uniform(-max_shift_pixels, max_shift_pixels, (count, 2)) * 2.0 / np.array([width, height])

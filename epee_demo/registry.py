@@ -49,13 +49,15 @@ class ShippedModel:
         return _load_trace(self.folder / f"trace_{split}.npz")
 
     def example_images(self, more_per_class: int = 4) -> list[ExampleImage]:
-        """Test-split images for the page: those shipped in ``examples/`` beside the model, then
-        ``more_per_class`` others of each class from the data directory when one is configured."""
+        """Test-split images for the page, class by class in label order (ordinal grades read in order):
+        those shipped in ``examples/`` beside the model first, then ``more_per_class`` others of each
+        class from the data directory when one is configured."""
         shipped = read_examples(self.folder / "examples", self.spec.label_names)
         if not self.task.medmnist:
             return shipped
         exclude = frozenset(e.index for e in shipped)
-        return shipped + example_images(more_per_class, self.task.medmnist, seed=1, exclude=exclude)
+        more = example_images(more_per_class, self.task.medmnist, seed=1, exclude=exclude)
+        return sorted(shipped + more, key=lambda example: example.label)  # stable: shipped first in each class
 
     def examples_note(self, examples: list[ExampleImage]) -> str:
         """One line for the page: where the example images come from and whether more could."""

@@ -54,7 +54,9 @@ def _organ_system_spec(label_names: list[str]) -> ModelSpec:
 IMAGE_PIPELINE_NOTE = """- Inputs: center crop to the short edge, {color}, bicubic resize to 28x28 (MedMNIST's own
   pipeline; the dataset images pass unchanged), pixels scaled to [0, 1] and normalized with
   mean 0.5 and std 0.5 per channel. {conversion}
-- Training augmentation: random rotation within +-10 degrees and shift within +-2 pixels; {flip}"""
+- Training augmentation: random rotation within +-10 degrees and shift within +-2 pixels; {flip}
+- `examples/`: 4 test-split images per class, unchanged 28x28 PNGs from MedMNIST v2 (CC BY 4.0, Yang et
+  al., Scientific Data 10, 41, 2023), listed with their gold labels in `examples.json`; never trained on."""
 
 GRAY_CONVERSION = "A colour upload is converted to grayscale (Pillow's luma), with a notice on the page."
 
@@ -117,8 +119,14 @@ PNEUMONIA_DEPTH_NOTE = (
     "Why every exit says the same here: at 28×28 pixels this task is close to linear (a softmax regression "
     "on the raw pixels scores 0.870 on test, 0.952 on validation, as well as any exit), so layer 1 already "
     "finds what the model can use. The later exits are trained, not idle (their training loss, 0.197, is "
-    "layer 1's 0.201), but have nothing more to find: they agree with the last exit on 96.5-100% of the "
+    "as low as layer 1's 0.201), but have nothing more to find: they agree with the last exit on 96.5-100% of the "
     "test X-rays. For a trade-off that depth pays for, see the fundus photographs."
+)
+
+RETINA_DEPTH_NOTE = (
+    "Depth pays here: layer 1 agrees with the last exit on only 84.8% of the test images, and validation "
+    "accuracy rises from 0.533 at layer 1 to 0.625 at layer 8 (test AUC from 0.707 to 0.740), so an early "
+    "exit trades accuracy for speed."
 )
 
 BREAST_DEPTH_NOTE = (
@@ -176,16 +184,16 @@ TASKS: dict[str, Task] = {
         medmnist="pneumoniamnist", depth_note=PNEUMONIA_DEPTH_NOTE,
     ),
     "retina": Task(
-        "retina", "Fundus photograph: diabetic retinopathy grade?", "image",
+        "retina", "Fundus photo: retinopathy grade?", "image",
         partial(_medmnist_dataset, "retinamnist"),
         partial(_vit_spec, channels=3,
                 title="Diabetic retinopathy grade on a fundus photograph (ViT trained from scratch, 8 exits)"),
         {"epochs": 40, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.05, "balance_classes": False},
         augment=partial(augment, flip=True), card_notes=RETINA_CARD_NOTES, input_label="Fundus photograph",
-        medmnist="retinamnist",
+        medmnist="retinamnist", depth_note=RETINA_DEPTH_NOTE,
     ),
     "breast": Task(
-        "breast", "Breast ultrasound: malignant or not?", "image",
+        "breast", "Breast ultrasound: malignant?", "image",
         partial(_medmnist_dataset, "breastmnist"),
         partial(_vit_spec, channels=1,
                 title="Malignancy on a breast ultrasound (ViT trained from scratch, 8 exits)"),

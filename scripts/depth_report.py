@@ -88,7 +88,8 @@ def main(argv=None) -> int:
     metrics = json.loads((args.folder / "metrics.json").read_text())
     history = metrics.get("history", [])
     kept = max(history, key=lambda r: r["val_accuracy_per_layer"][-1]) if history else None
-    losses = [(r["epoch"], r["train_loss_per_layer"]) for r in (history[:1] + [kept]) if r and "train_loss_per_layer" in r]
+    losses = [(record["epoch"], record["train_loss_per_layer"]) for record in (history[:1] + [kept])
+              if record and "train_loss_per_layer" in record]
     agreement = (test.predictions == test.predictions[:, -1:]).mean(axis=0)
     recall = [[float((test.predictions[test.labels == c, i] == c).mean()) for c in range(len(test.label_names))]
               for i in range(test.num_layers)]

@@ -112,7 +112,7 @@ def test_a_note_with_identifiers_is_flagged_while_it_is_typed(page):
 
 @pytest.mark.parametrize("tab, seen, warning", [
     ("Chest X-ray", "28×28 grayscale", None),
-    ("Fundus photograph", "28×28 RGB", "Grayscale image, colour model"),
+    ("Fundus photo", "28×28 RGB", "Grayscale image, colour model"),
 ])
 def test_an_uploaded_image_shows_what_the_model_sees(page, tmp_path, tab, seen, warning):
     import numpy as np

@@ -56,8 +56,12 @@ def test_shipped_examples_come_first_then_more_from_the_data_directory(tiny_rgb_
     np.savez(tmp_path / "medmnist" / "retinamnist.npz", **arrays)
     monkeypatch.setenv(DATA_DIR_VARIABLE, str(tmp_path))
     both = model.example_images(more_per_class=3)
-    assert [(e.index, e.shipped) for e in both[:10]] == [(e.index, True) for e in shipped]
-    more = both[10:]
+    assert [e.label for e in both] == sorted(e.label for e in both)
+    for label in range(5):
+        in_class = [e for e in both if e.label == label]
+        assert [e.shipped for e in in_class] == [True, True, False, False, False]
+        assert [e.index for e in in_class[:2]] == [e.index for e in shipped if e.label == label]
+    more = [e for e in both if not e.shipped]
     assert len(more) == 15 and not any(e.shipped for e in more)
     assert not {e.index for e in more} & {e.index for e in shipped}
     assert all(labels[e.index] == e.label for e in more)
@@ -106,3 +110,28 @@ def test_depth_note_reads_the_shipped_metrics(tmp_path):
     assert note.startswith("**Depth on this model** (test split): layer 1 scores 0.410, the best exit 0.555 "
                            "(layer 3), the last 0.530: the exits span 14.5 points.")
     assert note.endswith(TASKS["retina"].depth_note)
+
+
+@slow
+def test_depth_notes_quote_the_shipped_metrics():
+    models = shipped_models()
+    retina, note = models["retina"], TASKS["retina"].depth_note
+    val = retina.metrics["val_accuracy_per_layer"]
+    assert f"{val[0]:.3f} at layer 1" in note and f"{val[-1]:.3f} at layer 8" in note
+    auc = retina.metrics["test_auc_per_layer"]
+    assert f"test AUC from {auc[0]:.3f} to {auc[-1]:.3f}" in note
+    test = retina.trace("test")
+    assert f"only {100 * (test.predictions[:, 0] == test.predictions[:, -1]).mean():.1f}%" in note
+
+    pneumonia = models["pneumonia"]
+    history = pneumonia.metrics["history"]
+    kept = max(history, key=lambda record: record["val_accuracy_per_layer"][-1])
+    losses = kept["train_loss_per_layer"]
+    note = TASKS["pneumonia"].depth_note
+    assert f"their training loss, {losses[-1]:.3f}, is as low as layer 1's {losses[0]:.3f}" in note
+    test = pneumonia.trace("test")
+    agreement = (test.predictions == test.predictions[:, -1:]).mean(axis=0)
+    assert f"{100 * agreement.min():.1f}-100%" in note
+
+    breast = models["breast"].metrics
+    assert breast["test_accuracy_per_layer"][-1] < 0.801 < 0.863  # the note's comparison holds
