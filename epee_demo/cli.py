@@ -32,6 +32,11 @@ def _train(args) -> int:
     classifier = MultiExitClassifier(model, spec, preprocessor)
     metrics = evaluate_and_write(classifier, dataset, Path(args.out), config, history,
                                  card_notes=getattr(task, "card_notes", ""))
+    if task.medmnist:
+        from epee_demo.data.medmnist import EXAMPLES_PER_CLASS, choose_examples, write_examples
+
+        examples = choose_examples(dataset.test.inputs, dataset.test.labels, dataset.label_names, EXAMPLES_PER_CLASS)
+        write_examples(examples, Path(args.out) / "examples")
     print(json.dumps({k: metrics[k] for k in ("split_sizes", "test_accuracy_per_layer", "test_epee_default")}, indent=2))
     return 0
 

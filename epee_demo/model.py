@@ -151,15 +151,23 @@ class MultiExitModel(nn.Module):
         return ExitOutput(torch.stack(logits, 1), torch.stack(pooled, 1))
 
 
+def per_exit_losses(logits: torch.Tensor, labels: torch.Tensor, class_weights=None) -> torch.Tensor:
+    """The cross-entropy of every exit, [L], for logits [B, L, C]."""
+    return torch.stack([
+        nn.functional.cross_entropy(logits[:, i], labels, weight=class_weights)
+        for i in range(logits.shape[1])
+    ])
+
+
+def depth_weighted(per_exit: torch.Tensor) -> torch.Tensor:
+    """sum_i i * loss_i / sum_i i over the L per-exit losses [L]."""
+    weights = torch.arange(1, per_exit.shape[0] + 1, dtype=per_exit.dtype, device=per_exit.device)
+    return (weights * per_exit).sum() / weights.sum()
+
+
 def joint_exit_loss(logits: torch.Tensor, labels: torch.Tensor, class_weights=None) -> torch.Tensor:
     """The EPEE/PABEE training loss: sum_i i * CE_i / sum_i i over all L exits. logits [B, L, C]."""
-    num_layers = logits.shape[1]
-    weights = torch.arange(1, num_layers + 1, dtype=logits.dtype, device=logits.device)
-    per_layer = torch.stack([
-        nn.functional.cross_entropy(logits[:, i], labels, weight=class_weights)
-        for i in range(num_layers)
-    ])
-    return (weights * per_layer).sum() / weights.sum()
+    return depth_weighted(per_exit_losses(logits, labels, class_weights))
 
 
 @dataclass

@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 from epee_demo import policies
 from epee_demo.data import LabelledDataset
 from epee_demo.model import (
-    MultiExitClassifier, MultiExitModel, ModelSpec, default_device, joint_exit_loss, save_checkpoint,
+    MultiExitClassifier, MultiExitModel, ModelSpec, default_device, depth_weighted, per_exit_losses,
+    save_checkpoint,
 )
 from epee_demo.trace import ExitTrace
 
@@ -116,7 +117,7 @@ def train_joint(
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = batch_order(len(labels), config.batch_size, rng, lengths)
-        started, running = time.perf_counter(), 0.0
+        started, running, running_per_exit = time.perf_counter(), 0.0, 0.0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{config.epochs}", disable=not progress)
         for step in bar:
             index = order[step * config.batch_size:(step + 1) * config.batch_size]
@@ -125,19 +126,22 @@ def train_joint(
                 batch_inputs = augment(batch_inputs, rng)
             batch = classifier.to_device(preprocessor(batch_inputs))
             target = torch.tensor([labels[i] for i in index], device=device)
-            loss = joint_exit_loss(model(batch).logits, target, weights)
+            per_exit = per_exit_losses(model(batch).logits, target, weights)
+            loss = depth_weighted(per_exit)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
             running += loss.item()
+            running_per_exit = running_per_exit + per_exit.detach().cpu().numpy()
             bar.set_postfix(loss=f"{running / (step + 1):.3f}")
         model.eval()
         val_trace = classifier.trace(dataset.val.inputs, dataset.val.labels)
         val_accuracy = per_layer_accuracy(val_trace)
         record = {
             "epoch": epoch, "train_loss": running / steps_per_epoch,
+            "train_loss_per_layer": [float(x) for x in running_per_exit / steps_per_epoch],
             "val_accuracy_per_layer": val_accuracy, "seconds": time.perf_counter() - started,
         }
         history.append(record)
@@ -155,6 +159,31 @@ def train_joint(
 def per_layer_accuracy(trace: ExitTrace) -> list[float]:
     """Accuracy of every exit, a list of L floats."""
     return [float(x) for x in (trace.predictions == trace.labels[:, None]).mean(axis=0)]
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` [N] for the boolean ``positive`` [N] (the
+    Mann-Whitney statistic, ties counted half); NaN when one of the two groups is empty."""
+    scores, positive = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    _, first, counts = np.unique(scores[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(scores))
+    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)  # 1-based, ties share their mean rank
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def per_layer_auc(trace: ExitTrace) -> list[float]:
+    """ROC AUC of every exit, a list of L floats, as MedMNIST v2 computes it: with two classes,
+    of the second class's probability; with more, one-vs-rest per class, averaged (macro)."""
+    labels = trace.labels
+    if len(trace.label_names) == 2:
+        return [roc_auc(trace.probs[:, i, 1], labels == 1) for i in range(trace.num_layers)]
+    return [float(np.nanmean([roc_auc(trace.probs[:, i, c], labels == c) for c in range(len(trace.label_names))]))
+            for i in range(trace.num_layers)]
 
 
 def rule_summary(trace: ExitTrace, rule: str, **params) -> dict:
@@ -201,6 +230,10 @@ def trace_figures(traces: dict[str, ExitTrace]) -> dict:
     return {
         "test_accuracy_per_layer": per_layer_accuracy(traces["test"]),
         "val_accuracy_per_layer": per_layer_accuracy(traces["val"]),
+        "test_auc_per_layer": per_layer_auc(traces["test"]),
+        "val_auc_per_layer": per_layer_auc(traces["val"]),
+        "auc": ("ROC AUC of the second class" if len(traces["test"].label_names) == 2
+                else "ROC AUC one-vs-rest, macro average"),
         "test_epee_default": rule_summary(traces["test"], "epee", **policies.RULES["epee"].params),
     }
 
@@ -222,10 +255,10 @@ def model_card(spec: ModelSpec, dataset: LabelledDataset, metrics: dict, notes: 
     """A Markdown model card: data source and licence, splits, per-layer accuracy, EPEE."""
     sizes = metrics["split_sizes"]
     rows = "\n".join(
-        f"| {i} | {val:.3f} | {test:.3f} |"
-        for i, (val, test) in enumerate(
-            zip(metrics["val_accuracy_per_layer"], metrics["test_accuracy_per_layer"]), start=1
-        )
+        f"| {i} | {val:.3f} | {test:.3f} | {val_auc:.3f} | {test_auc:.3f} |"
+        for i, (val, test, val_auc, test_auc) in enumerate(zip(
+            metrics["val_accuracy_per_layer"], metrics["test_accuracy_per_layer"],
+            metrics["val_auc_per_layer"], metrics["test_auc_per_layer"]), start=1)
     )
     epee = metrics["test_epee_default"]
     base = spec.base if isinstance(spec.base, str) else f"{spec.base.get('model_type')} trained from scratch"
@@ -240,11 +273,13 @@ sum_i i * CE_i / sum_i i by `epee-demo train`. **Research and teaching only; not
 - Licence and attribution: {dataset.licence}
 - Splits: train {sizes["train"]}, validation {sizes["val"]}, test {sizes["test"]}
 
-## Accuracy of every exit
+## Accuracy and AUC of every exit
 
-| layer | validation | test |
-|---|---|---|
+| layer | validation accuracy | test accuracy | validation AUC | test AUC |
+|---|---|---|---|---|
 {rows}
+
+AUC: {metrics["auc"]}.
 
 EPEE at its default setting ({epee["params"]}) on test: accuracy {epee["accuracy"]:.3f},
 average exit layer {epee["average_exit_layer"]:.2f} of {len(metrics["test_accuracy_per_layer"])}

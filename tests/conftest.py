@@ -111,6 +111,37 @@ def tiny_image_shipped_model(tmp_path_factory):
     return ShippedModel(TASKS["pneumonia"], folder)
 
 
+@pytest.fixture(scope="session")
+def tiny_rgb_shipped_model(tmp_path_factory):
+    """A shipped-model folder for the retina task around a tiny random ViT (28x28 RGB, 5 grades),
+    with cached val/test traces of random images and two shipped example PNGs per grade."""
+    import numpy as np
+
+    from epee_demo.data.medmnist import DATASETS, choose_examples, write_examples
+    from epee_demo.images import ImagePreprocessor
+    from epee_demo.model import MultiExitClassifier, ModelSpec, build_model, save_checkpoint
+    from epee_demo.registry import ShippedModel
+    from epee_demo.tasks import TASKS
+
+    vit = {"model_type": "vit", "image_size": 28, "patch_size": 7, "num_channels": 3, "hidden_size": 32,
+           "num_hidden_layers": 3, "num_attention_heads": 2, "intermediate_size": 64}
+    names = list(DATASETS["retinamnist"].label_names)
+    spec = ModelSpec(task="image", base=vit, label_names=names,
+                     preprocess={"size": 28, "channels": 3, "mean": [0.5] * 3, "std": [0.5] * 3},
+                     title="tiny retina model")
+    folder = tmp_path_factory.mktemp("shipped") / "retina"
+    torch.manual_seed(0)
+    model = build_model(spec).eval()
+    save_checkpoint(model, spec, folder)
+    classifier = MultiExitClassifier(model, spec, ImagePreprocessor(spec.preprocess))
+    images = list(np.random.default_rng(0).integers(0, 256, (10, 28, 28, 3), dtype=np.uint8))
+    labels = [0, 1, 2, 3, 4] * 2
+    for split in ("val", "test"):
+        classifier.trace(images, labels).save(folder / f"trace_{split}.npz")
+    write_examples(choose_examples(images, labels, names, per_class=2), folder / "examples")
+    return ShippedModel(TASKS["retina"], folder)
+
+
 @pytest.fixture(scope="module")
 def app_url():
     """The real page on the shipped models, launched on loopback for one test module."""

@@ -24,9 +24,17 @@ from epee_demo.ui.analyze import analyze_image, analyze_note
 CONTROLS = {"tau": 0.2, "patience": 3, "threshold": 0.9, "divergence_tau": 0.05, "measure": "js", "layer": 1}
 
 
+IMAGE_TASKS = ("pneumonia", "retina", "breast")  # grayscale, RGB, grayscale
+
+
 @pytest.fixture(scope="module")
-def app(tiny_shipped_model, tiny_image_shipped_model):
-    demo = build_demo({"organ-system": tiny_shipped_model, "pneumonia": tiny_image_shipped_model})
+def app(tiny_shipped_model, tiny_image_shipped_model, tiny_rgb_shipped_model):
+    from epee_demo.registry import ShippedModel
+    from epee_demo.tasks import TASKS
+
+    breast = ShippedModel(TASKS["breast"], tiny_image_shipped_model.folder)
+    demo = build_demo({"organ-system": tiny_shipped_model, "pneumonia": tiny_image_shipped_model,
+                       "retina": tiny_rgb_shipped_model, "breast": breast})
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
     yield demo
     demo.close()
@@ -41,14 +49,14 @@ def analyze_text(client, note):
     return client.predict(note, api_name="/analyze_organ_system")
 
 
-def analyze_upload(client, path):
-    return client.predict(handle_file(str(path)), api_name="/analyze_pneumonia")
+def analyze_upload(client, path, task="pneumonia"):
+    return client.predict(handle_file(str(path)), api_name=f"/analyze_{task}")
 
 
-def still_serving(client, good_image):
+def still_serving(client, good_image, task="pneumonia"):
     """The server answers a good note and a good image after a bad call."""
     assert "stops at" in analyze_text(client, EXAMPLE_NOTES[0].text)[1]
-    assert "stops at" in analyze_upload(client, good_image)[1]
+    assert "stops at" in analyze_upload(client, good_image, task)[1]
 
 
 def error_message(call) -> str:
@@ -88,7 +96,8 @@ def images(tmp_path_factory):
     noise = rng.integers(0, 256, (64, 64), dtype=np.uint8)
     paths = {name: folder / name for name in (
         "good.png", "text.png", "empty.png", "truncated.png", "bomb.png", "too_many_pixels.png", "one_pixel.png",
-        "sixteen_bit.png", "cmyk.jpg", "animated.gif", "rgba.png", "tiny.png", "text_bomb.png",
+        "sixteen_bit.png", "cmyk.jpg", "animated.gif", "rgba.png", "tiny.png", "text_bomb.png", "colour.png",
+        "gray_as_rgb.jpg",
     )}
     Image.fromarray(noise).save(paths["good.png"])
     paths["text.png"].write_text("This is a clinical note saved with an image's name, not an image.\n")
@@ -105,6 +114,8 @@ def images(tmp_path_factory):
     frames = [Image.fromarray(np.full((40, 40), value, dtype=np.uint8)) for value in (0, 120, 250)]
     frames[0].save(paths["animated.gif"], save_all=True, append_images=frames[1:], duration=100, loop=0)
     Image.fromarray(rng.integers(0, 256, (50, 70, 4), dtype=np.uint8), "RGBA").save(paths["rgba.png"])
+    Image.fromarray(rng.integers(0, 256, (60, 60, 3), dtype=np.uint8)).save(paths["colour.png"])
+    Image.fromarray(noise).convert("RGB").save(paths["gray_as_rgb.jpg"], quality=90)
     return paths
 
 
@@ -162,19 +173,39 @@ IMAGE_FAILURES = [
 ]
 
 
+@pytest.mark.parametrize("task", IMAGE_TASKS)
 @pytest.mark.parametrize("name, message", IMAGE_FAILURES, ids=[c[0] for c in IMAGE_FAILURES])
-def test_bad_images_get_a_message(client, images, name, message):
-    assert message in error_message(lambda: analyze_upload(client, images[name]))
-    still_serving(client, images["good.png"])
+def test_bad_images_get_a_message(client, images, name, message, task):
+    assert message in error_message(lambda: analyze_upload(client, images[name], task))
+    still_serving(client, images["good.png"], task)
 
 
+@pytest.mark.parametrize("task", IMAGE_TASKS)
 @pytest.mark.parametrize("name, described", [
     ("sixteen_bit.png", "(I;16)"), ("cmyk.jpg", "(CMYK)"), ("animated.gif", "40×40"), ("rgba.png", "(RGBA)"),
 ])
-def test_unusual_but_valid_images_are_analyzed(client, images, name, described):
-    notice, summary, *_, view = analyze_upload(client, images[name])
+def test_unusual_but_valid_images_are_analyzed(client, images, name, described, task):
+    notice, summary, *_, view = analyze_upload(client, images[name], task)
     assert described in notice and "stops at **layer" in summary
-    assert '<img src="data:image/png;base64,' in view and "28×28 grayscale" in view
+    color = "RGB" if task == "retina" else "grayscale"
+    assert '<img src="data:image/png;base64,' in view and f"28×28 {color}" in view
+
+
+@pytest.mark.parametrize("task, name, warned", [
+    ("pneumonia", "colour.png", "Colour image, grayscale model"),
+    ("breast", "colour.png", "Colour image, grayscale model"),
+    ("retina", "good.png", "Grayscale image, colour model"),
+    ("retina", "sixteen_bit.png", "Grayscale image, colour model"),
+    ("retina", "gray_as_rgb.jpg", "Grayscale image, colour model"),
+    ("pneumonia", "good.png", None), ("pneumonia", "gray_as_rgb.jpg", None), ("retina", "colour.png", None),
+])
+def test_the_wrong_colour_for_a_model_is_converted_with_a_visible_notice(client, images, task, name, warned):
+    notice, summary, *_ = analyze_upload(client, images[name], task)
+    assert "stops at **layer" in summary
+    if warned:
+        assert notice.startswith(f"⚠️ **{warned}.**") and "as every input is" in notice
+    else:
+        assert "⚠️" not in notice
 
 
 def test_an_upload_over_the_size_limit_is_refused(client, images, tmp_path):

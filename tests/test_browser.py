@@ -110,18 +110,24 @@ def test_a_note_with_identifiers_is_flagged_while_it_is_typed(page):
                            timeout=30_000)
 
 
-def test_an_uploaded_image_shows_what_the_model_sees(page, tmp_path):
+@pytest.mark.parametrize("tab, seen, warning", [
+    ("Chest X-ray", "28×28 grayscale", None),
+    ("Fundus photo", "28×28 RGB", "Grayscale image, colour model"),
+])
+def test_an_uploaded_image_shows_what_the_model_sees(page, tmp_path, tab, seen, warning):
     import numpy as np
     from PIL import Image
 
     path = tmp_path / "xray.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400), dtype=np.uint8)).save(path)
-    page.get_by_role("tab", name="Chest X-ray").first.click()
-    page.locator("#image_upload input[type=file]").first.set_input_files(str(path))
-    page.get_by_role("button", name="Analyze").last.click()
+    page.get_by_role("tab", name=tab).first.click()
+    page.locator("#image_upload:visible input[type=file]").first.set_input_files(str(path))
+    page.locator("#analyze:visible").first.click()
     page.wait_for_function(
         "[...document.querySelectorAll('#model_view img')].some(img => img.complete && img.naturalWidth > 0)",
         timeout=60_000)
-    image = page.locator("#model_view img").first
+    image = page.locator("#model_view:visible img").first
     assert image.get_attribute("src").startswith("data:image/png;base64,")
-    assert "28×28 grayscale" in image.get_attribute("alt")
+    assert seen in image.get_attribute("alt")
+    notice = page.locator("#notice:visible").first.inner_text()
+    assert (warning in notice) if warning else ("⚠️" not in notice)

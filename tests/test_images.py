@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from epee_demo.images import (
-    MAX_PIXELS, MIN_SIDE, ImagePreprocessor, augment, center_square, load_image, to_grayscale,
+    MAX_PIXELS, MIN_SIDE, ImagePreprocessor, augment, center_square, is_grayscale, load_image, to_grayscale,
+    to_rgb,
 )
 from epee_demo.preprocess import InputError
 
@@ -202,3 +203,75 @@ def test_augment_moves_images_reproducibly():
     assert all(not np.array_equal(a, b) for a, b in zip(first, images))
     # light: the picture stays close to the original
     assert np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(first, images)]) < 40
+
+
+def test_augment_flip_mirrors_about_half_the_images_and_keeps_rgb():
+    images = [np.stack([xray_like(seed=s), xray_like(seed=s + 9), xray_like(seed=s + 19)], axis=-1)
+              for s in range(40)]
+    out = augment(images, np.random.default_rng(2), max_degrees=0.0, max_shift_pixels=0.0, flip=True)
+    assert all(a.shape == (28, 28, 3) and a.dtype == np.uint8 for a in out)
+    mirrored = [np.array_equal(after, before[:, ::-1]) for before, after in zip(images, out)]
+    same = [np.array_equal(after, before) for before, after in zip(images, out)]
+    assert all(m or s for m, s in zip(mirrored, same))
+    assert 10 <= sum(mirrored) <= 30
+
+
+# --- colour: RGB models, and the wrong colour for a model ---------------------------------------
+
+RGB_SETTINGS = {"size": 28, "channels": 3, "mean": [0.5, 0.4, 0.3], "std": [0.5, 0.25, 0.2]}
+
+
+def fundus_like(size=28, seed=0) -> np.ndarray:
+    """A uint8 [size, size, 3] colour image (a different pattern in each channel)."""
+    return np.stack([xray_like(size, seed), xray_like(size, seed + 1)[::-1], xray_like(size, seed + 2).T], axis=-1)
+
+
+def test_rgb_dataset_array_gives_exactly_the_training_tensor():
+    pixels = fundus_like()
+    values = ImagePreprocessor(RGB_SETTINGS)([pixels])["pixel_values"]
+    assert values.shape == (1, 3, 28, 28)
+    for channel, (mean, std) in enumerate(zip(RGB_SETTINGS["mean"], RGB_SETTINGS["std"])):
+        expected = (pixels[..., channel].astype(np.float32) / 255.0 - np.float32(mean)) / np.float32(std)
+        np.testing.assert_allclose(values[0, channel].numpy(), expected, rtol=1e-6, atol=1e-6)
+    from_png = ImagePreprocessor(RGB_SETTINGS)([encode(Image.fromarray(pixels), "PNG")])["pixel_values"]
+    np.testing.assert_array_equal(from_png.numpy(), values.numpy())
+
+
+def test_gray_input_to_an_rgb_model_is_copied_into_three_channels_with_a_notice():
+    preprocess = ImagePreprocessor(RGB_SETTINGS)
+    gray = xray_like()
+    pixels = preprocess.pixels(gray)
+    assert pixels.shape == (28, 28, 3)
+    assert all(np.array_equal(pixels[..., c], gray) for c in range(3))
+    assert "Grayscale image, colour model" in preprocess.conversion_notice(gray)
+    assert "Grayscale image, colour model" in preprocess.conversion_notice(Image.fromarray(gray).convert("RGB"))
+    assert preprocess.conversion_notice(fundus_like()) == ""
+    assert preprocess.model_view(gray).shape == (224, 224, 3)
+
+
+def test_colour_input_to_a_grayscale_model_is_converted_by_luma_with_a_notice():
+    preprocess = ImagePreprocessor(SETTINGS)
+    colour = fundus_like()
+    expected = np.asarray(Image.fromarray(colour).convert("L"))
+    np.testing.assert_array_equal(preprocess.pixels(colour), expected)
+    assert "Colour image, grayscale model" in preprocess.conversion_notice(colour)
+    assert preprocess.conversion_notice(xray_like()) == ""
+    assert preprocess.conversion_notice(Image.fromarray(xray_like()).convert("RGB")) == ""  # gray saved as RGB
+
+
+def test_rgb_conversion_of_unusual_modes():
+    sixteen = Image.fromarray(xray_like().astype(np.uint16) * 257)
+    np.testing.assert_array_equal(np.asarray(to_rgb(sixteen))[..., 1], xray_like())
+    rgba = np.zeros((10, 10, 4), dtype=np.uint8)
+    rgba[..., 0], rgba[:, :5, 3] = 200, 255
+    rgb = np.asarray(to_rgb(Image.fromarray(rgba)))
+    assert (rgb[:, :5, 0] == 200).all() and (rgb[:, 5:] == 0).all()
+    assert np.asarray(to_rgb(Image.new("CMYK", (10, 10), (0, 0, 0, 0)))).min() == 255
+    assert is_grayscale(Image.new("CMYK", (10, 10), (0, 0, 0, 50)))
+    assert not is_grayscale(Image.new("CMYK", (10, 10), (200, 0, 0, 0)))
+    assert is_grayscale(Image.new("I;16", (10, 10))) and is_grayscale(Image.new("LA", (10, 10)))
+
+
+def test_only_one_or_three_channels_are_supported():
+    with pytest.raises(ValueError, match="channels=3"):
+        ImagePreprocessor({**SETTINGS, "channels": 4})

@@ -19,7 +19,7 @@ from PIL import Image
 from epee_demo import policies
 from epee_demo.analysis import analyze_example
 from epee_demo.bench import measure_one
-from epee_demo.data.medmnist import example_images
+from epee_demo.data.medmnist import DATASETS
 from epee_demo.examples import EXAMPLE_NOTES
 from epee_demo.figures.layers import (
     LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, counter_figure, entropy_figure, layer_table,
@@ -113,13 +113,15 @@ def analyze_image(model: ShippedModel, source, label: int | None = None, rule: s
     image = load_image(source)
     preprocessor = model.classifier.preprocessor
     trace = model.classifier.trace([image], labels=None if label is None else [label])
-    notice = (f"Image {image.size[0]}×{image.size[1]} ({image.mode}) → {preprocessor.size}×{preprocessor.size} "
-              f"grayscale.\n\n{timing_notice(model, image, rule, params)}")
+    notices = [preprocessor.conversion_notice(image),
+               f"Image {image.size[0]}×{image.size[1]} ({image.mode}) → {preprocessor.size}×{preprocessor.size} "
+               f"{preprocessor.color_name}.", timing_notice(model, image, rule, params)]
+    notice = "\n\n".join(n for n in notices if n)
     return trace, notice, preprocessor.model_view(image)
 
 
 def model_view_html(pixels: np.ndarray, size: int) -> str:
-    """The model's ``size`` x ``size`` input, enlarged (uint8 [H, W]), as an inline PNG with a caption.
+    """The model's ``size`` x ``size`` input, enlarged (uint8 [H, W] or [H, W, 3]), as an inline PNG with a caption.
 
     Inline, so nothing derived from an upload is written to disk, and no two sessions share
     a file: Gradio caches image outputs under a hash of their content and rewrites the file
@@ -128,17 +130,18 @@ def model_view_html(pixels: np.ndarray, size: int) -> str:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    height, width = pixels.shape
-    caption = f"What the model sees: the image as {size}×{size} grayscale pixels, enlarged"
+    height, width = pixels.shape[:2]
+    color = "grayscale" if pixels.ndim == 2 else "RGB"
+    caption = f"What the model sees: the image as {size}×{size} {color} pixels, enlarged"
     return (f'<figure style="margin:0"><img src="data:image/png;base64,{data}" width="{width}" height="{height}" '
             f'alt="{caption}" style="image-rendering:pixelated"><figcaption>{caption}</figcaption></figure>')
 
 
 def _image_input(model: ShippedModel):
-    """Upload box, test-split examples (when the data is there) and the model's view of the image."""
-    upload = gr.File(label="Chest X-ray image (PNG or JPEG, any size)", type="filepath", elem_id="image_upload",
-                     file_types=["image"])
-    examples = example_images(per_class=3)
+    """Upload box, test-split examples (shipped, and more from the data directory) and the model's view."""
+    upload = gr.File(label=f"{model.task.input_label or 'Image'} (PNG or JPEG, any size)", type="filepath",
+                     elem_id="image_upload", file_types=["image"])
+    examples = model.example_images()
     gold_by_name = {}
     if examples:
         folder = Path(tempfile.mkdtemp(prefix="epee-examples-"))
@@ -148,11 +151,10 @@ def _image_input(model: ShippedModel):
             Image.fromarray(example.image).save(path)
             gold_by_name[path.name] = example.label
             paths.append([str(path)])
-        gr.Examples(examples=paths, inputs=[upload], label="Test-split images (PneumoniaMNIST)",
+        gr.Examples(examples=paths, inputs=[upload], label=f"Test-split images ({DATASETS[model.task.medmnist].title})",
                     example_labels=[f"{e.label_name} · test #{e.index}" for e in examples])
-    else:
-        gr.Markdown("No example images: the PneumoniaMNIST data is not configured (set `EPEE_DATA_DIR`). "
-                    "Upload an image of your own.")
+    gr.Markdown(model.examples_note(examples) if examples else
+                "No example images ship with this model. Upload an image of your own.", elem_id="examples_note")
     button = gr.Button("Analyze", variant="primary", elem_id="analyze")
     view = gr.HTML(label="What the model sees", elem_id="model_view")
 
@@ -170,6 +172,8 @@ def build_analyze_tab(model: ShippedModel) -> None:
     num_layers = model.classifier.num_layers
     rules = [r for r in policies.RULES if r in model.trace("test").available_rules() and r != "fixed"]
 
+    if model.depth_note():
+        gr.Markdown(model.depth_note(), elem_id="depth_note")
     trace_state = gr.State(None, time_to_live=SESSION_SECONDS)
     settings_state = gr.State(default_settings(num_layers), time_to_live=SESSION_SECONDS)
     with gr.Row():
