@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from epee_demo.learned_exits import load_scorers
+from epee_demo.exit_scorers import load_scorers
 from epee_demo.model import CheckpointError, MultiExitClassifier, ModelSpec, load_checkpoint, read_spec
 from epee_demo.tasks import TASKS, Task, preprocessor_for
 from epee_demo.trace import ExitTrace
