@@ -3,20 +3,23 @@
 ``MultiExitModel`` is the torch module (used by training and inference);
 ``MultiExitClassifier`` bundles it with its preprocessor and label names and turns
 raw inputs into an ``ExitTrace``. Checkpoints are a folder with ``model.json`` (what
-to build) and ``weights.safetensors`` (what was trained, fp16).
+to build) and ``weights.safetensors`` (what was trained, fp16; LoRA adapters under
+peft's names, injected with peft for training and merged with peft at load).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
+from peft import LoraConfig, inject_adapter_in_model
+from peft.tuners.tuners_utils import BaseTunerLayer
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -47,57 +50,71 @@ def share_cpu_cores(calls_at_once: int) -> int:
     return threads
 
 
-class LoRALinear(nn.Module):
-    """A frozen linear layer plus a trainable low-rank update ``scale * B @ A``."""
-
-    def __init__(self, base: nn.Linear, rank: int, alpha: float):
-        super().__init__()
-        self.base = base
-        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features))
-        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank))
-        nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
-        self.scale = alpha / rank
-
-    def forward(self, x):
-        return self.base(x) + (x @ self.lora_a.T @ self.lora_b.T) * self.scale
-
-    def merged(self) -> nn.Linear:
-        """A plain linear layer with the update folded in (no inference overhead)."""
-        merged = nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None)
-        with torch.no_grad():
-            merged.weight.copy_(self.base.weight + self.scale * self.lora_b @ self.lora_a)
-            if self.base.bias is not None:
-                merged.bias.copy_(self.base.bias)
-        return merged.to(self.base.weight.device, self.base.weight.dtype)
+LORA_ADAPTER = "default"  # peft's adapter name; the weights file leaves it out, as peft's own files do
+_ADAPTER_PARAM = re.compile(rf"\.(lora_[AB])\.{LORA_ADAPTER}\.")
+_ADAPTER_KEY = re.compile(r"\.(lora_[AB])\.(?=weight$)")
+_HAND_WRITTEN_KEY = re.compile(r"\.lora_([ab])$")
 
 
-def _replace_linears(module: nn.Module, make) -> None:
-    for name, child in module.named_children():
-        replacement = make(name, child)
-        if replacement is not None:
-            setattr(module, name, replacement)
-        else:
-            _replace_linears(child, make)
+def lora_config(lora: dict) -> LoraConfig:
+    """peft's ``LoraConfig`` of a spec's ``{"rank", "alpha", "targets"}``: update ``alpha / rank * B @ A``
+    on every layer whose name ends in one of ``targets``, no dropout, biases frozen."""
+    return LoraConfig(r=lora["rank"], lora_alpha=lora["alpha"], target_modules=list(lora["targets"]),
+                      lora_dropout=0.0, bias="none")
 
 
-def add_lora(module: nn.Module, rank: int, alpha: float, targets: Sequence[str]) -> None:
-    """Wrap every ``nn.Linear`` whose attribute name is in ``targets`` in a ``LoRALinear``.
+def add_lora(module: nn.Module, lora: dict) -> nn.Module:
+    """Inject peft LoRA adapters into ``module`` in place (peft freezes the layers they adapt).
 
-    Raises ``ValueError`` when no layer matches (e.g. GPT-2's ``Conv1D`` projections),
-    rather than silently training no adapter.
+    Raises ``ValueError`` naming the targets when no layer of ``module`` matches them.
     """
-    _replace_linears(
-        module,
-        lambda name, child: LoRALinear(child, rank, alpha)
-        if isinstance(child, nn.Linear) and name in targets else None,
-    )
-    if not any(isinstance(m, LoRALinear) for m in module.modules()):
-        raise ValueError(f"no nn.Linear layer named any of {list(targets)} to adapt with LoRA")
+    try:
+        return inject_adapter_in_model(lora_config(lora), module, adapter_name=LORA_ADAPTER)
+    except ValueError as err:
+        if "not found" not in str(err):
+            raise
+        raise ValueError(f"no layer named any of {list(lora['targets'])} to adapt with LoRA ({err})") from err
 
 
 def merge_lora(module: nn.Module) -> None:
-    """Fold every ``LoRALinear`` in ``module`` back into a plain linear layer."""
-    _replace_linears(module, lambda name, child: child.merged() if isinstance(child, LoRALinear) else None)
+    """Fold every peft LoRA layer in ``module`` into its base layer (peft's ``merge``) and put the
+    plain base layer back in its place, as peft's ``merge_and_unload`` does."""
+    for name, layer in list(module.named_modules()):
+        if isinstance(layer, BaseTunerLayer):
+            layer.merge()
+            parent, _, child = name.rpartition(".")
+            setattr(module.get_submodule(parent), child, layer.get_base_layer())
+    for part in module.modules():
+        if "peft_config" in vars(part):
+            del part.peft_config
+
+
+def weights_key(param_name: str) -> str:
+    """The key of a parameter in ``weights.safetensors``: peft's saved name of an adapter
+    (``...query.lora_A.weight``), the parameter name otherwise."""
+    return _ADAPTER_PARAM.sub(r".\1.", param_name)
+
+
+def param_name(key: str) -> str:
+    """The model's parameter name of a ``weights.safetensors`` key (inverse of ``weights_key``)."""
+    return _ADAPTER_KEY.sub(rf".\1.{LORA_ADAPTER}.", key)
+
+
+def convert_hand_written_lora(folder: str | Path) -> int:
+    """Rename, once, the adapter tensors of a checkpoint written before LoRA went through peft.
+
+    The hand-written layers stored ``...query.lora_a`` [r, in] and ``...query.lora_b`` [out, r]
+    with the update ``alpha / rank * B @ A``: peft's ``lora_A.weight`` and ``lora_B.weight``
+    with its default scaling ``lora_alpha / r``, so the tensors are kept as they are (fp16) and
+    only renamed. Returns the number of renamed tensors (0: nothing to convert).
+    """
+    path = Path(folder) / WEIGHTS_FILE
+    tensors = load_file(str(path))
+    renamed = {_HAND_WRITTEN_KEY.sub(lambda m: f".lora_{m.group(1).upper()}.weight", k): v for k, v in tensors.items()}
+    count = sum(1 for k in tensors if _HAND_WRITTEN_KEY.search(k))
+    if count:
+        save_file({k: v.contiguous() for k, v in renamed.items()}, str(path))
+    return count
 
 
 class ExitHead(nn.Module):
@@ -198,13 +215,13 @@ def build_model(spec: ModelSpec) -> MultiExitModel:
     """Build the (untrained-heads) model a spec describes; LoRA adapters included."""
     backbone = load_backbone(spec.base)
     if spec.lora:
-        add_lora(backbone, spec.lora["rank"], spec.lora["alpha"], spec.lora["targets"])
+        add_lora(backbone, spec.lora)
     return MultiExitModel(backbone, spec.num_labels, spec.head_dropout)
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The parameters that training changed (those with ``requires_grad``)."""
-    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+    """The parameters that training changed (those with ``requires_grad``), by ``weights_key``."""
+    return {weights_key(name): p.detach() for name, p in model.named_parameters() if p.requires_grad}
 
 
 def save_checkpoint(model: MultiExitModel, spec: ModelSpec, folder: str | Path) -> Path:
@@ -243,6 +260,12 @@ def load_checkpoint(folder: str | Path, device: torch.device | str | None = None
         raise CheckpointError(f"checkpoint weights not found: {weights_path}") from err
     except Exception as err:  # safetensors raises its own error types for corrupt files
         raise CheckpointError(f"checkpoint weights are corrupt: {weights_path} ({err})") from err
+    if any(_HAND_WRITTEN_KEY.search(key) for key in tensors):
+        raise CheckpointError(
+            f"checkpoint weights hold hand-written LoRA adapters (lora_a / lora_b): {weights_path}; "
+            "convert them once to peft's names with epee_demo.model.convert_hand_written_lora(folder)"
+        )
+    tensors = {param_name(key): tensor for key, tensor in tensors.items()}
     model = build_model(spec)
     own = model.state_dict()
     unknown = sorted(set(tensors) - set(own))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from epee_demo.data import DATA_DIR_VARIABLE, data_dir
 from epee_demo.data.medmnist import ExampleImage, example_images, read_examples
-from epee_demo.learned_exits import load_scorers
+from epee_demo.exit_scorers import load_scorers
 from epee_demo.model import CheckpointError, MultiExitClassifier, ModelSpec, load_checkpoint, read_spec
 from epee_demo.tasks import TASKS, Task, preprocessor_for
 from epee_demo.trace import ExitTrace

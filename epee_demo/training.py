@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from peft.functional import set_requires_grad
 from tqdm.auto import tqdm
 
 from epee_demo import policies
 from epee_demo.data import LabelledDataset
 from epee_demo.model import (
-    MultiExitClassifier, MultiExitModel, ModelSpec, default_device, depth_weighted, per_exit_losses,
-    save_checkpoint,
+    LORA_ADAPTER, MultiExitClassifier, MultiExitModel, ModelSpec, default_device, depth_weighted,
+    per_exit_losses, save_checkpoint,
 )
 from epee_demo.trace import ExitTrace
 
@@ -49,17 +50,14 @@ def seed_everything(seed: int) -> None:
 
 
 def mark_trainable(model: MultiExitModel, spec: ModelSpec) -> int:
-    """Choose what trains: with LoRA, the adapters, LayerNorms and heads; else everything.
+    """Choose what trains: with LoRA, peft's adapters, the LayerNorms and the heads; else everything.
 
     Returns the number of trainable parameters.
     """
     for name, param in model.named_parameters():
-        param.requires_grad = (
-            spec.lora is None
-            or name.startswith("heads.")
-            or "lora_" in name
-            or "LayerNorm" in name
-        )
+        param.requires_grad = spec.lora is None or name.startswith("heads.") or "LayerNorm" in name
+    if spec.lora is not None:
+        set_requires_grad(model.backbone, LORA_ADAPTER)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

@@ -5,11 +5,9 @@ import pytest
 
 from epee_demo import policies
 from epee_demo.bench import (
-    MeasuredTiming, bench_classifier, bench_targets, default_rule_settings, format_table, load_for_bench,
-    measure_one, write_json,
+    bench_classifier, bench_targets, default_rule_settings, format_table, load_for_bench, write_json,
 )
 from epee_demo.examples import EXAMPLE_NOTES
-from epee_demo.inference import predict_early_exit
 from epee_demo.model import MultiExitClassifier
 from tests.test_inference import NUM_LAYERS, tiny_classifier, token_inputs
 
@@ -72,19 +70,6 @@ def test_learned_rules_without_scorers_are_skipped(classifier):
     rules, skipped = default_rule_settings(bare)
     assert set(skipped) == {"consistentee", "jei"}
     assert "calm" in rules and rules["epee"] == policies.RULES["epee"].params
-
-
-def test_measure_one(classifier):
-    example = token_inputs()[0]
-    timing = measure_one(classifier, example, "fixed", repeats=3, layer=2)
-    assert isinstance(timing, MeasuredTiming)
-    assert timing.exit_layer == 2 and timing.num_layers == NUM_LAYERS
-    assert positive_finite(timing.seconds_full) and positive_finite(timing.seconds_early)
-    assert timing.label.startswith("Measured on CPU")
-    epee = measure_one(classifier, example, repeats=1)
-    assert epee.exit_layer == predict_early_exit(classifier, [example]).exit_layers[0]
-    with pytest.raises(ValueError):
-        measure_one(classifier, example, repeats=0)
 
 
 def test_bench_targets(tmp_path):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from epee_demo import exit_scorers
 from epee_demo import learned_exits as le
 from epee_demo import policies
 from epee_demo.data import LabelledDataset, Split
@@ -25,25 +26,6 @@ def one_hot_probs(predictions, num_classes=3, confidence=0.8):
 
 
 # ---------------------------------------------------------------- features and targets
-
-
-def test_gate_features_of_uniform_and_one_hot():
-    uniform = le.gate_features(np.full(4, 0.25))
-    np.testing.assert_allclose(uniform, [0.25, 1.0, 0.0, 1.0], atol=1e-6)
-    one_hot = le.gate_features(np.array([0.0, 1.0, 0.0]))
-    np.testing.assert_allclose(one_hot, [1.0, 0.0, 1.0, 0.0], atol=1e-6)
-
-
-def test_gate_features_of_a_hand_worked_distribution():
-    p = [0.5, 0.3, 0.2]
-    entropy = -sum(x * math.log(x) for x in p) / math.log(3)
-    q = [x * x / 0.38 for x in p]  # 0.25 + 0.09 + 0.04 = 0.38
-    sharpened = -sum(x * math.log(x) for x in q) / math.log(3)
-    features = le.gate_features(np.array([[p, p[::-1]]]))  # [1, 2, 3]: shape kept, order irrelevant
-    assert features.shape == (1, 2, 4)
-    for row in features[0]:
-        np.testing.assert_allclose(row, [0.5, entropy, 0.2, sharpened], rtol=1e-6)
-    assert sharpened < entropy  # squaring sharpens
 
 
 def test_exit_cross_entropy_reads_the_gold_class():
@@ -120,7 +102,7 @@ def synthetic_features(exit_early: bool, n=512, layers=4, width=8, seed=0) -> le
 
 def test_reinforce_steps_raise_the_exit_probability_where_exiting_early_is_right():
     data = synthetic_features(exit_early=True)
-    policy = le.LayerwiseMLP(data.num_layers, data.pooled.shape[2], 16)
+    policy = exit_scorers.LayerwiseMLP(data.num_layers, data.pooled.shape[2], 16)
     pooled = torch.from_numpy(data.pooled)
     ce = torch.from_numpy(le.exit_cross_entropy(data.probs, data.labels).astype(np.float32))
     factor = torch.from_numpy(le.depth_penalty_factors(
@@ -154,18 +136,6 @@ def test_jei_gate_learns_the_target_exit():
     gate, summary = le.train_jei(data, data, lam=0.1, config=le.ExitTrainConfig(epochs=10, batch_size=64))
     assert summary["average_exit_layer"] == pytest.approx(4, abs=0.1)
     assert summary["held_out_bce"] < 0.1
-
-
-def test_layerwise_mlp_on_a_prefix_equals_the_first_columns():
-    torch.manual_seed(0)
-    network = le.LayerwiseMLP(4, 5, 8)
-    network.fit_standardization(torch.randn(50, 4, 5) * 3 + 1)
-    x = torch.randn(7, 4, 5)
-    full = network(x)
-    for layers in range(1, 5):
-        torch.testing.assert_close(network(x[:, :layers]), full[:, :layers])
-    with pytest.raises(ValueError, match="expected features"):
-        network(torch.randn(7, 5, 5))
 
 
 # ---------------------------------------------------------------- files, scorers, the whole run
@@ -216,7 +186,7 @@ def shipped_tiny(tmp_path_factory):
 
 def test_train_and_ship_writes_policies_traces_and_summary(shipped_tiny):
     folder, classifier, dataset, summary, cache = shipped_tiny
-    description = json.loads((folder / le.POLICIES_CONFIG).read_text())
+    description = json.loads((folder / exit_scorers.POLICIES_CONFIG).read_text())
     assert description["consistentee"]["alpha"] in (0.05, 0.2)
     assert description["jei"]["lambda"] == 0.1
     assert len(description["selection_sweep"]["consistentee"]) == 2
@@ -250,7 +220,7 @@ def test_train_and_ship_rewrites_the_figures_read_off_the_traces(shipped_tiny):
 def test_trace_scores_match_the_scorers_on_cached_features(shipped_tiny):
     folder, classifier, dataset, _, _ = shipped_tiny
     features = le.collect_exit_features(classifier, dataset.val.inputs, dataset.val.labels)
-    scorers = le.load_scorers(folder, classifier.model)
+    scorers = exit_scorers.load_scorers(folder, classifier.model)
     trace = ExitTrace.load(folder / "trace_val.npz")
     pooled, probs = torch.from_numpy(features.pooled), torch.from_numpy(features.probs)
     for rule in le.LEARNED_RULES:
@@ -259,7 +229,7 @@ def test_trace_scores_match_the_scorers_on_cached_features(shipped_tiny):
 
 def test_scorers_on_a_prefix_equal_the_first_columns(shipped_tiny):
     folder, classifier, dataset, _, _ = shipped_tiny
-    scorers = le.load_scorers(folder, classifier.model)
+    scorers = exit_scorers.load_scorers(folder, classifier.model)
     assert sorted(scorers) == ["consistentee", "jei"]
     features = le.collect_exit_features(classifier, dataset.test.inputs[:8], dataset.test.labels[:8])
     pooled, probs = torch.from_numpy(features.pooled), torch.from_numpy(features.probs)
@@ -275,23 +245,19 @@ def test_scorers_on_a_prefix_equal_the_first_columns(shipped_tiny):
             scorer(pooled[:, :2], probs[:, :2], first_layer=2)
 
 
-def test_load_scorers_without_policies_is_empty(tmp_path):
-    assert le.load_scorers(tmp_path, build_model(ModelSpec("text", dict(TINY_BERT), ["a", "b"], {}))) == {}
-
-
 def test_load_scorers_refuses_a_model_of_another_shape(shipped_tiny):
     folder = shipped_tiny[0]
     deeper = build_model(ModelSpec("text", {**TINY_BERT, "num_hidden_layers": 4}, ["a", "b"], {}))
     with pytest.raises(CheckpointError, match="do not fit the model"):
-        le.load_scorers(folder, deeper)
+        exit_scorers.load_scorers(folder, deeper)
 
 
 def test_load_scorers_names_a_corrupt_file(shipped_tiny, tmp_path):
     folder, classifier = shipped_tiny[0], shipped_tiny[1]
-    (tmp_path / le.POLICIES_FILE).write_bytes(b"not safetensors")
-    (tmp_path / le.POLICIES_CONFIG).write_text((folder / le.POLICIES_CONFIG).read_text())
+    (tmp_path / exit_scorers.POLICIES_FILE).write_bytes(b"not safetensors")
+    (tmp_path / exit_scorers.POLICIES_CONFIG).write_text((folder / exit_scorers.POLICIES_CONFIG).read_text())
     with pytest.raises(CheckpointError, match="corrupt"):
-        le.load_scorers(tmp_path, classifier.model)
+        exit_scorers.load_scorers(tmp_path, classifier.model)
 
 
 @pytest.mark.slow

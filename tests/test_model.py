@@ -7,9 +7,12 @@ import pytest
 import torch
 from torch import nn
 
+from peft.tuners.lora import LoraLayer
+from safetensors.torch import load_file, save_file
+
 from epee_demo.model import (
-    CheckpointError, ExitOutput, LoRALinear, ModelSpec, MultiExitClassifier, add_lora, joint_exit_loss,
-    load_checkpoint, merge_lora, save_checkpoint, share_cpu_cores, state_cosine,
+    CheckpointError, ExitOutput, ModelSpec, MultiExitClassifier, add_lora, build_model, convert_hand_written_lora,
+    joint_exit_loss, load_checkpoint, merge_lora, save_checkpoint, share_cpu_cores, state_cosine,
 )
 from tests.conftest import TokenPreprocessor, tiny_bert
 
@@ -43,20 +46,25 @@ def test_joint_loss_weights_layers_by_depth():
     torch.testing.assert_close(joint_exit_loss(logits, labels), expected)
 
 
-def test_lora_starts_as_identity_and_merges_exactly():
+def test_peft_lora_adds_scaled_b_times_a_and_merges_exactly():
     torch.manual_seed(0)
     module = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    base = nn.Linear(8, 8)
+    base.load_state_dict(module[0].state_dict())
     x = torch.randn(4, 8)
     before = module(x)
-    add_lora(module, rank=2, alpha=4, targets=["0"])
-    assert isinstance(module[0], LoRALinear)
+    add_lora(module, {"rank": 2, "alpha": 4, "targets": ["0"]})
+    assert isinstance(module[0], LoraLayer)
     torch.testing.assert_close(module(x), before)  # B starts at zero
     with torch.no_grad():
-        module[0].lora_b.normal_()
+        module[0].lora_B["default"].weight.normal_()
+    a, b = module[0].lora_A["default"].weight, module[0].lora_B["default"].weight
     adapted = module(x)
+    expected = module[2](torch.relu(base(x) + x @ a.T @ b.T * (4 / 2)))  # base + B A x * alpha / rank
+    torch.testing.assert_close(adapted, expected, atol=1e-6, rtol=1e-5)
     assert not torch.allclose(adapted, before)
     merge_lora(module)
-    assert isinstance(module[0], nn.Linear)
+    assert type(module[0]) is nn.Linear and not hasattr(module, "peft_config")
     torch.testing.assert_close(module(x), adapted, atol=1e-5, rtol=1e-5)
 
 
@@ -72,23 +80,40 @@ def _spec(base: str, lora=None) -> ModelSpec:
                      lora=lora, title="tiny")
 
 
-def test_checkpoint_round_trip_with_lora(tmp_path, token_batches):
-    from epee_demo.model import build_model
-
+def _lora_model(tmp_path):
+    """A tiny BERT with LoRA adapters whose B is not zero, its spec, and the folder of its base."""
     base = tmp_path / "base"
     tiny_bert().save_pretrained(base)
     spec = _spec(str(base), lora={"rank": 2, "alpha": 4, "targets": ["query", "value", "dense"]})
     model = build_model(spec).eval()
     with torch.no_grad():
         for name, param in model.named_parameters():
-            if "lora_b" in name:
+            if "lora_B" in name:
                 param.normal_(std=0.1)
+    return model, spec
+
+
+def test_merged_lora_model_equals_the_unmerged_one(tmp_path, token_batches):
+    model, _ = _lora_model(tmp_path)
+    batch = TokenPreprocessor()(token_batches)
+    adapted = model(batch).logits
+    assert sum(isinstance(m, LoraLayer) for m in model.modules()) == 3 * 5  # query, value, 3 dense per layer
+    merge_lora(model)
+    assert not any(isinstance(m, LoraLayer) for m in model.modules())
+    torch.testing.assert_close(model(batch).logits, adapted, atol=1e-5, rtol=1e-5)
+
+
+def test_checkpoint_round_trip_with_lora(tmp_path, token_batches):
+    model, spec = _lora_model(tmp_path)
     batch = TokenPreprocessor()(token_batches)
     expected = model(batch).logits
     save_checkpoint(model, spec, tmp_path / "ckpt")
+    keys = load_file(str(tmp_path / "ckpt" / "weights.safetensors"))
+    assert "backbone.hf_model.encoder.layer.0.attention.self.query.lora_A.weight" in keys  # peft's saved names
+    assert not any("base_layer" in key or ".default." in key for key in keys)  # frozen layers stay out
     loaded, loaded_spec = load_checkpoint(tmp_path / "ckpt", device="cpu")
     assert loaded_spec == spec
-    assert not any(isinstance(m, LoRALinear) for m in loaded.modules())
+    assert not any(isinstance(m, LoraLayer) for m in loaded.modules())
     torch.testing.assert_close(loaded(batch).logits, expected, atol=2e-2, rtol=1e-2)  # fp16 storage
     assert (loaded(batch).logits.argmax(-1) == expected.argmax(-1)).float().mean() > 0.9
 
@@ -128,9 +153,26 @@ def test_classifier_trace_keeps_input_order(tiny_multi_exit, token_batches):
     assert np.isnan(trace.state_cosine[:, 0]).all()
 
 
+def test_hand_written_lora_weights_are_refused_then_converted_once(tmp_path, token_batches):
+    model, spec = _lora_model(tmp_path)
+    batch = TokenPreprocessor()(token_batches)
+    expected = model(batch).logits
+    folder = save_checkpoint(model, spec, tmp_path / "ckpt")
+    path = folder / "weights.safetensors"
+    old_names = {k.replace(".lora_A.weight", ".lora_a").replace(".lora_B.weight", ".lora_b"): v
+                 for k, v in load_file(str(path)).items()}  # the names the hand-written LoRALinear used
+    save_file(old_names, str(path))
+    with pytest.raises(CheckpointError, match="hand-written LoRA.*convert_hand_written_lora"):
+        load_checkpoint(folder, device="cpu")
+    assert convert_hand_written_lora(folder) == 2 * 3 * 5
+    assert convert_hand_written_lora(folder) == 0
+    loaded, _ = load_checkpoint(folder, device="cpu")
+    torch.testing.assert_close(loaded(batch).logits, expected, atol=2e-2, rtol=1e-2)  # fp16 storage
+
+
 def test_lora_refuses_when_no_layer_matches():
-    with pytest.raises(ValueError, match="no nn.Linear layer"):
-        add_lora(nn.Sequential(nn.Linear(4, 4)), rank=2, alpha=4, targets=["c_attn"])
+    with pytest.raises(ValueError, match=r"no layer named any of \['c_attn'\]"):
+        add_lora(nn.Sequential(nn.Linear(4, 4)), {"rank": 2, "alpha": 4, "targets": ["c_attn"]})
 
 
 @pytest.mark.parametrize("calls", [1, 2, 64])

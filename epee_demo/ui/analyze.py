@@ -18,7 +18,7 @@ from PIL import Image
 
 from epee_demo import policies
 from epee_demo.analysis import analyze_example
-from epee_demo.bench import measure_one
+from epee_demo.timing import measure_one
 from epee_demo.data.medmnist import DATASETS
 from epee_demo.examples import EXAMPLE_NOTES
 from epee_demo.figures.layers import (
