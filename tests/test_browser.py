@@ -34,8 +34,18 @@ def summary_text(page) -> str:
     return page.locator("#summary").first.inner_text()
 
 
+def pick_example_note(page, name="Chest pain, ST elevation"):
+    """Click an example note until it fills the box (a click before the page has wired its events is lost)."""
+    for _ in range(30):
+        page.get_by_role("button", name=name).first.click()
+        if page.locator("#note textarea").first.input_value():
+            return
+        page.wait_for_timeout(1_000)
+    raise AssertionError(f"the example note {name!r} never filled the note box")
+
+
 def test_analyze_an_example_note_and_move_the_tau_slider_with_the_keyboard(page):
-    page.get_by_role("button", name="Chest pain, ST elevation").first.click()
+    pick_example_note(page)
     page.locator("#analyze").first.click()
     page.wait_for_function("document.querySelector('#summary').innerText.includes('stops at')", timeout=60_000)
     before = summary_text(page)
@@ -74,7 +84,7 @@ def unnamed_controls(page) -> list[str]:
 
 def test_every_control_is_labelled_and_the_keyboard_moves_the_patience_slider(page):
     assert unnamed_controls(page) == []
-    page.get_by_role("button", name="Chest pain, ST elevation").first.click()
+    pick_example_note(page)
     page.locator("#analyze").first.click()
     page.wait_for_function("document.querySelector('#summary').innerText.includes('stops at')", timeout=60_000)
     assert page.get_by_label("Per-layer prediction (text equivalent of the charts)").first.is_visible()
