@@ -80,6 +80,32 @@ def tiny_shipped_model(tmp_path_factory):
     return ShippedModel(TASKS["organ-system"], folder)
 
 
+def _tiny_vit_folder(tmp_path_factory, task: str, label_names: list[str], channels: int, labels: list[int]):
+    """A shipped-model folder for ``task`` around a tiny random ViT (28x28, ``channels`` channels),
+    with cached val/test traces of random images (one per entry of ``labels``); returns it and the images."""
+    import numpy as np
+
+    from epee_demo.images import ImagePreprocessor
+    from epee_demo.model import MultiExitClassifier, ModelSpec, build_model, save_checkpoint
+
+    vit = {"model_type": "vit", "image_size": 28, "patch_size": 7, "num_channels": channels, "hidden_size": 32,
+           "num_hidden_layers": 3, "num_attention_heads": 2, "intermediate_size": 64}
+    spec = ModelSpec(task="image", base=vit, label_names=list(label_names),
+                     preprocess={"size": 28, "channels": channels, "mean": [0.5] * channels,
+                                 "std": [0.5] * channels},
+                     title=f"tiny {task} model")
+    folder = tmp_path_factory.mktemp("shipped") / task
+    torch.manual_seed(0)
+    model = build_model(spec).eval()
+    save_checkpoint(model, spec, folder)
+    classifier = MultiExitClassifier(model, spec, ImagePreprocessor(spec.preprocess))
+    shape = (len(labels), 28, 28) + ((channels,) if channels > 1 else ())
+    images = list(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8))
+    for split in ("val", "test"):
+        classifier.trace(images, labels).save(folder / f"trace_{split}.npz")
+    return folder, images
+
+
 @pytest.fixture(scope="session")
 def tiny_image_shipped_model(tmp_path_factory):
     """A shipped-model folder for the pneumonia task around a tiny random ViT (28x28 grayscale).
@@ -87,27 +113,11 @@ def tiny_image_shipped_model(tmp_path_factory):
     Built from a config dict like the real task's spec, with cached val/test traces of a
     few random images, so the page's image path runs end to end without the real model.
     """
-    import numpy as np
-
     from epee_demo.data.medmnist import LABEL_NAMES
-    from epee_demo.images import ImagePreprocessor
-    from epee_demo.model import MultiExitClassifier, ModelSpec, build_model, save_checkpoint
     from epee_demo.registry import ShippedModel
     from epee_demo.tasks import TASKS
 
-    vit = {"model_type": "vit", "image_size": 28, "patch_size": 7, "num_channels": 1, "hidden_size": 32,
-           "num_hidden_layers": 3, "num_attention_heads": 2, "intermediate_size": 64}
-    spec = ModelSpec(task="image", base=vit, label_names=list(LABEL_NAMES),
-                     preprocess={"size": 28, "channels": 1, "mean": [0.5], "std": [0.5]},
-                     title="tiny pneumonia model")
-    folder = tmp_path_factory.mktemp("shipped") / "pneumonia"
-    torch.manual_seed(0)
-    model = build_model(spec).eval()
-    save_checkpoint(model, spec, folder)
-    classifier = MultiExitClassifier(model, spec, ImagePreprocessor(spec.preprocess))
-    images = list(np.random.default_rng(0).integers(0, 256, (6, 28, 28), dtype=np.uint8))
-    for split in ("val", "test"):
-        classifier.trace(images, [0, 1, 0, 1, 0, 1]).save(folder / f"trace_{split}.npz")
+    folder, _ = _tiny_vit_folder(tmp_path_factory, "pneumonia", LABEL_NAMES, 1, [0, 1, 0, 1, 0, 1])
     return ShippedModel(TASKS["pneumonia"], folder)
 
 
@@ -115,29 +125,13 @@ def tiny_image_shipped_model(tmp_path_factory):
 def tiny_rgb_shipped_model(tmp_path_factory):
     """A shipped-model folder for the retina task around a tiny random ViT (28x28 RGB, 5 grades),
     with cached val/test traces of random images and two shipped example PNGs per grade."""
-    import numpy as np
-
     from epee_demo.data.medmnist import DATASETS, choose_examples, write_examples
-    from epee_demo.images import ImagePreprocessor
-    from epee_demo.model import MultiExitClassifier, ModelSpec, build_model, save_checkpoint
     from epee_demo.registry import ShippedModel
     from epee_demo.tasks import TASKS
 
-    vit = {"model_type": "vit", "image_size": 28, "patch_size": 7, "num_channels": 3, "hidden_size": 32,
-           "num_hidden_layers": 3, "num_attention_heads": 2, "intermediate_size": 64}
     names = list(DATASETS["retinamnist"].label_names)
-    spec = ModelSpec(task="image", base=vit, label_names=names,
-                     preprocess={"size": 28, "channels": 3, "mean": [0.5] * 3, "std": [0.5] * 3},
-                     title="tiny retina model")
-    folder = tmp_path_factory.mktemp("shipped") / "retina"
-    torch.manual_seed(0)
-    model = build_model(spec).eval()
-    save_checkpoint(model, spec, folder)
-    classifier = MultiExitClassifier(model, spec, ImagePreprocessor(spec.preprocess))
-    images = list(np.random.default_rng(0).integers(0, 256, (10, 28, 28, 3), dtype=np.uint8))
     labels = [0, 1, 2, 3, 4] * 2
-    for split in ("val", "test"):
-        classifier.trace(images, labels).save(folder / f"trace_{split}.npz")
+    folder, images = _tiny_vit_folder(tmp_path_factory, "retina", names, 3, labels)
     write_examples(choose_examples(images, labels, names, per_class=2), folder / "examples")
     return ShippedModel(TASKS["retina"], folder)
 
