@@ -32,6 +32,18 @@ def test_train_writes_checkpoint_traces_metrics_and_card(trained):
     assert "CC BY 4.0" in (trained / "MODEL_CARD.md").read_text()
 
 
+def test_train_repeats_with_the_same_seed(trained, tmp_path):
+    """The from-scratch weights are seeded too, so a second run gives the same model."""
+    from safetensors.numpy import load_file
+
+    again = tmp_path / "pneumonia"
+    assert main(["train", "--task", "pneumonia", "--out", str(again), "--epochs", "1",
+                 "--max-train-examples", "64", "--quiet"]) == 0
+    first, second = load_file(trained / "weights.safetensors"), load_file(again / "weights.safetensors")
+    assert first.keys() == second.keys()
+    assert all((first[k] == second[k]).all() for k in first)
+
+
 def test_train_exits_then_bench(trained, tmp_path, capsys):
     assert main(["train-exits", "--task", "pneumonia", "--folder", str(trained), "--epochs", "1",
                  "--alphas", "0.1", "--lambdas", "0.1", "--max-train-examples", "64", "--no-cache",
