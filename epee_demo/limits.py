@@ -13,3 +13,10 @@ MAX_UPLOAD_BYTES_PER_CLIENT = 64 * 1024 * 1024  # uploads one client address hol
 # and leaves the other model slot (2 run at once) to everyone else.
 ANALYSES_PER_SESSION = 1
 ANALYSES_WAITING = 40  # analyses all sessions together may have queued; past it a new one is told to retry
+# Uploaded and temporary files are deleted every 5 minutes once older than 15 minutes.
+CACHE_DELETION = (300, 900)
+# Calls waiting in the queue at most; past it a caller is told the queue is full. Analyses run
+# 2 at a time and may hold at most ANALYSES_WAITING of these slots (``RequestGuard``); slider
+# moves run without a limit, so they never wait behind analyses nor find the queue full of them.
+MAX_QUEUED_EVENTS = 200
+UPLOAD_WINDOW_S = sum(CACHE_DELETION)  # an upload is deleted within this many seconds of arriving

@@ -276,7 +276,7 @@ class Control:
 CONTROLS: dict[str, Control] = {c.name: c for c in (
     Control("tau", "tau: normalized entropy threshold (exit when Hn < tau; Hn = entropy / ln C)"),
     Control("patience", "patience: exit when the counter reaches it", 1, None, 1,
-            info="patience 0 (API only) runs every layer, as in the PABEE code"),
+            info="patience 0 (Python API, exit_layers, only) runs every layer, as in the PABEE code"),
     Control("threshold", "threshold"),
     Control("divergence_tau", "divergence tau, nats (count layers with divergence < tau)", 0.0, 0.7, 0.005),
     Control("measure", "divergence", choices=DIVERGENCES, info=FPABEE_NOTE),
@@ -420,7 +420,7 @@ def check_params(rule: str, params: dict, num_layers: int | None = None) -> dict
     if "layer" in full and num_layers is not None:
         layer = np.asarray(full["layer"])
         if np.any((layer < 1) | (layer > num_layers)):
-            raise ValueError(f"fixed layer must be in 1..{num_layers}; got {full['layer']}")
+            raise ValueError(f"fixed layer must be between 1 and {num_layers}; got {full['layer']}")
     return full
 
 
@@ -445,10 +445,6 @@ class LayerwiseRule:
         self.state: dict = {}
         self.previous: np.ndarray | None = None  # the previous layer's distributions [N, C]
         self.inputs: LayerInputs | None = None
-
-    @property
-    def needs_scores(self) -> bool:
-        return self.spec.needs_scores
 
     def step(self, probs: np.ndarray, scores: np.ndarray | None = None, **known) -> np.ndarray:
         """Where the rule fires at the next layer, bool [N] (or [S, N])."""
@@ -538,14 +534,15 @@ def evaluate_layers(layerwise: LayerwiseRule, layers: Iterable, *, want_probs: b
     return out
 
 
-def run_rule(probs: np.ndarray, rule: str, *, scores=None, **params) -> dict:
-    """``evaluate_layers`` of ``rule`` over a whole trace [N, L, C]: exits, classes, probs, shown."""
+def run_rule(probs: np.ndarray, rule: str, *, scores=None, want_probs: bool = True, want_shown: bool = True,
+             **params) -> dict:
+    """``evaluate_layers`` of ``rule`` over a whole trace [N, L, C]: exits, classes and, as asked, probs, shown."""
     probs = _check_probs(probs)
     n, num_layers, _ = probs.shape
     layerwise = LayerwiseRule(rule, num_layers, n, **params)
     _check_scores(rule, scores, (n, num_layers))
     layers = ((probs[:, i], _scores_at(scores, i), {}) for i in range(num_layers))
-    return evaluate_layers(layerwise, layers, want_probs=True, want_shown=True)
+    return evaluate_layers(layerwise, layers, want_probs=want_probs, want_shown=want_shown)
 
 
 def exit_layers(probs: np.ndarray, rule: str, *, scores=None, **params) -> np.ndarray:
@@ -558,12 +555,12 @@ def exit_layers(probs: np.ndarray, rule: str, *, scores=None, **params) -> np.nd
     fires, the last layer answers; patience 0 runs every layer. ``probs`` are
     renormalized to sum to 1.
     """
-    return run_rule(probs, rule, scores=scores, **params)["exits"]
+    return run_rule(probs, rule, scores=scores, want_probs=False, want_shown=False, **params)["exits"]
 
 
 def exit_answers(probs: np.ndarray, rule: str, *, scores=None, **params) -> tuple[np.ndarray, np.ndarray]:
     """Exit layers int [N] and the distributions answered there [N, C] (PCEE: its run's mean)."""
-    out = run_rule(probs, rule, scores=scores, **params)
+    out = run_rule(probs, rule, scores=scores, want_shown=False, **params)
     return out["exits"], out["probs"]
 
 
@@ -571,7 +568,7 @@ def rule_values(probs: np.ndarray, rule: str, *, scores=None, **params) -> np.nd
     """The value the rule compares at every layer (``RuleSpec.shown``), [N, L], or None if none."""
     if not RULES[rule].shown:
         return None
-    return run_rule(probs, rule, scores=scores, **params)["shown"]
+    return run_rule(probs, rule, scores=scores, want_probs=False, **params)["shown"]
 
 
 def patience_counters(probs: np.ndarray) -> np.ndarray:

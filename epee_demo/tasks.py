@@ -137,10 +137,6 @@ BREAST_DEPTH_NOTE = (
 )
 
 
-def _medmnist_dataset(name: str):
-    return load_medmnist(name)
-
-
 def _vit_spec(label_names: list[str], channels: int, title: str) -> ModelSpec:
     """An 8-layer, 128-wide ViT trained from scratch on 28x28 images (4x4 patches)."""
     vit = {
@@ -177,7 +173,7 @@ TASKS: dict[str, Task] = {
     ),
     "pneumonia": Task(
         "pneumonia", "Chest X-ray: pneumonia or normal?", "image",
-        partial(_medmnist_dataset, "pneumoniamnist"),
+        partial(load_medmnist, "pneumoniamnist"),
         partial(_vit_spec, channels=1, title="Pneumonia on a chest X-ray (ViT trained from scratch, 8 exits)"),
         {"epochs": 8, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.05},
         augment=augment, card_notes=PNEUMONIA_CARD_NOTES, input_label="Chest X-ray image",
@@ -185,7 +181,7 @@ TASKS: dict[str, Task] = {
     ),
     "retina": Task(
         "retina", "Fundus photo: retinopathy grade?", "image",
-        partial(_medmnist_dataset, "retinamnist"),
+        partial(load_medmnist, "retinamnist"),
         partial(_vit_spec, channels=3,
                 title="Diabetic retinopathy grade on a fundus photograph (ViT trained from scratch, 8 exits)"),
         {"epochs": 40, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.05, "balance_classes": False},
@@ -194,7 +190,7 @@ TASKS: dict[str, Task] = {
     ),
     "breast": Task(
         "breast", "Breast ultrasound: malignant?", "image",
-        partial(_medmnist_dataset, "breastmnist"),
+        partial(load_medmnist, "breastmnist"),
         partial(_vit_spec, channels=1,
                 title="Malignancy on a breast ultrasound (ViT trained from scratch, 8 exits)"),
         {"epochs": 150, "batch_size": 32, "learning_rate": 1e-3, "weight_decay": 0.05, "balance_classes": False},

@@ -57,7 +57,6 @@ class PreparedTrace:
         predictions: int [N, L], predicted class at every layer.
         full_predictions: int [N], the last layer's prediction (the full model's).
         correct: bool [N, L], prediction equals gold (all False without labels).
-        agrees: bool [N, L], prediction equals the full model's.
         entropy: float64 [N, L], normalized entropy Hn.
         max_prob: float64 [N, L], probability of the predicted class.
         patience: int [N, L], PABEE counter.
@@ -72,7 +71,6 @@ class PreparedTrace:
     predictions: np.ndarray
     full_predictions: np.ndarray
     correct: np.ndarray
-    agrees: np.ndarray
     entropy: np.ndarray
     max_prob: np.ndarray
     patience: np.ndarray
@@ -110,7 +108,6 @@ def prepare(trace: ExitTrace | PreparedTrace) -> PreparedTrace:
         predictions=predictions,
         full_predictions=predictions[:, -1],
         correct=predictions == trace.labels[:, None],
-        agrees=predictions == predictions[:, -1:],
         entropy=policies.normalized_entropy(probs),
         max_prob=probs.max(axis=-1),
         patience=policies.patience_counters(probs),
@@ -144,19 +141,10 @@ def _check_setting(prep: PreparedTrace, rule: str, params: dict) -> dict:
         raise InputError(
             f"The rule {policies.RULES[rule].title!r} needs learned exit scores this model does not have."
         )
-    unknown = set(params) - set(policies.RULES[rule].params)
-    if unknown:
-        raise InputError(f"{policies.RULES[rule].title} takes no parameter(s) {', '.join(sorted(unknown))}.")
-    full = {**policies.RULES[rule].params, **params}
-    if "measure" in full and full["measure"] not in policies.DIVERGENCES:
-        raise InputError(f"Unknown divergence {full['measure']!r}. Choose one of: {', '.join(policies.DIVERGENCES)}.")
-    if "patience" in full:
-        patience = np.asarray(full["patience"])
-        if np.any(patience < 0) or np.any(patience != np.round(patience)):
-            raise InputError("Patience must be a whole number of layers, at least 0 (0 runs every layer).")
-    if "layer" in full and np.any((np.asarray(full["layer"]) < 1) | (np.asarray(full["layer"]) > prep.num_layers)):
-        raise InputError(f"The fixed exit layer must be between 1 and {prep.num_layers}.")
-    return full
+    try:
+        return policies.check_params(rule, params, prep.num_layers)
+    except ValueError as err:  # the catalogue's own check, its message for the person who chose the setting
+        raise InputError(str(err)) from None
 
 
 def _layer_inputs(prep: PreparedTrace, rule: str):
@@ -185,12 +173,6 @@ def exit_layers(trace: ExitTrace | PreparedTrace, rule: str, **params) -> np.nda
     """1-based exit layer of every example under ``rule``, int [N] (same as ``policies.exit_layers``)."""
     prep = prepare(trace)
     return _evaluate(prep, rule, _check_setting(prep, rule, params))[0]
-
-
-def _at_exits(per_layer: np.ndarray, exits: np.ndarray) -> np.ndarray:
-    """Entries of an [N, L] array at each example's exit: exits int [..., N] -> [..., N]."""
-    num_examples, num_layers = per_layer.shape
-    return np.take(per_layer.ravel(), exits - 1 + num_layers * np.arange(num_examples))
 
 
 # --------------------------------------------------------------------------- operating points

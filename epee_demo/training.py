@@ -174,14 +174,17 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def per_layer_auc(trace: ExitTrace) -> list[float]:
-    """ROC AUC of every exit, a list of L floats, as MedMNIST v2 computes it: with two classes,
+def auc_of(probs: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC of one exit's probabilities [N, C], as MedMNIST v2 computes it: with two classes,
     of the second class's probability; with more, one-vs-rest per class, averaged (macro)."""
-    labels = trace.labels
-    if len(trace.label_names) == 2:
-        return [roc_auc(trace.probs[:, i, 1], labels == 1) for i in range(trace.num_layers)]
-    return [float(np.nanmean([roc_auc(trace.probs[:, i, c], labels == c) for c in range(len(trace.label_names))]))
-            for i in range(trace.num_layers)]
+    if probs.shape[1] == 2:
+        return roc_auc(probs[:, 1], labels == 1)
+    return float(np.nanmean([roc_auc(probs[:, c], labels == c) for c in range(probs.shape[1])]))
+
+
+def per_layer_auc(trace: ExitTrace) -> list[float]:
+    """ROC AUC of every exit (``auc_of``), a list of L floats."""
+    return [auc_of(trace.probs[:, i], trace.labels) for i in range(trace.num_layers)]
 
 
 def rule_summary(trace: ExitTrace, rule: str, **params) -> dict:

@@ -20,7 +20,7 @@ import torch
 
 from epee_demo.tasks import TASKS
 from epee_demo.trace import ExitTrace
-from epee_demo.training import TrainConfig, class_weights, per_layer_accuracy, per_layer_auc, roc_auc
+from epee_demo.training import TrainConfig, auc_of, class_weights, per_layer_accuracy, per_layer_auc
 
 PROBE_WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2, 1e-1)
 
@@ -45,13 +45,6 @@ def fit_softmax_regression(x, y, num_classes, weight_decay, weights=None, steps=
 
     optimizer.step(closure)
     return linear
-
-
-def auc_of(probs: np.ndarray, labels: np.ndarray) -> float:
-    """AUC as ``per_layer_auc`` computes it, for one [N, C] probability array."""
-    if probs.shape[1] == 2:
-        return roc_auc(probs[:, 1], labels == 1)
-    return float(np.nanmean([roc_auc(probs[:, c], labels == c) for c in range(probs.shape[1])]))
 
 
 def pixel_probe(task_name: str) -> dict:

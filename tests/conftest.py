@@ -113,11 +113,11 @@ def tiny_image_shipped_model(tmp_path_factory):
     Built from a config dict like the real task's spec, with cached val/test traces of a
     few random images, so the page's image path runs end to end without the real model.
     """
-    from epee_demo.data.medmnist import LABEL_NAMES
+    from epee_demo.data.medmnist import DATASETS
     from epee_demo.registry import ShippedModel
     from epee_demo.tasks import TASKS
 
-    folder, _ = _tiny_vit_folder(tmp_path_factory, "pneumonia", LABEL_NAMES, 1, [0, 1, 0, 1, 0, 1])
+    folder, _ = _tiny_vit_folder(tmp_path_factory, "pneumonia", DATASETS["pneumoniamnist"].label_names, 1, [0, 1, 0, 1, 0, 1])
     return ShippedModel(TASKS["pneumonia"], folder)
 
 

@@ -53,9 +53,6 @@ DATASETS: dict[str, MedMNISTInfo] = {info.name: info for info in (
     ),
 )}
 
-# Kept for the callers that mean PneumoniaMNIST.
-LABEL_NAMES = list(DATASETS["pneumoniamnist"].label_names)
-
 
 def medmnist_path(name: str = "pneumoniamnist") -> Path:
     """Where ``<name>.npz`` must lie; FileNotFoundError naming ``EPEE_DATA_DIR`` if it is not there."""

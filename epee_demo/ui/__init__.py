@@ -7,7 +7,7 @@ from functools import partial
 import gradio as gr
 from starlette.middleware import Middleware
 
-from epee_demo.limits import MAX_UPLOAD_BYTES
+from epee_demo.limits import CACHE_DELETION, MAX_QUEUED_EVENTS, MAX_UPLOAD_BYTES
 from epee_demo.model import CheckpointError, share_cpu_cores
 from epee_demo.registry import ASSETS_DIR, ShippedModel, shipped_models
 from epee_demo.ui.analyze import MODEL_CALLS_AT_ONCE, build_analyze_tab
@@ -30,13 +30,6 @@ CSS = """
 #banner { background: #fff4d6; border: 2px solid #b36b00; border-radius: 8px; padding: 8px 14px; }
 #banner p { color: #4a2f00; margin: 0; }
 """
-
-# Uploaded and temporary files are deleted every 5 minutes once older than 15 minutes.
-CACHE_DELETION = (300, 900)
-# Calls waiting in the queue at most; past it a caller is told the queue is full. Analyses run
-# 2 at a time and may hold at most ANALYSES_WAITING of these slots (``RequestGuard``); slider
-# moves run without a limit, so they never wait behind analyses nor find the queue full of them.
-MAX_QUEUED_EVENTS = 200
 
 
 def launch_options() -> dict:

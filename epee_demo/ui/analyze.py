@@ -172,8 +172,9 @@ def build_analyze_tab(model: ShippedModel) -> None:
     num_layers = model.classifier.num_layers
     rules = [r for r in policies.RULES if r in model.trace("test").available_rules() and r != "fixed"]
 
-    if model.depth_note():
-        gr.Markdown(model.depth_note(), elem_id="depth_note")
+    depth_note = model.depth_note()
+    if depth_note:
+        gr.Markdown(depth_note, elem_id="depth_note")
     trace_state = gr.State(None, time_to_live=SESSION_SECONDS)
     settings_state = gr.State(default_settings(num_layers), time_to_live=SESSION_SECONDS)
     with gr.Row():

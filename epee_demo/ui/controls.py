@@ -55,13 +55,13 @@ def _start_value(control: str, num_layers: int):
                 if param.control == control)
 
 
-def build_controls(num_layers: int, num_classes: int | None, elem_prefix: str = "",
-                   rule: str = "epee") -> dict[str, gr.components.Component]:
-    """Lay out one control per ``policies.CONTROLS`` entry (those of ``rule`` visible), by name.
+def build_controls(num_layers: int, num_classes: int | None,
+                   elem_prefix: str = "") -> dict[str, gr.components.Component]:
+    """Lay out one control per ``policies.CONTROLS`` entry (those of EPEE, the first rule shown, visible).
 
     ``num_classes`` (when one model is shown) puts DeeBERT's nats value beside the tau slider.
     """
-    shown = controls_of(rule)
+    shown = controls_of("epee")
     built = {}
     for name, control in policies.CONTROLS.items():
         value = _start_value(name, num_layers)

@@ -28,10 +28,10 @@ from collections import defaultdict, deque
 
 from epee_demo.limits import (
     ANALYSES_PER_SESSION, ANALYSES_WAITING, MAX_NOTE_CHARS, MAX_REQUEST_BYTES, MAX_UPLOAD_BYTES_PER_CLIENT,
+    UPLOAD_WINDOW_S,
 )
 
 MODEL_GROUP = "model"  # the concurrency_id of the events that run the model
-UPLOAD_WINDOW_S = 1200  # an upload is deleted within 20 minutes (ui.CACHE_DELETION)
 
 
 async def _reply(send, status: int, body: dict) -> None:
