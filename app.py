@@ -13,7 +13,7 @@ import sys
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import epee_demo.gpu  # noqa: E402,F401  (imports `spaces` on a Space before torch, as ZeroGPU requires)
-from epee_demo.model import CheckpointError  # noqa: E402
+from epee_demo.folder import CheckpointError  # noqa: E402
 from epee_demo.ui import build_demo, launch_options  # noqa: E402
 from epee_demo.ui.files import AppFolder  # noqa: E402
 

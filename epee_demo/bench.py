@@ -23,7 +23,8 @@ from epee_demo import policies
 from epee_demo.inference import (
     length_order, online_rule_for, resolve_dtype, run_early_exit, run_embedding, run_full, with_dtype,
 )
-from epee_demo.model import MultiExitClassifier, load_checkpoint
+from epee_demo.folder import load_classifier
+from epee_demo.model import MultiExitClassifier
 from epee_demo.timing import device_name, stopwatch
 
 BATCH1_TARGET = 0.9  # realized speed-up at batch 1 should reach this fraction of the ideal
@@ -198,12 +199,8 @@ def bench_classifier(
 
 
 def load_for_bench(folder: str | Path, device: str | None = None, dtype: str = "auto") -> MultiExitClassifier:
-    """A checkpoint folder as a classifier on ``device`` in ``dtype`` (learned scorers included)."""
-    from epee_demo.registry import load_exit_scorers
-    from epee_demo.tasks import preprocessor_for
-
-    model, spec = load_checkpoint(folder, device)
-    classifier = MultiExitClassifier(model, spec, preprocessor_for(spec), load_exit_scorers(Path(folder), model))
+    """A model folder as a classifier on ``device`` in ``dtype`` (learned scorers included)."""
+    classifier = load_classifier(folder, device)
     return with_dtype(classifier, resolve_dtype(dtype, classifier.device))
 
 

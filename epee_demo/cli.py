@@ -35,23 +35,23 @@ def _train(args) -> int:
                                  card_notes=getattr(task, "card_notes", ""))
     if task.medmnist:
         from epee_demo.data.medmnist import EXAMPLES_PER_CLASS, choose_examples, write_examples
+        from epee_demo.folder import examples_dir
 
         examples = choose_examples(dataset.test.inputs, dataset.test.labels, dataset.label_names, EXAMPLES_PER_CLASS)
-        write_examples(examples, Path(args.out) / "examples")
+        write_examples(examples, examples_dir(args.out))
     print(json.dumps({k: metrics[k] for k in ("split_sizes", "test_accuracy_per_layer", "test_epee_default")}, indent=2))
     return 0
 
 
 def _train_exits(args) -> int:
+    from epee_demo.folder import load_classifier
     from epee_demo.learned_exits import ExitTrainConfig, default_cache_dir, train_and_ship_exits
-    from epee_demo.model import MultiExitClassifier, load_checkpoint
     from epee_demo.registry import ASSETS_DIR
-    from epee_demo.tasks import TASKS, preprocessor_for
+    from epee_demo.tasks import TASKS
 
     task = TASKS[args.task]
     folder = Path(args.folder) if args.folder else ASSETS_DIR / task.name
-    model, spec = load_checkpoint(folder)
-    classifier = MultiExitClassifier(model, spec, preprocessor_for(spec))
+    classifier = load_classifier(folder, learned_exits=False)
     config = ExitTrainConfig(**{k: v for k, v in (
         ("alphas", args.alphas and tuple(args.alphas)), ("lambdas", args.lambdas and tuple(args.lambdas)),
         ("epochs", args.epochs), ("max_train_examples", args.max_train_examples), ("seed", args.seed),
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     exits = sub.add_parser("train-exits", help="train the learned exit rules (ConsistentEE, JEI-DNN) on a "
                            "trained model, rewrite its val/test traces from its weights (current "
                            "format, with the rules' scores) and the figures of metrics.json and "
-                           "MODEL_CARD.md read off them")
+                           "the model card read off them")
     exits.add_argument("--task", choices=sorted(TASKS), default="organ-system")
     exits.add_argument("--folder", help="checkpoint folder (default: assets/<task>)")
     exits.add_argument("--alphas", type=float, nargs="+", help="ConsistentEE depth-cost weights to try")

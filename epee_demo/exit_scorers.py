@@ -1,26 +1,19 @@
 """The learned exit scorers a served model loads: ConsistentEE's policy and JEI-DNN's gate.
 
-Both are a ``LayerwiseMLP`` (one small MLP per layer) read from the files beside a
-checkpoint, ``exit_policies.safetensors`` (both networks, float32) and
-``exit_policies.json`` (their architecture). ``learned_exits`` trains and writes them;
-this module only reads them, so serving never imports training code.
+Both are a ``LayerwiseMLP`` (one small MLP per layer) whose parameters and description
+ship beside a model (``epee_demo.folder`` reads and writes the files). ``learned_exits``
+trains them; this module only builds the scorers, so serving never imports training code.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from epee_demo import policies
-from epee_demo.model import CheckpointError
+from epee_demo.folder import CheckpointError
 
-POLICIES_FILE = "exit_policies.safetensors"
-POLICIES_CONFIG = "exit_policies.json"
 FEATURE_NAMES = ("max_probability", "normalized_entropy", "margin", "sharpened_entropy")
 LEARNED_RULES = ("consistentee", "jei")
 _EPS = 1e-12
@@ -95,11 +88,9 @@ class LayerwiseMLP(nn.Module):
         return torch.einsum("biw,iw->bi", hidden, self.weight_out[layers]) + self.bias_out[layers]
 
 
-def _read_networks(folder: Path) -> dict[str, LayerwiseMLP]:
-    weights_path, config_path = folder / POLICIES_FILE, folder / POLICIES_CONFIG
+def read_networks(description: dict, tensors: dict[str, torch.Tensor], source: str = "") -> dict[str, LayerwiseMLP]:
+    """Both learned networks from their description and parameters (keys ``<rule>.<parameter>``)."""
     try:
-        description = json.loads(config_path.read_text())
-        tensors = load_file(str(weights_path))
         networks = {}
         for name in LEARNED_RULES:
             spec = description[name]
@@ -107,15 +98,14 @@ def _read_networks(folder: Path) -> dict[str, LayerwiseMLP]:
             prefix = f"{name}."
             network.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
             networks[name] = network.eval()
-    except FileNotFoundError as err:
-        raise CheckpointError(f"learned exit policies incomplete: {err.filename} is missing") from err
-    except Exception as err:  # json, safetensors and load_state_dict raise their own error types
-        raise CheckpointError(f"learned exit policies are corrupt in {folder} ({err})") from err
+    except Exception as err:  # a missing key or load_state_dict's own error types
+        raise CheckpointError(f"learned exits are corrupt in {source} ({err})") from err
     return networks
 
 
-def load_scorers(folder: str | Path, model) -> dict:
-    """The learned exit scorers shipped beside a checkpoint; {} when the folder has none.
+def build_scorers(description: dict, tensors: dict[str, torch.Tensor], model, source: str = "") -> dict:
+    """The learned exit scorers of ``model`` from their description and parameters (``source`` names
+    where they came from, for messages).
 
     Each scorer maps (pooled [B, k, H], probs [B, k, C]) float tensors of layers
     ``first_layer .. first_layer + k - 1`` (0-based; default 0, the first k layers) to
@@ -123,14 +113,11 @@ def load_scorers(folder: str | Path, model) -> dict:
     policy exit probability, JEI-DNN's gate g_l (its rule turns the gates into a_l). Keys:
     ``consistentee`` and ``jei``.
     """
-    folder = Path(folder)
-    if not (folder / POLICIES_FILE).exists():
-        return {}
-    networks = _read_networks(folder)
+    networks = read_networks(description, tensors, source)
     hidden_size = model.backbone.hidden_size
     if networks["consistentee"].num_layers != model.num_layers or networks["consistentee"].in_features != hidden_size:
         raise CheckpointError(
-            f"learned exit policies in {folder} do not fit the model: they expect "
+            f"learned exits in {source} do not fit the model: they expect "
             f"{networks['consistentee'].num_layers} layers of width {networks['consistentee'].in_features}, "
             f"the model has {model.num_layers} of width {hidden_size}"
         )

@@ -25,8 +25,8 @@ last exit's; failing that, the most accurate one). The validation split is never
 by the learned rules, so thresholds calibrated on it (``tradeoff.calibrate``) keep their
 finite-sample guarantee, as they do for the fixed rules.
 
-Files beside a checkpoint: ``exit_policies.safetensors`` (both networks, float32)
-and ``exit_policies.json`` (alpha, lambda, architecture, the held-out selection sweep).
+Written beside the model (``epee_demo.folder``): both networks (float32) and their
+description (alpha, lambda, architecture, the held-out selection sweep).
 The networks and the scorers a served model loads from these files live in
 ``exit_scorers`` (serving side); this module trains and writes them.
 """
@@ -34,21 +34,18 @@ The networks and the scorers a served model loads from these files live in
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
+from epee_demo import folder as model_folder
 from epee_demo import policies
-from epee_demo.exit_scorers import (
-    FEATURE_NAMES, LEARNED_RULES, POLICIES_CONFIG, POLICIES_FILE, LayerwiseMLP, gate_features, load_scorers,
-)
-from epee_demo.model import MultiExitClassifier, WEIGHTS_FILE
+from epee_demo.exit_scorers import FEATURE_NAMES, LEARNED_RULES, LayerwiseMLP, gate_features
+from epee_demo.model import MultiExitClassifier
 
 _EPS = 1e-12
 
@@ -290,7 +287,7 @@ def choose_setting(sweep: list[dict], reference_accuracy: float, tolerance: floa
 
 
 @dataclass
-class TrainedExitPolicies:
+class TrainedLearnedExits:
     """Both learned rules after the validation sweep: the networks, the chosen alpha and lambda,
     the sweep rows and the settings used."""
 
@@ -302,8 +299,8 @@ class TrainedExitPolicies:
     config: ExitTrainConfig
 
 
-def train_exit_policies(train: ExitFeatures, config: ExitTrainConfig,
-                        progress: bool = True) -> TrainedExitPolicies:
+def train_learned_exits(train: ExitFeatures, config: ExitTrainConfig,
+                        progress: bool = True) -> TrainedLearnedExits:
     """Sweep alpha (ConsistentEE) and lambda (JEI-DNN) on the training features, holding out
     ``config.selection_fraction`` of them to pick epochs and the setting ``choose_setting`` picks."""
     train, held_out = split_for_selection(train, config.selection_fraction, config.seed)
@@ -322,7 +319,7 @@ def train_exit_policies(train: ExitFeatures, config: ExitTrainConfig,
         rows = [row for _, row in runs]
         chosen = choose_setting(rows, reference, config.accuracy_tolerance)
         results[name] = (runs[chosen][0], rows[chosen], rows)
-    return TrainedExitPolicies(
+    return TrainedLearnedExits(
         consistentee=results["consistentee"][0], jei=results["jei"][0],
         alpha=results["consistentee"][1]["alpha"], lam=results["jei"][1]["lambda"],
         sweep={"held_out_examples": len(held_out), "held_out_last_exit_accuracy": reference,
@@ -334,13 +331,11 @@ def train_exit_policies(train: ExitFeatures, config: ExitTrainConfig,
 # ---------------------------------------------------------------- files
 
 
-def save_exit_policies(trained: TrainedExitPolicies, folder: str | Path) -> Path:
-    """Write ``exit_policies.safetensors`` and ``exit_policies.json`` into a checkpoint folder."""
-    folder = Path(folder)
-    tensors = {f"{name}.{key}": value.detach().cpu().float().contiguous()
+def save_learned_exits(trained: TrainedLearnedExits, folder: str | Path) -> Path:
+    """Write both networks (float32) and their description into a model folder."""
+    tensors = {f"{name}.{key}": value
                for name, network in (("consistentee", trained.consistentee), ("jei", trained.jei))
                for key, value in network.state_dict().items()}
-    save_file(tensors, str(folder / POLICIES_FILE))
     description = {
         "num_layers": trained.consistentee.num_layers,
         "consistentee": {
@@ -362,8 +357,7 @@ def save_exit_policies(trained: TrainedExitPolicies, folder: str | Path) -> Path
         "selection_sweep": trained.sweep,
         "train_config": asdict(trained.config),
     }
-    (folder / POLICIES_CONFIG).write_text(json.dumps(description, indent=2) + "\n")
-    return folder / POLICIES_FILE
+    return model_folder.write_learned_exits(tensors, description, folder)
 
 
 # ---------------------------------------------------------------- the train-exits run
@@ -386,11 +380,6 @@ def collect_exit_features(classifier: MultiExitClassifier, inputs, labels, batch
                         np.asarray(labels, dtype=np.int64))
 
 
-def _weights_digest(folder: Path) -> str:
-    path = folder / WEIGHTS_FILE
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else "unsaved"
-
-
 def cached_exit_features(classifier: MultiExitClassifier, folder: Path, split: str, data,
                          cache_dir: Path | None) -> ExitFeatures:
     """``collect_exit_features`` of one split, reused from ``cache_dir`` when it was made
@@ -400,7 +389,7 @@ def cached_exit_features(classifier: MultiExitClassifier, folder: Path, split: s
     cache_dir.mkdir(parents=True, exist_ok=True)
     labels = np.asarray(data.labels, dtype=np.int64)
     labels_digest = hashlib.sha256(labels.tobytes()).hexdigest()[:12]
-    path = cache_dir / f"{_weights_digest(folder)}_{split}_{len(data)}_{labels_digest}.npz"
+    path = cache_dir / f"{model_folder.weights_digest(folder)}_{split}_{len(data)}_{labels_digest}.npz"
     if path.exists():
         with np.load(path) as cached:
             return ExitFeatures(cached["pooled"], cached["probs"], cached["labels"])
@@ -420,10 +409,10 @@ def train_and_ship_exits(classifier: MultiExitClassifier, dataset, folder: str |
     """The ``train-exits`` run on a checkpoint folder.
 
     Caches the frozen model's features on the training split, trains and chooses both
-    learned rules on it (see ``train_exit_policies``), writes ``exit_policies.*`` into ``folder``, then
-    recomputes ``trace_val.npz`` and ``trace_test.npz`` from the weights with the loaded scorers
+    learned rules on it (see ``train_learned_exits``), writes them into ``folder``, then
+    recomputes the val and test traces from the weights with the loaded scorers
     (so the traces carry ``exit_scores`` for both rules, in the current trace format) and
-    the figures of ``metrics.json`` and ``MODEL_CARD.md`` read off them (``card_notes`` as
+    the figures of the metrics and the model card read off them (``card_notes`` as
     in training). Returns the test-split summary of each learned rule at the threshold
     beside the full model.
     """
@@ -433,15 +422,15 @@ def train_and_ship_exits(classifier: MultiExitClassifier, dataset, folder: str |
     classifier.model.eval()
     train_data = dataset.train.first(config.max_train_examples)
     features = cached_exit_features(classifier, folder, "train", train_data, cache_dir)
-    trained = train_exit_policies(features, config, progress)
-    save_exit_policies(trained, folder)
+    trained = train_learned_exits(features, config, progress)
+    save_learned_exits(trained, folder)
     scoring = MultiExitClassifier(classifier.model, classifier.spec, classifier.preprocessor,
-                                  load_scorers(folder, classifier.model))
+                                  model_folder.load_learned_exits(folder, classifier.model))
     traces = {}
-    for split in ("val", "test"):
+    for split in model_folder.SPLITS:
         data = dataset.split(split)
         traces[split] = scoring.trace(data.inputs, data.labels)
-        traces[split].save(folder / f"trace_{split}.npz")
+        model_folder.write_trace(traces[split], folder, split)
     refresh_trace_figures(classifier.spec, dataset, folder, traces, card_notes)
     test_trace = traces["test"]
     summary = {
@@ -449,7 +438,7 @@ def train_and_ship_exits(classifier: MultiExitClassifier, dataset, folder: str |
         "test": [rule_summary(test_trace, "fixed", layer=test_trace.num_layers)]
         + [rule_summary(test_trace, rule, threshold=config.threshold) for rule in LEARNED_RULES],
     }
-    description = json.loads((folder / POLICIES_CONFIG).read_text())
+    description = model_folder.read_learned_exits_description(folder)
     description["test_summary"] = summary["test"]
-    (folder / POLICIES_CONFIG).write_text(json.dumps(description, indent=2) + "\n")
+    model_folder.write_learned_exits_description(description, folder)
     return summary

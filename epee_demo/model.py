@@ -1,34 +1,29 @@
 """Multi-exit transformer: a backbone with a classifier after every layer.
 
-``MultiExitModel`` is the torch module (used by training and inference);
-``MultiExitClassifier`` bundles it with its preprocessor and label names and turns
-raw inputs into an ``ExitTrace``. Checkpoints are a folder with ``model.json`` (what
-to build) and ``weights.safetensors`` (what was trained, fp16; LoRA adapters under
-peft's names, injected with peft for training and merged with peft at load).
+``MultiExitModel`` is the torch module (used by training and inference), with the Hub's
+``from_pretrained`` / ``save_pretrained`` / ``push_to_hub`` (``huggingface_hub.ModelHubMixin``;
+the folder it reads and writes is ``epee_demo.folder``'s); ``MultiExitClassifier`` bundles it
+with its preprocessor and label names and turns raw inputs into an ``ExitTrace``. LoRA
+adapters are injected with peft for training and merged with peft at load.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 from peft import LoraConfig, inject_adapter_in_model
+from huggingface_hub import ModelCard, ModelHubMixin
 from peft.tuners.tuners_utils import BaseTunerLayer
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from epee_demo.backbones import Backbone, load_backbone
 from epee_demo.trace import ExitTrace
-
-CONFIG_FILE = "model.json"
-WEIGHTS_FILE = "weights.safetensors"
-
 
 def default_device() -> torch.device:
     """CUDA when a GPU is visible, else the CPU."""
@@ -53,7 +48,6 @@ def share_cpu_cores(calls_at_once: int) -> int:
 LORA_ADAPTER = "default"  # peft's adapter name; the weights file leaves it out, as peft's own files do
 _ADAPTER_PARAM = re.compile(rf"\.(lora_[AB])\.{LORA_ADAPTER}\.")
 _ADAPTER_KEY = re.compile(r"\.(lora_[AB])\.(?=weight$)")
-_HAND_WRITTEN_KEY = re.compile(r"\.lora_([ab])$")
 
 
 def lora_config(lora: dict) -> LoraConfig:
@@ -90,31 +84,14 @@ def merge_lora(module: nn.Module) -> None:
 
 
 def weights_key(param_name: str) -> str:
-    """The key of a parameter in ``weights.safetensors``: peft's saved name of an adapter
+    """The key of a parameter in the weights file: peft's saved name of an adapter
     (``...query.lora_A.weight``), the parameter name otherwise."""
     return _ADAPTER_PARAM.sub(r".\1.", param_name)
 
 
 def param_name(key: str) -> str:
-    """The model's parameter name of a ``weights.safetensors`` key (inverse of ``weights_key``)."""
+    """The model's parameter name of a weights-file key (inverse of ``weights_key``)."""
     return _ADAPTER_KEY.sub(rf".\1.{LORA_ADAPTER}.", key)
-
-
-def convert_hand_written_lora(folder: str | Path) -> int:
-    """Rename, once, the adapter tensors of a checkpoint written before LoRA went through peft.
-
-    The hand-written layers stored ``...query.lora_a`` [r, in] and ``...query.lora_b`` [out, r]
-    with the update ``alpha / rank * B @ A``: peft's ``lora_A.weight`` and ``lora_B.weight``
-    with its default scaling ``lora_alpha / r``, so the tensors are kept as they are (fp16) and
-    only renamed. Returns the number of renamed tensors (0: nothing to convert).
-    """
-    path = Path(folder) / WEIGHTS_FILE
-    tensors = load_file(str(path))
-    renamed = {_HAND_WRITTEN_KEY.sub(lambda m: f".lora_{m.group(1).upper()}.weight", k): v for k, v in tensors.items()}
-    count = sum(1 for k in tensors if _HAND_WRITTEN_KEY.search(k))
-    if count:
-        save_file({k: v.contiguous() for k, v in renamed.items()}, str(path))
-    return count
 
 
 class ExitHead(nn.Module):
@@ -142,8 +119,18 @@ class ExitOutput:
     pooled: torch.Tensor
 
 
-class MultiExitModel(nn.Module):
-    """A backbone with an ``ExitHead`` after each of its layers."""
+class MultiExitModel(nn.Module, ModelHubMixin, library_name="epee-demo", license="cc-by-4.0",
+                     tags=["early-exit", "multi-exit"]):
+    """A backbone with an ``ExitHead`` after each of its layers.
+
+    ``MultiExitModel.from_pretrained(folder_or_hub_id)`` loads a shipped model folder (a Hub id
+    online, through ``snapshot_download``); ``save_pretrained(folder)`` and ``push_to_hub(repo_id)``
+    write one (``epee_demo.folder``). ``spec`` is the ``ModelSpec`` it was built from (None for a
+    model made by hand), ``folder`` the local folder it was loaded from (else None).
+    """
+
+    spec: "ModelSpec | None" = None
+    folder: Path | None = None
 
     def __init__(self, backbone: Backbone, num_labels: int, head_dropout: float = 0.1):
         super().__init__()
@@ -151,6 +138,39 @@ class MultiExitModel(nn.Module):
         self.heads = nn.ModuleList(
             ExitHead(backbone.hidden_size, num_labels, head_dropout) for _ in range(backbone.num_layers)
         )
+
+    # The folder module reads and writes model folders and imports this one, hence the imports inside.
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision=None, cache_dir=None, force_download: bool = False,
+                         local_files_only: bool = False, token=None, device=None, **init_values) -> "MultiExitModel":
+        """The mixin's hook: ``init_values`` are config.json's entries that match ``__init__``'s
+        parameters; the whole spec is read from the folder instead."""
+        from epee_demo import folder as model_folder
+
+        path = model_folder.resolve(model_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
+                                    local_files_only=local_files_only, token=token)
+        return model_folder.load_checkpoint(path, device)[0]
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        from epee_demo import folder as model_folder
+
+        model_folder.save_pretrained_files(self, Path(save_directory))
+
+    def generate_model_card(self, *args, **kwargs) -> ModelCard:
+        """The card ``save_pretrained`` writes when the folder has none: the Hub metadata and the title."""
+        from epee_demo import folder as model_folder
+
+        title = self.spec.title or "Multi-exit model"
+        body = f"# {title}\n\nMulti-exit transformer (a classifier after every layer), saved by epee-demo.\n"
+        return ModelCard(model_folder.card_text(self.spec, body))
+
+    def classifier(self) -> "MultiExitClassifier":
+        """This model with its spec's preprocessing and the learned exits shipped in its folder."""
+        from epee_demo import folder as model_folder
+        from epee_demo.tasks import preprocessor_for
+
+        scorers = model_folder.load_learned_exits(self.folder, self) if self.folder else {}
+        return MultiExitClassifier(self, self.spec, preprocessor_for(self.spec), scorers)
 
     @property
     def num_layers(self) -> int:
@@ -189,15 +209,15 @@ def joint_exit_loss(logits: torch.Tensor, labels: torch.Tensor, class_weights=No
 
 @dataclass
 class ModelSpec:
-    """What ``model.json`` records: enough to rebuild the model and its preprocessing.
+    """What a model folder's ``config.json`` records: enough to rebuild the model and its preprocessing.
 
-    ``base`` is a checkpoint reference (``package:...``, path or hub id) or, for a
+    ``modality`` is "text" or "image". ``base`` is a checkpoint reference (``package:...``, path or hub id) or, for a
     model trained from scratch, a Hugging Face config dict. ``lora`` is None or
     ``{"rank", "alpha", "targets"}``. ``preprocess`` holds the input settings
     (``max_length`` for text; size, channels, mean and std for images).
     """
 
-    task: str
+    modality: str
     base: str | dict
     label_names: list[str]
     preprocess: dict
@@ -216,70 +236,14 @@ def build_model(spec: ModelSpec) -> MultiExitModel:
     backbone = load_backbone(spec.base)
     if spec.lora:
         add_lora(backbone, spec.lora)
-    return MultiExitModel(backbone, spec.num_labels, spec.head_dropout)
+    model = MultiExitModel(backbone, spec.num_labels, spec.head_dropout)
+    model.spec = spec
+    return model
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The parameters that training changed (those with ``requires_grad``), by ``weights_key``."""
     return {weights_key(name): p.detach() for name, p in model.named_parameters() if p.requires_grad}
-
-
-def save_checkpoint(model: MultiExitModel, spec: ModelSpec, folder: str | Path) -> Path:
-    """Write ``model.json`` and the trained parameters (fp16) into ``folder``."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / CONFIG_FILE).write_text(json.dumps(asdict(spec), indent=2) + "\n")
-    tensors = {k: v.to("cpu", torch.float16).contiguous() for k, v in trainable_state(model).items()}
-    save_file(tensors, str(folder / WEIGHTS_FILE))
-    return folder
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint folder that is missing or cannot be read; the message names the file."""
-
-
-def read_spec(folder: str | Path) -> ModelSpec:
-    """Read ``model.json`` from a checkpoint folder."""
-    path = Path(folder) / CONFIG_FILE
-    try:
-        return ModelSpec(**json.loads(path.read_text()))
-    except FileNotFoundError as err:
-        raise CheckpointError(f"checkpoint config not found: {path}") from err
-    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"checkpoint config is corrupt: {path} ({err})") from err
-
-
-def load_checkpoint(folder: str | Path, device: torch.device | str | None = None) -> tuple[MultiExitModel, ModelSpec]:
-    """Rebuild a model from a checkpoint folder, fold LoRA in and put it in eval mode on ``device``."""
-    folder = Path(folder)
-    spec = read_spec(folder)
-    weights_path = folder / WEIGHTS_FILE
-    try:
-        tensors = load_file(str(weights_path))
-    except FileNotFoundError as err:
-        raise CheckpointError(f"checkpoint weights not found: {weights_path}") from err
-    except Exception as err:  # safetensors raises its own error types for corrupt files
-        raise CheckpointError(f"checkpoint weights are corrupt: {weights_path} ({err})") from err
-    if any(_HAND_WRITTEN_KEY.search(key) for key in tensors):
-        raise CheckpointError(
-            f"checkpoint weights hold hand-written LoRA adapters (lora_a / lora_b): {weights_path}; "
-            "convert them once to peft's names with epee_demo.model.convert_hand_written_lora(folder)"
-        )
-    tensors = {param_name(key): tensor for key, tensor in tensors.items()}
-    model = build_model(spec)
-    own = model.state_dict()
-    unknown = sorted(set(tensors) - set(own))
-    if unknown:
-        raise CheckpointError(f"checkpoint weights do not fit the model: {weights_path} (unexpected {unknown[:3]})")
-    for name, tensor in tensors.items():
-        if own[name].shape != tensor.shape:
-            raise CheckpointError(
-                f"checkpoint weights do not fit the model: {weights_path} "
-                f"({name} has shape {tuple(tensor.shape)}, expected {tuple(own[name].shape)})"
-            )
-    model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=False)
-    merge_lora(model)
-    return model.to(device or default_device()).eval(), spec
 
 
 def state_cosine(pooled: torch.Tensor) -> torch.Tensor:

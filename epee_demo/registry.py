@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from epee_demo.data import DATA_DIR_VARIABLE, data_dir
 from epee_demo.data.medmnist import ExampleImage, example_images, read_examples
-from epee_demo.exit_scorers import load_scorers
-from epee_demo.model import CheckpointError, MultiExitClassifier, ModelSpec, load_checkpoint, read_spec
-from epee_demo.tasks import TASKS, Task, preprocessor_for
+from epee_demo import folder as model_folder
+from epee_demo.model import MultiExitClassifier, ModelSpec
+from epee_demo.tasks import TASKS, Task
 from epee_demo.trace import ExitTrace
 
 ASSETS_DIR = Path(os.environ.get("EPEE_ASSETS_DIR", Path(__file__).resolve().parent.parent / "assets"))
@@ -30,29 +28,30 @@ class ShippedModel:
 
     @cached_property
     def spec(self) -> ModelSpec:
-        return read_spec(self.folder)
+        return model_folder.read_spec(self.folder)
 
     @cached_property
     def metrics(self) -> dict:
-        path = self.folder / "metrics.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        return model_folder.read_metrics(self.folder)
 
     @cached_property
     def classifier(self) -> MultiExitClassifier:
         """The model with its preprocessing, on CUDA when there is one."""
         with self._lock:
-            model, spec = load_checkpoint(self.folder)
-            return MultiExitClassifier(model, spec, preprocessor_for(spec), load_exit_scorers(self.folder, model))
+            return model_folder.load_classifier(self.folder)
 
     def trace(self, split: str) -> ExitTrace:
-        """The cached per-layer trace of the ``val`` or ``test`` split."""
-        return _load_trace(self.folder / f"trace_{split}.npz")
+        """The cached per-layer trace of the ``val`` or ``test`` split (read once per process)."""
+        key = (self.folder, split)
+        if key not in _TRACES:
+            _TRACES[key] = model_folder.read_trace(self.folder, split)
+        return _TRACES[key]
 
     def example_images(self, more_per_class: int = 4) -> list[ExampleImage]:
         """Test-split images for the page, class by class in label order (ordinal grades read in order):
         those shipped in ``examples/`` beside the model first, then ``more_per_class`` others of each
         class from the data directory when one is configured."""
-        shipped = read_examples(self.folder / "examples", self.spec.label_names)
+        shipped = read_examples(model_folder.examples_dir(self.folder), self.spec.label_names)
         if not self.task.medmnist:
             return shipped
         exclude = frozenset(e.index for e in shipped)
@@ -86,27 +85,11 @@ class ShippedModel:
         return f"{text} {self.task.depth_note}".strip()
 
     def card(self) -> str:
-        path = self.folder / "MODEL_CARD.md"
-        return path.read_text() if path.exists() else ""
+        """The model card's Markdown (its Hub metadata left out)."""
+        return model_folder.read_card(self.folder)
 
 
-_TRACES: dict[Path, ExitTrace] = {}
-
-
-def _load_trace(path: Path) -> ExitTrace:
-    if path not in _TRACES:
-        if not path.exists():
-            raise CheckpointError(f"cached trace not found: {path}")
-        try:
-            _TRACES[path] = ExitTrace.load(path)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
-            raise CheckpointError(f"cached trace is corrupt: {path} ({err})") from err
-    return _TRACES[path]
-
-
-def load_exit_scorers(folder: Path, model) -> dict:
-    """Learned exit rules shipped beside a checkpoint ({} when none were trained for it)."""
-    return load_scorers(folder, model)
+_TRACES: dict[tuple[Path, str], ExitTrace] = {}
 
 
 def shipped_models(assets_dir: Path | None = None) -> dict[str, ShippedModel]:
@@ -115,5 +98,5 @@ def shipped_models(assets_dir: Path | None = None) -> dict[str, ShippedModel]:
     return {
         name: ShippedModel(task, assets_dir / name)
         for name, task in TASKS.items()
-        if (assets_dir / name / "model.json").exists()
+        if model_folder.is_model_folder(assets_dir / name)
     }

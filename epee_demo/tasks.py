@@ -7,7 +7,7 @@ registry and the page all go through it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from functools import partial
 from typing import Callable
 
@@ -22,14 +22,14 @@ TEXT_LORA = {"rank": 16, "alpha": 32, "targets": ["query", "key", "value", "dens
 
 @dataclass(frozen=True)
 class Task:
-    """A shipped task: its name, kind of input, dataset and default model."""
+    """A shipped task: its name, dataset and default model (whose spec says the input's modality)."""
 
     name: str
     title: str
-    kind: str  # "text" or "image"
     load_dataset: Callable
     default_spec: Callable[[list[str]], ModelSpec]
     train_defaults: dict
+    _: KW_ONLY
     augment: Callable | None = None  # (training inputs, np.random.Generator) -> inputs
     card_notes: str = ""  # extra Markdown for the model card
     input_label: str = ""  # what an input is, for the page ("Chest X-ray image")
@@ -45,7 +45,7 @@ def _organ_system_dataset(**kwargs):
 
 def _organ_system_spec(label_names: list[str]) -> ModelSpec:
     return ModelSpec(
-        task="text", base=DEFAULT_TEXT_BASE, label_names=list(label_names),
+        modality="text", base=DEFAULT_TEXT_BASE, label_names=list(label_names),
         preprocess={"max_length": 256}, lora=dict(TEXT_LORA),
         title="Organ system of a clinical text (MiniLM-L6, 6 exits)",
     )
@@ -145,7 +145,7 @@ def _vit_spec(label_names: list[str], channels: int, title: str) -> ModelSpec:
         "intermediate_size": 256, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.0,
     }
     return ModelSpec(
-        task="image", base=vit, label_names=list(label_names),
+        modality="image", base=vit, label_names=list(label_names),
         preprocess={"size": 28, "channels": channels, "mean": [0.5] * channels, "std": [0.5] * channels},
         lora=None, title=title,
     )
@@ -166,13 +166,13 @@ ORGAN_SYSTEM_CARD_NOTES = """
 
 TASKS: dict[str, Task] = {
     "organ-system": Task(
-        "organ-system", "Clinical note: which organ system?", "text",
+        "organ-system", "Clinical note: which organ system?",
         _organ_system_dataset, _organ_system_spec,
         {"epochs": 3, "batch_size": 32, "learning_rate": 1e-3},
         card_notes=ORGAN_SYSTEM_CARD_NOTES,
     ),
     "pneumonia": Task(
-        "pneumonia", "Chest X-ray: pneumonia or normal?", "image",
+        "pneumonia", "Chest X-ray: pneumonia or normal?",
         partial(load_medmnist, "pneumoniamnist"),
         partial(_vit_spec, channels=1, title="Pneumonia on a chest X-ray (ViT trained from scratch, 8 exits)"),
         {"epochs": 8, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.05},
@@ -180,7 +180,7 @@ TASKS: dict[str, Task] = {
         medmnist="pneumoniamnist", depth_note=PNEUMONIA_DEPTH_NOTE,
     ),
     "retina": Task(
-        "retina", "Fundus photo: retinopathy grade?", "image",
+        "retina", "Fundus photo: retinopathy grade?",
         partial(load_medmnist, "retinamnist"),
         partial(_vit_spec, channels=3,
                 title="Diabetic retinopathy grade on a fundus photograph (ViT trained from scratch, 8 exits)"),
@@ -189,7 +189,7 @@ TASKS: dict[str, Task] = {
         medmnist="retinamnist", depth_note=RETINA_DEPTH_NOTE,
     ),
     "breast": Task(
-        "breast", "Breast ultrasound: malignant?", "image",
+        "breast", "Breast ultrasound: malignant?",
         partial(load_medmnist, "breastmnist"),
         partial(_vit_spec, channels=1,
                 title="Malignancy on a breast ultrasound (ViT trained from scratch, 8 exits)"),
@@ -202,8 +202,8 @@ TASKS: dict[str, Task] = {
 
 def preprocessor_for(spec: ModelSpec):
     """The preprocessor a model spec asks for (tokenizer for text, image pipeline for images)."""
-    if spec.task == "text":
+    if spec.modality == "text":
         return TextPreprocessor.for_base(spec.base, spec.preprocess["max_length"])
-    if spec.task == "image":
+    if spec.modality == "image":
         return ImagePreprocessor(spec.preprocess)
-    raise ValueError(f"no preprocessor for task kind {spec.task!r}")
+    raise ValueError(f"no preprocessor for modality {spec.modality!r}")

@@ -1,13 +1,11 @@
 """Joint training of every exit (loss = sum_i i * CE_i / sum_i i) and the files a run leaves.
 
-A run writes into its output folder: the checkpoint (``model.json``,
-``weights.safetensors``), the cached traces of the validation and test splits
-(``trace_val.npz``, ``trace_test.npz``), ``metrics.json`` and ``MODEL_CARD.md``.
+A run writes a model folder (``epee_demo.folder``): the config and trained weights, the
+cached traces of the validation and test splits, the metrics and the model card.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -19,11 +17,12 @@ import torch
 from peft.functional import set_requires_grad
 from tqdm.auto import tqdm
 
+from epee_demo import folder as model_folder
 from epee_demo import policies
 from epee_demo.data import LabelledDataset
 from epee_demo.model import (
     LORA_ADAPTER, MultiExitClassifier, MultiExitModel, ModelSpec, default_device, depth_weighted,
-    per_exit_losses, save_checkpoint,
+    per_exit_losses,
 )
 from epee_demo.trace import ExitTrace
 
@@ -204,14 +203,14 @@ def evaluate_and_write(
     classifier: MultiExitClassifier, dataset: LabelledDataset, folder: Path,
     config: TrainConfig, history: list[dict], card_notes: str = "",
 ) -> dict:
-    """Save the checkpoint, the val/test traces, ``metrics.json`` and ``MODEL_CARD.md``."""
+    """Write the model folder: the checkpoint, the val/test traces, the metrics and the model card."""
     folder = Path(folder)
-    save_checkpoint(classifier.model, classifier.spec, folder)
+    model_folder.save_checkpoint(classifier.model, classifier.spec, folder)
     traces = {}
-    for split in ("val", "test"):
+    for split in model_folder.SPLITS:
         data = dataset.split(split)
         traces[split] = classifier.trace(data.inputs, data.labels)
-        traces[split].save(folder / f"trace_{split}.npz")
+        model_folder.write_trace(traces[split], folder, split)
     metrics = {
         "model": classifier.spec.title,
         "dataset": dataset.name,
@@ -221,8 +220,8 @@ def evaluate_and_write(
         "train_config": asdict(config),
         "history": history,
     }
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (folder / "MODEL_CARD.md").write_text(model_card(classifier.spec, dataset, metrics, card_notes))
+    model_folder.write_metrics(metrics, folder)
+    model_folder.write_card(classifier.spec, model_card(classifier.spec, dataset, metrics, card_notes), folder, metrics)
     return metrics
 
 
@@ -241,19 +240,20 @@ def trace_figures(traces: dict[str, ExitTrace]) -> dict:
 
 def refresh_trace_figures(spec: ModelSpec, dataset: LabelledDataset, folder: Path, traces: dict[str, ExitTrace],
                           card_notes: str = "") -> dict | None:
-    """After the traces were rewritten: their figures in ``metrics.json`` and ``MODEL_CARD.md``
-    (the training record stays as it was). None when the folder has no ``metrics.json``."""
-    path = Path(folder) / "metrics.json"
-    if not path.exists():
+    """After the traces were rewritten: their figures in the metrics and the model card (the
+    training record stays as it was). None when the folder has no metrics."""
+    recorded = model_folder.read_metrics(folder)
+    if not recorded:
         return None
-    metrics = {**json.loads(path.read_text()), **trace_figures(traces)}
-    path.write_text(json.dumps(metrics, indent=2) + "\n")
-    (Path(folder) / "MODEL_CARD.md").write_text(model_card(spec, dataset, metrics, card_notes))
+    metrics = {**recorded, **trace_figures(traces)}
+    model_folder.write_metrics(metrics, folder)
+    model_folder.write_card(spec, model_card(spec, dataset, metrics, card_notes), folder, metrics)
     return metrics
 
 
 def model_card(spec: ModelSpec, dataset: LabelledDataset, metrics: dict, notes: str = "") -> str:
-    """A Markdown model card: data source and licence, splits, per-layer accuracy, EPEE."""
+    """The Markdown of a model card (the folder module adds the Hub metadata): data source and
+    licence, splits, per-layer accuracy, EPEE."""
     sizes = metrics["split_sizes"]
     rows = "\n".join(
         f"| {i} | {val:.3f} | {test:.3f} | {val_auc:.3f} | {test_auc:.3f} |"
@@ -268,7 +268,7 @@ def model_card(spec: ModelSpec, dataset: LabelledDataset, metrics: dict, notes: 
 Multi-exit transformer (a classifier after every layer), trained with the joint loss
 sum_i i * CE_i / sum_i i by `epee-demo train`. **Research and teaching only; not for diagnosis.**
 
-- Task: {spec.task}; classes ({spec.num_labels}): {", ".join(spec.label_names)}
+- Input: {spec.modality}; classes ({spec.num_labels}): {", ".join(spec.label_names)}
 - Backbone: `{base}`; {"LoRA rank " + str(spec.lora["rank"]) + " adapters (merged at load)" if spec.lora else "all weights trained"}
 - Data: {dataset.source}
 - Licence and attribution: {dataset.licence}

@@ -2,7 +2,7 @@
 
 Per exit: accuracy and AUC on validation and test, how often it agrees with the last exit on
 test, recall of each class on test, and its training loss in the first and the kept epoch
-(when ``metrics.json`` records it). Beside them, the floor any exit should beat: a softmax
+(when the metrics record it). Beside them, the floor any exit should beat: a softmax
 regression on the raw pixels (L2 weight chosen on validation, classes weighted as the model's
 training weighted them). Example:
 
@@ -12,14 +12,13 @@ training weighted them). Example:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from epee_demo import folder
 from epee_demo.tasks import TASKS
-from epee_demo.trace import ExitTrace
 from epee_demo.training import TrainConfig, auc_of, class_weights, per_layer_accuracy, per_layer_auc
 
 PROBE_WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2, 1e-1)
@@ -73,12 +72,12 @@ def pixel_probe(task_name: str) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path, help="model folder holding trace_val.npz, trace_test.npz, metrics.json")
+    parser.add_argument("folder", type=Path, help="model folder (its cached traces and metrics are read)")
     parser.add_argument("--task", choices=sorted(TASKS), help="its task, for the pixel probe (needs EPEE_DATA_DIR)")
     args = parser.parse_args(argv)
-    val = ExitTrace.load(args.folder / "trace_val.npz")
-    test = ExitTrace.load(args.folder / "trace_test.npz")
-    metrics = json.loads((args.folder / "metrics.json").read_text())
+    val = folder.read_trace(args.folder, "val")
+    test = folder.read_trace(args.folder, "test")
+    metrics = folder.read_metrics(args.folder)
     history = metrics.get("history", [])
     kept = max(history, key=lambda r: r["val_accuracy_per_layer"][-1]) if history else None
     losses = [(record["epoch"], record["train_loss_per_layer"]) for record in (history[:1] + [kept])

@@ -216,11 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     if not (1 <= args.clients <= 64 and 1 <= args.requests <= 200):
         parser.error("--clients must be 1..64 and --requests 1..200")
 
-    from epee_demo.tasks import TASKS
+    from epee_demo.registry import shipped_models
 
-    if args.task not in TASKS:
-        parser.error(f"--task must be one of {', '.join(TASKS)}")
-    kind = TASKS[args.task].kind
+    models = shipped_models()
+    if args.task not in models:
+        parser.error(f"--task must be one of {', '.join(models)}")
+    kind = models[args.task].spec.modality
     work = Path(tempfile.mkdtemp(prefix="epee-load-"))
     server = None
     if args.url:

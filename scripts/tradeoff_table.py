@@ -13,18 +13,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from epee_demo import tradeoff
-from epee_demo.trace import ExitTrace
+from epee_demo import folder, tradeoff
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path, help="model folder holding trace_val.npz and trace_test.npz")
+    parser.add_argument("folder", type=Path, help="model folder (its cached val and test traces are read)")
     parser.add_argument("--max-loss", type=float, default=0.01, help="accuracy budget (0.01 = one point)")
     parser.add_argument("--csv-dir", type=Path, help="also write every rule's grid (operating points) as CSV here")
     args = parser.parse_args(argv)
-    val = tradeoff.prepare(ExitTrace.load(args.folder / "trace_val.npz"))
-    test = tradeoff.prepare(ExitTrace.load(args.folder / "trace_test.npz"))
+    val = tradeoff.prepare(folder.read_trace(args.folder, "val"))
+    test = tradeoff.prepare(folder.read_trace(args.folder, "test"))
     val_frontiers, test_frontiers = tradeoff.all_frontiers(val), tradeoff.all_frontiers(test)
     rows = tradeoff.tradeoff_rows(val, test, args.max_loss, val_frontiers, test_frontiers)
     print(f"{args.folder}: validation {val.num_examples}, test {test.num_examples} examples, "

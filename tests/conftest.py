@@ -55,7 +55,8 @@ def tiny_shipped_model(tmp_path_factory):
     from epee_demo.backbones import resolve_base, DEFAULT_TEXT_BASE
     from epee_demo.data.organ_system import LABEL_NAMES
     from epee_demo.examples import EXAMPLE_NOTES
-    from epee_demo.model import MultiExitClassifier, ModelSpec, build_model, save_checkpoint
+    from epee_demo.folder import save_checkpoint, write_trace
+    from epee_demo.model import MultiExitClassifier, ModelSpec, build_model
     from epee_demo.preprocess import TextPreprocessor
     from epee_demo.registry import ShippedModel
     from epee_demo.tasks import TASKS
@@ -67,7 +68,7 @@ def tiny_shipped_model(tmp_path_factory):
                         vocab_size=30522, max_position_embeddings=512)
     BertModel(config, add_pooling_layer=False).save_pretrained(base)
     AutoTokenizer.from_pretrained(resolve_base(DEFAULT_TEXT_BASE)).save_pretrained(base)
-    spec = ModelSpec(task="text", base=str(base), label_names=LABEL_NAMES, preprocess={"max_length": 64},
+    spec = ModelSpec(modality="text", base=str(base), label_names=LABEL_NAMES, preprocess={"max_length": 64},
                      title="tiny organ-system model")
     folder = root / "organ-system"
     model = build_model(spec).eval()
@@ -76,7 +77,7 @@ def tiny_shipped_model(tmp_path_factory):
     texts = [n.text for n in EXAMPLE_NOTES]
     labels = [LABEL_NAMES.index(n.expected_label) for n in EXAMPLE_NOTES]
     for split in ("val", "test"):
-        classifier.trace(texts, labels).save(folder / f"trace_{split}.npz")
+        write_trace(classifier.trace(texts, labels), folder, split)
     return ShippedModel(TASKS["organ-system"], folder)
 
 
@@ -85,12 +86,13 @@ def _tiny_vit_folder(tmp_path_factory, task: str, label_names: list[str], channe
     with cached val/test traces of random images (one per entry of ``labels``); returns it and the images."""
     import numpy as np
 
+    from epee_demo.folder import save_checkpoint, write_trace
     from epee_demo.images import ImagePreprocessor
-    from epee_demo.model import MultiExitClassifier, ModelSpec, build_model, save_checkpoint
+    from epee_demo.model import MultiExitClassifier, ModelSpec, build_model
 
     vit = {"model_type": "vit", "image_size": 28, "patch_size": 7, "num_channels": channels, "hidden_size": 32,
            "num_hidden_layers": 3, "num_attention_heads": 2, "intermediate_size": 64}
-    spec = ModelSpec(task="image", base=vit, label_names=list(label_names),
+    spec = ModelSpec(modality="image", base=vit, label_names=list(label_names),
                      preprocess={"size": 28, "channels": channels, "mean": [0.5] * channels,
                                  "std": [0.5] * channels},
                      title=f"tiny {task} model")
@@ -102,7 +104,7 @@ def _tiny_vit_folder(tmp_path_factory, task: str, label_names: list[str], channe
     shape = (len(labels), 28, 28) + ((channels,) if channels > 1 else ())
     images = list(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8))
     for split in ("val", "test"):
-        classifier.trace(images, labels).save(folder / f"trace_{split}.npz")
+        write_trace(classifier.trace(images, labels), folder, split)
     return folder, images
 
 

@@ -25,13 +25,13 @@ def no_model(folder: Path) -> Path:
 
 
 def weights_missing(folder: Path) -> Path:
-    (folder / "organ-system" / "weights.safetensors").unlink()
-    return folder / "organ-system" / "weights.safetensors"
+    (folder / "organ-system" / "model.safetensors").unlink()
+    return folder / "organ-system" / "model.safetensors"
 
 
 def config_corrupt(folder: Path) -> Path:
-    (folder / "organ-system" / "model.json").write_text('{"task": "text", "base": ')
-    return folder / "organ-system" / "model.json"
+    (folder / "organ-system" / "config.json").write_text('{"modality": "text", "base": ')
+    return folder / "organ-system" / "config.json"
 
 
 def trace_corrupt(folder: Path) -> Path:

@@ -6,7 +6,8 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AlbertConfig, AutoModel, BertConfig, GPT2Config, PreTrainedTokenizerFast
 
 from epee_demo.backbones import AlbertBackbone, DecoderBackbone, EncoderBackbone, backbone_for, load_backbone
-from epee_demo.model import ModelSpec, build_model, load_checkpoint, save_checkpoint
+from epee_demo.folder import load_checkpoint, save_checkpoint
+from epee_demo.model import ModelSpec, build_model
 from epee_demo.preprocess import TextPreprocessor
 
 TINY = {
@@ -155,7 +156,7 @@ def test_load_backbone_from_a_config_dict_and_a_local_folder(family, tmp_path):
 @pytest.mark.parametrize("family", ["bert", "albert", "gpt2"])
 def test_checkpoint_round_trip_keeps_predictions(family, tmp_path):
     tiny_hf_model(family).save_pretrained(tmp_path / "base")
-    spec = ModelSpec(task="tiny", base=str(tmp_path / "base"), label_names=["a", "b", "c"],
+    spec = ModelSpec(modality="text", base=str(tmp_path / "base"), label_names=["a", "b", "c"],
                      preprocess={"max_length": 8})
     torch.manual_seed(2)
     model = build_model(spec).eval()

@@ -2,7 +2,8 @@ import numpy as np
 import torch
 
 from epee_demo.backbones import ViTBackbone, load_backbone
-from epee_demo.model import ModelSpec, MultiExitClassifier, build_model, load_checkpoint, save_checkpoint
+from epee_demo.folder import load_checkpoint, save_checkpoint
+from epee_demo.model import ModelSpec, MultiExitClassifier, build_model
 from epee_demo.tasks import preprocessor_for
 
 TINY_VIT = {
@@ -12,7 +13,7 @@ TINY_VIT = {
 
 
 def tiny_spec() -> ModelSpec:
-    return ModelSpec(task="image", base=dict(TINY_VIT), label_names=["normal", "pneumonia"],
+    return ModelSpec(modality="image", base=dict(TINY_VIT), label_names=["normal", "pneumonia"],
                      preprocess={"size": 8, "channels": 1, "mean": [0.5], "std": [0.5]})
 
 

@@ -74,7 +74,7 @@ def test_learned_rules_without_scorers_are_skipped(classifier):
 
 def test_bench_targets(tmp_path):
     (tmp_path / "organ-system").mkdir()
-    (tmp_path / "organ-system" / "model.json").write_text("{}")
+    (tmp_path / "organ-system" / "config.json").write_text("{}")
     [(name, folder, task)] = bench_targets([], assets=str(tmp_path))
     assert name == "organ-system" and task.name == "organ-system"
     [(name, folder, task)] = bench_targets([str(tmp_path / "mine")], task="organ-system")

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from epee_demo.cli import main
-from epee_demo.learned_exits import LEARNED_RULES, POLICIES_FILE
+from epee_demo.learned_exits import LEARNED_RULES
 from epee_demo.trace import ExitTrace
 from tests.test_medmnist import needs_data
 
@@ -22,14 +22,14 @@ def trained(tmp_path_factory):
 
 
 def test_train_writes_checkpoint_traces_metrics_and_card(trained):
-    for name in ("model.json", "weights.safetensors", "trace_val.npz", "trace_test.npz", "metrics.json",
-                 "MODEL_CARD.md"):
+    for name in ("config.json", "model.safetensors", "trace_val.npz", "trace_test.npz", "metrics.json",
+                 "README.md"):
         assert (trained / name).is_file(), name
     metrics = json.loads((trained / "metrics.json").read_text())
     assert metrics["split_sizes"] == {"train": 64, "val": 524, "test": 624}
     assert len(metrics["test_accuracy_per_layer"]) == 8
     assert ExitTrace.load(trained / "trace_test.npz").num_examples == 624
-    assert "CC BY 4.0" in (trained / "MODEL_CARD.md").read_text()
+    assert "CC BY 4.0" in (trained / "README.md").read_text()
 
 
 def test_train_repeats_with_the_same_seed(trained, tmp_path):
@@ -39,7 +39,7 @@ def test_train_repeats_with_the_same_seed(trained, tmp_path):
     again = tmp_path / "pneumonia"
     assert main(["train", "--task", "pneumonia", "--out", str(again), "--epochs", "1",
                  "--max-train-examples", "64", "--quiet"]) == 0
-    first, second = load_file(trained / "weights.safetensors"), load_file(again / "weights.safetensors")
+    first, second = load_file(trained / "model.safetensors"), load_file(again / "model.safetensors")
     assert first.keys() == second.keys()
     assert all((first[k] == second[k]).all() for k in first)
 
@@ -48,7 +48,7 @@ def test_train_exits_then_bench(trained, tmp_path, capsys):
     assert main(["train-exits", "--task", "pneumonia", "--folder", str(trained), "--epochs", "1",
                  "--alphas", "0.1", "--lambdas", "0.1", "--max-train-examples", "64", "--no-cache",
                  "--quiet"]) == 0
-    assert (trained / POLICIES_FILE).is_file()
+    assert (trained / "learned_exits.safetensors").is_file()
     assert sorted(ExitTrace.load(trained / "trace_val.npz").exit_scores) == sorted(LEARNED_RULES)
     out = tmp_path / "bench.json"
     assert main(["bench", str(trained), "--max-examples", "4", "--batch-sizes", "2", "--out", str(out)]) == 0

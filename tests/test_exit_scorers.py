@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from epee_demo import exit_scorers
+from epee_demo.folder import load_learned_exits
 from epee_demo.model import ModelSpec, build_model
 from tests.test_learned_exits import TINY_BERT
 
@@ -41,4 +42,4 @@ def test_layerwise_mlp_on_a_prefix_equals_the_first_columns():
 
 
 def test_load_scorers_without_policies_is_empty(tmp_path):
-    assert exit_scorers.load_scorers(tmp_path, build_model(ModelSpec("text", dict(TINY_BERT), ["a", "b"], {}))) == {}
+    assert load_learned_exits(tmp_path, build_model(ModelSpec("text", dict(TINY_BERT), ["a", "b"], {}))) == {}

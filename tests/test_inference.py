@@ -39,7 +39,7 @@ def tiny_classifier() -> MultiExitClassifier:
     with torch.no_grad():
         for head in model.heads:  # peaked, varied exit distributions
             head.out.weight.mul_(6.0)
-    spec = ModelSpec(task="text", base=config.to_dict(), label_names=["a", "b", "c"], preprocess={})
+    spec = ModelSpec(modality="text", base=config.to_dict(), label_names=["a", "b", "c"], preprocess={})
     return MultiExitClassifier(model.eval(), spec, TokenPreprocessor(),
                                {"consistentee": consistentee_scorer, "jei": jei_scorer})
 

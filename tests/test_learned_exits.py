@@ -9,7 +9,9 @@ from epee_demo import exit_scorers
 from epee_demo import learned_exits as le
 from epee_demo import policies
 from epee_demo.data import LabelledDataset, Split
-from epee_demo.model import CheckpointError, MultiExitClassifier, ModelSpec, build_model, save_checkpoint
+from epee_demo import folder as model_folder
+from epee_demo.folder import CheckpointError, save_checkpoint
+from epee_demo.model import MultiExitClassifier, ModelSpec, build_model
 from epee_demo.trace import ExitTrace
 from epee_demo.training import per_layer_accuracy, rule_summary
 
@@ -167,7 +169,7 @@ def shipped_tiny(tmp_path_factory):
     """A tiny random model folder after a whole ``train_and_ship_exits`` run."""
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny")
-    spec = ModelSpec(task="text", base=dict(TINY_BERT), label_names=["other", "cardio"], preprocess={})
+    spec = ModelSpec(modality="text", base=dict(TINY_BERT), label_names=["other", "cardio"], preprocess={})
     model = build_model(spec).eval()
     save_checkpoint(model, spec, folder)
     classifier = MultiExitClassifier(model, spec, WordIdPreprocessor())
@@ -186,7 +188,7 @@ def shipped_tiny(tmp_path_factory):
 
 def test_train_and_ship_writes_policies_traces_and_summary(shipped_tiny):
     folder, classifier, dataset, summary, cache = shipped_tiny
-    description = json.loads((folder / exit_scorers.POLICIES_CONFIG).read_text())
+    description = json.loads((folder / "learned_exits.json").read_text())
     assert description["consistentee"]["alpha"] in (0.05, 0.2)
     assert description["jei"]["lambda"] == 0.1
     assert len(description["selection_sweep"]["consistentee"]) == 2
@@ -212,7 +214,7 @@ def test_train_and_ship_rewrites_the_figures_read_off_the_traces(shipped_tiny):
     assert metrics["test_accuracy_per_layer"] == pytest.approx(per_layer_accuracy(test))
     assert metrics["val_accuracy_per_layer"] == pytest.approx(per_layer_accuracy(ExitTrace.load(folder / "trace_val.npz")))
     assert metrics["test_epee_default"] == rule_summary(test, "epee", tau=0.2, patience=3)
-    card = (folder / "MODEL_CARD.md").read_text()
+    card = (folder / "README.md").read_text()
     assert f"accuracy {metrics['test_epee_default']['accuracy']:.3f}" in card and "tiny notes" in card
     assert "saved fraction" in card
 
@@ -220,7 +222,7 @@ def test_train_and_ship_rewrites_the_figures_read_off_the_traces(shipped_tiny):
 def test_trace_scores_match_the_scorers_on_cached_features(shipped_tiny):
     folder, classifier, dataset, _, _ = shipped_tiny
     features = le.collect_exit_features(classifier, dataset.val.inputs, dataset.val.labels)
-    scorers = exit_scorers.load_scorers(folder, classifier.model)
+    scorers = model_folder.load_learned_exits(folder, classifier.model)
     trace = ExitTrace.load(folder / "trace_val.npz")
     pooled, probs = torch.from_numpy(features.pooled), torch.from_numpy(features.probs)
     for rule in le.LEARNED_RULES:
@@ -229,7 +231,7 @@ def test_trace_scores_match_the_scorers_on_cached_features(shipped_tiny):
 
 def test_scorers_on_a_prefix_equal_the_first_columns(shipped_tiny):
     folder, classifier, dataset, _, _ = shipped_tiny
-    scorers = exit_scorers.load_scorers(folder, classifier.model)
+    scorers = model_folder.load_learned_exits(folder, classifier.model)
     assert sorted(scorers) == ["consistentee", "jei"]
     features = le.collect_exit_features(classifier, dataset.test.inputs[:8], dataset.test.labels[:8])
     pooled, probs = torch.from_numpy(features.pooled), torch.from_numpy(features.probs)
@@ -249,15 +251,15 @@ def test_load_scorers_refuses_a_model_of_another_shape(shipped_tiny):
     folder = shipped_tiny[0]
     deeper = build_model(ModelSpec("text", {**TINY_BERT, "num_hidden_layers": 4}, ["a", "b"], {}))
     with pytest.raises(CheckpointError, match="do not fit the model"):
-        exit_scorers.load_scorers(folder, deeper)
+        model_folder.load_learned_exits(folder, deeper)
 
 
 def test_load_scorers_names_a_corrupt_file(shipped_tiny, tmp_path):
     folder, classifier = shipped_tiny[0], shipped_tiny[1]
-    (tmp_path / exit_scorers.POLICIES_FILE).write_bytes(b"not safetensors")
-    (tmp_path / exit_scorers.POLICIES_CONFIG).write_text((folder / exit_scorers.POLICIES_CONFIG).read_text())
+    (tmp_path / "learned_exits.safetensors").write_bytes(b"not safetensors")
+    (tmp_path / "learned_exits.json").write_text((folder / "learned_exits.json").read_text())
     with pytest.raises(CheckpointError, match="corrupt"):
-        exit_scorers.load_scorers(tmp_path, classifier.model)
+        model_folder.load_learned_exits(tmp_path, classifier.model)
 
 
 @pytest.mark.slow

@@ -10,9 +10,10 @@ from torch import nn
 from peft.tuners.lora import LoraLayer
 from safetensors.torch import load_file, save_file
 
+from epee_demo.folder import CheckpointError, convert_hand_written_lora, load_checkpoint, save_checkpoint
 from epee_demo.model import (
-    CheckpointError, ExitOutput, ModelSpec, MultiExitClassifier, add_lora, build_model, convert_hand_written_lora,
-    joint_exit_loss, load_checkpoint, merge_lora, save_checkpoint, share_cpu_cores, state_cosine,
+    ExitOutput, ModelSpec, MultiExitClassifier, add_lora, build_model, joint_exit_loss, merge_lora, share_cpu_cores,
+    state_cosine,
 )
 from tests.conftest import TokenPreprocessor, tiny_bert
 
@@ -76,7 +77,7 @@ def test_state_cosine_first_layer_is_nan():
 
 
 def _spec(base: str, lora=None) -> ModelSpec:
-    return ModelSpec(task="text", base=base, label_names=["a", "b", "c", "d"], preprocess={"max_length": 16},
+    return ModelSpec(modality="text", base=base, label_names=["a", "b", "c", "d"], preprocess={"max_length": 16},
                      lora=lora, title="tiny")
 
 
@@ -108,7 +109,7 @@ def test_checkpoint_round_trip_with_lora(tmp_path, token_batches):
     batch = TokenPreprocessor()(token_batches)
     expected = model(batch).logits
     save_checkpoint(model, spec, tmp_path / "ckpt")
-    keys = load_file(str(tmp_path / "ckpt" / "weights.safetensors"))
+    keys = load_file(str(tmp_path / "ckpt" / "model.safetensors"))
     assert "backbone.hf_model.encoder.layer.0.attention.self.query.lora_A.weight" in keys  # peft's saved names
     assert not any("base_layer" in key or ".default." in key for key in keys)  # frozen layers stay out
     loaded, loaded_spec = load_checkpoint(tmp_path / "ckpt", device="cpu")
@@ -119,20 +120,20 @@ def test_checkpoint_round_trip_with_lora(tmp_path, token_batches):
 
 
 def test_missing_and_corrupt_checkpoints_name_the_file(tmp_path):
-    with pytest.raises(CheckpointError, match="model.json"):
+    with pytest.raises(CheckpointError, match="config.json"):
         load_checkpoint(tmp_path / "nowhere")
     folder = tmp_path / "bad"
     folder.mkdir()
-    (folder / "model.json").write_text("{not json")
-    with pytest.raises(CheckpointError, match=r"corrupt: .*model\.json"):
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"corrupt: .*config\.json"):
         load_checkpoint(folder)
     base = tmp_path / "base"
     tiny_bert().save_pretrained(base)
-    (folder / "model.json").write_text(json.dumps(asdict(_spec(str(base)))))
-    with pytest.raises(CheckpointError, match=r"not found: .*weights\.safetensors"):
+    (folder / "config.json").write_text(json.dumps(asdict(_spec(str(base)))))
+    with pytest.raises(CheckpointError, match=r"not found: .*model\.safetensors"):
         load_checkpoint(folder)
-    (folder / "weights.safetensors").write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match=r"corrupt: .*weights\.safetensors"):
+    (folder / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match=r"corrupt: .*model\.safetensors"):
         load_checkpoint(folder)
 
 
@@ -158,7 +159,7 @@ def test_hand_written_lora_weights_are_refused_then_converted_once(tmp_path, tok
     batch = TokenPreprocessor()(token_batches)
     expected = model(batch).logits
     folder = save_checkpoint(model, spec, tmp_path / "ckpt")
-    path = folder / "weights.safetensors"
+    path = folder / "model.safetensors"
     old_names = {k.replace(".lora_A.weight", ".lora_a").replace(".lora_B.weight", ".lora_b"): v
                  for k, v in load_file(str(path)).items()}  # the names the hand-written LoRALinear used
     save_file(old_names, str(path))

@@ -179,7 +179,7 @@ def build_analyze_tab(model: ShippedModel) -> None:
     settings_state = gr.State(default_settings(num_layers), time_to_live=SESSION_SECONDS)
     with gr.Row():
         with gr.Column(scale=2):
-            build_input = _text_input if model.task.kind == "text" else _image_input
+            build_input = _text_input if model.spec.modality == "text" else _image_input
             inputs, analyze, run_model, extra_outputs = build_input(model)
             run = on_gpu(run_model)  # the one call that runs the model: given a GPU on a Space
             notice = gr.Markdown(elem_id="notice")

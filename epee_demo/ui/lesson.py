@@ -75,7 +75,7 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
     by_rule = {rule: analyze_example(example, settings, rule) for rule in ("entropy", "patience", "epee")}
     epee = by_rule["epee"]
     gold = epee.gold_label
-    kind = "note" if model.task.kind == "text" else "image"
+    kind = "note" if model.spec.modality == "text" else "image"
     right_layers = np.flatnonzero(prep.correct[index]) if prep.has_labels else []
     entropy_exit, patience_exit = by_rule["entropy"].selected, by_rule["patience"].selected
     example_table = pd.DataFrame(layer_table(epee), columns=LAYER_TABLE_HEADERS)
