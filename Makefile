@@ -1,15 +1,19 @@
-# Two entry points: `make demo` (install + start the page) and `make test` (install + full test suite).
+# Entry points: `make demo` (install + start the page), `make test` (install + every test: what CI runs) and
+# `make test-fast` (the unit tests: no shipped model, no page, no browser).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test install install-test browser
+.PHONY: demo test test-fast install install-test browser
 
 demo: install
 	$(PY) app.py
 
 test: install-test browser
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: install-test
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m pytest -q -p no:cacheprovider -m "not slow and not browser and not integration"
 
 install: $(VENV)/.installed
 

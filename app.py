@@ -12,8 +12,8 @@ import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import epee_demo.gpu  # noqa: E402,F401  (imports `spaces` on a Space before torch, as ZeroGPU requires)
-from epee_demo.folder import CheckpointError  # noqa: E402
+import epee_demo.model.device  # noqa: E402,F401  (imports `spaces` on a Space before torch, as ZeroGPU requires)
+from epee_demo.errors import CheckpointError  # noqa: E402
 from epee_demo.ui import build_demo, launch_options  # noqa: E402
 from epee_demo.ui.files import AppFolder  # noqa: E402
 

@@ -10,7 +10,7 @@ loads a shipped model (imported on first use, so that ``import epee_demo.<module
 
 def __getattr__(name: str):
     if name == "MultiExitModel":
-        from epee_demo.model import MultiExitModel
+        from epee_demo.model.multi_exit import MultiExitModel
 
         return MultiExitModel
     raise AttributeError(f"module 'epee_demo' has no attribute {name!r}")

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from epee_demo.registry import shipped_models
+from epee_demo.model.registry import shipped_models
 from epee_demo.ui.analyze import render
 from epee_demo.ui.controls import default_settings
 

@@ -14,11 +14,12 @@ import time
 
 import numpy as np
 
-from epee_demo import policies, tradeoff
+from epee_demo.rules import catalogue
+from epee_demo.analysis import whole_split
 from epee_demo.figures.tradeoff import (
     class_accuracy_figure, confusion_figure, exit_histogram_figure, overthinking_figure, tradeoff_figure,
 )
-from epee_demo.trace import ExitTrace
+from epee_demo.trace.exit_trace import ExitTrace
 
 
 def synthetic_trace(n: int, num_layers: int, num_classes: int, seed: int = 0) -> ExitTrace:
@@ -61,24 +62,24 @@ def main(argv=None) -> int:
     print(f"trace: {n} examples, {num_layers} layers, {num_classes} classes; rules {trace.available_rules()}")
 
     start = time.perf_counter()
-    prepared = tradeoff.prepare(trace)
+    prepared = whole_split.prepare(trace)
     prepare_ms = 1e3 * (time.perf_counter() - start)
     start = time.perf_counter()
-    frontiers = tradeoff.all_frontiers(prepared)
+    frontiers = whole_split.all_frontiers(prepared)
     frontiers_ms = 1e3 * (time.perf_counter() - start)
     start = time.perf_counter()
-    overthinking_figure(tradeoff.overthinking(prepared))
+    overthinking_figure(whole_split.overthinking(prepared))
     overthinking_ms = 1e3 * (time.perf_counter() - start)
     settings = sum(len(f.params) for f in frontiers.values())
     print(f"once per model: prepare {prepare_ms:.0f} ms, all frontiers ({settings} settings) {frontiers_ms:.0f} ms, "
           f"overthinking + figure {overthinking_ms:.0f} ms")
 
     def views(rule):
-        return lambda: tradeoff.evaluate_setting(prepared, rule, **policies.RULES[rule].params)
+        return lambda: whole_split.evaluate_setting(prepared, rule, **catalogue.RULES[rule].params)
 
     def views_and_figures(rule):
         def run():
-            view = tradeoff.evaluate_setting(prepared, rule, **policies.RULES[rule].params)
+            view = whole_split.evaluate_setting(prepared, rule, **catalogue.RULES[rule].params)
             tradeoff_figure(frontiers, view.point)
             exit_histogram_figure(view.exit_counts, view.oracle_counts, rule)
             class_accuracy_figure(view.class_accuracy, rule)

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from epee_demo.registry import shipped_models
+from epee_demo.model.registry import shipped_models
 from epee_demo.ui import build_demo
 
 CONTROLS = {"tau": 0.2, "patience": 3, "threshold": 0.9, "divergence_tau": 0.05, "measure": "js", "layer": 6}

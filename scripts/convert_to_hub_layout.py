@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from epee_demo import folder as model_folder
-from epee_demo.tasks import TASKS
+from epee_demo.model import folder as model_folder
+from epee_demo.data.tasks import TASKS
 
 TOLERANCE = 1e-4
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from epee_demo import folder
-from epee_demo.tasks import TASKS
-from epee_demo.training import TrainConfig, auc_of, class_weights, per_layer_accuracy, per_layer_auc
+from epee_demo.model import folder
+from epee_demo.data.tasks import TASKS
+from epee_demo.training.joint import TrainConfig, auc_of, class_weights, per_layer_accuracy, per_layer_auc
 
 PROBE_WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2, 1e-1)
 

@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from epee_demo.examples import EXAMPLE_NOTES  # noqa: E402
+from epee_demo.data.examples import EXAMPLE_NOTES  # noqa: E402
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 CONTROL_DEFAULTS = {"tau": 0.2, "patience": 3, "threshold": 0.9, "divergence_tau": 0.05, "measure": "js", "layer": 1}
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (1 <= args.clients <= 64 and 1 <= args.requests <= 200):
         parser.error("--clients must be 1..64 and --requests 1..200")
 
-    from epee_demo.registry import shipped_models
+    from epee_demo.model.registry import shipped_models
 
     models = shipped_models()
     if args.task not in models:

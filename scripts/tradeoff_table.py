@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from epee_demo import folder, tradeoff
+from epee_demo.model import folder
+from epee_demo.analysis import whole_split
 
 
 def main(argv=None) -> int:
@@ -22,17 +23,17 @@ def main(argv=None) -> int:
     parser.add_argument("--max-loss", type=float, default=0.01, help="accuracy budget (0.01 = one point)")
     parser.add_argument("--csv-dir", type=Path, help="also write every rule's grid (operating points) as CSV here")
     args = parser.parse_args(argv)
-    val = tradeoff.prepare(folder.read_trace(args.folder, "val"))
-    test = tradeoff.prepare(folder.read_trace(args.folder, "test"))
-    val_frontiers, test_frontiers = tradeoff.all_frontiers(val), tradeoff.all_frontiers(test)
-    rows = tradeoff.tradeoff_rows(val, test, args.max_loss, val_frontiers, test_frontiers)
+    val = whole_split.prepare(folder.read_trace(args.folder, "val"))
+    test = whole_split.prepare(folder.read_trace(args.folder, "test"))
+    val_frontiers, test_frontiers = whole_split.all_frontiers(val), whole_split.all_frontiers(test)
+    rows = whole_split.tradeoff_rows(val, test, args.max_loss, val_frontiers, test_frontiers)
     print(f"{args.folder}: validation {val.num_examples}, test {test.num_examples} examples, "
           f"{test.num_layers} layers\n")
-    print(tradeoff.tradeoff_markdown(rows, args.max_loss))
+    print(whole_split.tradeoff_markdown(rows, args.max_loss))
     if args.csv_dir:
         args.csv_dir.mkdir(parents=True, exist_ok=True)
-        tradeoff.operating_points_csv(val_frontiers, args.csv_dir / "operating_points_val.csv")
-        tradeoff.operating_points_csv(test_frontiers, args.csv_dir / "operating_points_test.csv")
+        whole_split.operating_points_csv(val_frontiers, args.csv_dir / "operating_points_val.csv")
+        whole_split.operating_points_csv(test_frontiers, args.csv_dir / "operating_points_test.csv")
         print(f"CSV written to {args.csv_dir}")
     return 0
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from epee_demo.backbones import EncoderBackbone
-from epee_demo.model import MultiExitModel
+from epee_demo.model.backbones import EncoderBackbone
+from epee_demo.model.multi_exit import MultiExitModel
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -52,14 +52,14 @@ def tiny_shipped_model(tmp_path_factory):
     """
     from transformers import AutoTokenizer
 
-    from epee_demo.backbones import resolve_base, DEFAULT_TEXT_BASE
+    from epee_demo.model.backbones import resolve_base, DEFAULT_TEXT_BASE
     from epee_demo.data.organ_system import LABEL_NAMES
-    from epee_demo.examples import EXAMPLE_NOTES
-    from epee_demo.folder import save_checkpoint, write_trace
-    from epee_demo.model import MultiExitClassifier, ModelSpec, build_model
-    from epee_demo.preprocess import TextPreprocessor
-    from epee_demo.registry import ShippedModel
-    from epee_demo.tasks import TASKS
+    from epee_demo.data.examples import EXAMPLE_NOTES
+    from epee_demo.model.folder import save_checkpoint, write_trace
+    from epee_demo.model.multi_exit import MultiExitClassifier, ModelSpec, build_model
+    from epee_demo.data.preprocess import TextPreprocessor
+    from epee_demo.model.registry import ShippedModel
+    from epee_demo.data.tasks import TASKS
 
     root = tmp_path_factory.mktemp("shipped")
     base = root / "base"
@@ -86,9 +86,9 @@ def _tiny_vit_folder(tmp_path_factory, task: str, label_names: list[str], channe
     with cached val/test traces of random images (one per entry of ``labels``); returns it and the images."""
     import numpy as np
 
-    from epee_demo.folder import save_checkpoint, write_trace
-    from epee_demo.images import ImagePreprocessor
-    from epee_demo.model import MultiExitClassifier, ModelSpec, build_model
+    from epee_demo.model.folder import save_checkpoint, write_trace
+    from epee_demo.data.images import ImagePreprocessor
+    from epee_demo.model.multi_exit import MultiExitClassifier, ModelSpec, build_model
 
     vit = {"model_type": "vit", "image_size": 28, "patch_size": 7, "num_channels": channels, "hidden_size": 32,
            "num_hidden_layers": 3, "num_attention_heads": 2, "intermediate_size": 64}
@@ -116,8 +116,8 @@ def tiny_image_shipped_model(tmp_path_factory):
     few random images, so the page's image path runs end to end without the real model.
     """
     from epee_demo.data.medmnist import DATASETS
-    from epee_demo.registry import ShippedModel
-    from epee_demo.tasks import TASKS
+    from epee_demo.model.registry import ShippedModel
+    from epee_demo.data.tasks import TASKS
 
     folder, _ = _tiny_vit_folder(tmp_path_factory, "pneumonia", DATASETS["pneumoniamnist"].label_names, 1, [0, 1, 0, 1, 0, 1])
     return ShippedModel(TASKS["pneumonia"], folder)
@@ -128,8 +128,8 @@ def tiny_rgb_shipped_model(tmp_path_factory):
     """A shipped-model folder for the retina task around a tiny random ViT (28x28 RGB, 5 grades),
     with cached val/test traces of random images and two shipped example PNGs per grade."""
     from epee_demo.data.medmnist import DATASETS, choose_examples, write_examples
-    from epee_demo.registry import ShippedModel
-    from epee_demo.tasks import TASKS
+    from epee_demo.model.registry import ShippedModel
+    from epee_demo.data.tasks import TASKS
 
     names = list(DATASETS["retinamnist"].label_names)
     labels = [0, 1, 2, 3, 4] * 2

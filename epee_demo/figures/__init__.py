@@ -20,7 +20,7 @@ PALETTE = (
     "#999999",  # grey
 )
 
-# Each rule's colour and symbol live in its catalogue entry (``epee_demo.policies.RULES``).
+# Each rule's colour and symbol live in its catalogue entry (``epee_demo.rules.catalogue.RULES``).
 
 _GRID = "#E5E8EE"
 # A light white-background template. Passing ``template="plotly_white"`` costs ~15-25 ms per

@@ -7,8 +7,8 @@ import math
 
 import plotly.graph_objects as go
 
-from epee_demo import policies
-from epee_demo.analysis import ExampleAnalysis
+from epee_demo.rules import catalogue
+from epee_demo.analysis.one_example import ExampleAnalysis
 from epee_demo.figures import PALETTE, TEMPLATE
 
 _LAYOUT = dict(
@@ -24,11 +24,11 @@ def _guides(analysis: ExampleAnalysis, threshold: float | None, threshold_name: 
     would put the slider handler near its 50 ms budget.
     """
     selected = analysis.selected
-    colour = policies.RULES[selected.rule].colour
+    colour = catalogue.RULES[selected.rule].colour
     shapes = [dict(type="line", xref="x", yref="paper", x0=selected.exit_layer, x1=selected.exit_layer,
                    y0=0, y1=1, line=dict(color=colour, dash="dot", width=2))]
     annotations = [dict(xref="x", yref="paper", x=selected.exit_layer, y=1, xanchor="right", yanchor="bottom",
-                        showarrow=False, text=f"{policies.RULES[selected.rule].title.split(' (')[0]} exits")]
+                        showarrow=False, text=f"{catalogue.RULES[selected.rule].title.split(' (')[0]} exits")]
     if threshold is not None:
         shapes.append(dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=threshold, y1=threshold,
                            line=dict(color=PALETTE[5], dash="dash", width=2)))
@@ -62,7 +62,7 @@ def counter_figure(analysis: ExampleAnalysis, line: float | None) -> go.Figure:
     own = analysis.rule_counter is not None
     values = analysis.rule_counter if own else analysis.patience_counter
     name = analysis.rule_counter_name if own else "patience counter (same answer as previous layer)"
-    score = own and "threshold" in policies.RULES[analysis.selected.rule].params
+    score = own and "threshold" in catalogue.RULES[analysis.selected.rule].params
     axis = (dict(title="score", range=[0, 1.05]) if score
             else dict(title="counter", range=[0, max(analysis.num_layers, (line or 0) + 1)], dtick=1))
     return go.Figure(
@@ -108,7 +108,7 @@ def _format_params(params: dict) -> str:
 def rule_table(analysis: ExampleAnalysis) -> list[list]:
     """One row per available rule: its setting, exit layer, answer and agreement with the last layer."""
     return [
-        [policies.RULES[name].title, _format_params(e.params), e.exit_layer, e.label,
+        [catalogue.RULES[name].title, _format_params(e.params), e.exit_layer, e.label,
          round(e.probability, 3), "yes" if e.label == analysis.final_label else "no"]
         for name, e in analysis.exits.items() if name != "fixed"
     ]
@@ -125,7 +125,7 @@ def summary_markdown(analysis: ExampleAnalysis) -> str:
     total = analysis.num_layers
     saved = total - e.exit_layer
     lines = [
-        f"**{policies.RULES[e.rule].title}** stops at **layer {e.exit_layer} of {total}** and answers "
+        f"**{catalogue.RULES[e.rule].title}** stops at **layer {e.exit_layer} of {total}** and answers "
         f"**{e.label}** (probability {e.probability:.2f}).",
         f"The full model (layer {total}) answers **{analysis.final_label}** "
         f"(probability {analysis.final_probability:.2f}).",
@@ -135,7 +135,7 @@ def summary_markdown(analysis: ExampleAnalysis) -> str:
     ]
     if e.label != analysis.final_label:
         lines.append("Note: the early answer differs from the full model's.")
-    spec = policies.RULES[e.rule]
+    spec = catalogue.RULES[e.rule]
     if "tau" in spec.params and spec.parameter("tau").control == "tau":
         lines.append(f"DeeBERT's unit: {tau_in_nats(e.params['tau'], len(analysis.label_names))}.")
     if spec.note:

@@ -1,7 +1,7 @@
 """Trade-off views of a whole split: accuracy against speed-up for every rule, where examples
 exit, per-class accuracy, agreement with the full model and overthinking.
 
-Figures take the results of ``epee_demo.tradeoff`` and return ``plotly.graph_objects.Figure``;
+Figures take the results of ``epee_demo.analysis.whole_split`` and return ``plotly.graph_objects.Figure``;
 ``figure_table`` gives any of them as a table of rows (the same data in text form).
 """
 
@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from epee_demo import policies
+from epee_demo.rules import catalogue
 from epee_demo.figures import PALETTE, TEMPLATE
-from epee_demo.tradeoff import ClassAccuracy, Frontier, OperatingPoint, Overthinking, format_params
+from epee_demo.analysis.whole_split import ClassAccuracy, Frontier, OperatingPoint, Overthinking, format_params
 
 _LAYOUT = dict(
     template=TEMPLATE, font=dict(size=13), margin=dict(l=70, r=20, t=60, b=60),
@@ -33,7 +33,7 @@ def _figure(traces: list[dict], title: str, xaxis: dict, yaxis: dict, **layout) 
 
 
 def _short_title(rule: str) -> str:
-    return policies.RULES[rule].title.split(" (")[0]
+    return catalogue.RULES[rule].title.split(" (")[0]
 
 
 def _hover(points_text: str) -> str:
@@ -61,7 +61,7 @@ def tradeoff_figure(
     for rule, f in frontiers.items():
         if rule == "fixed":
             continue
-        colour, symbol = policies.RULES[rule].colour, policies.RULES[rule].symbol
+        colour, symbol = catalogue.RULES[rule].colour, catalogue.RULES[rule].symbol
         if show_all:
             traces.append(dict(
                 type="scatter", x=getattr(f, x), y=f.accuracy, mode="markers",
@@ -82,20 +82,20 @@ def tradeoff_figure(
         traces.append(dict(
             type="scatter", x=getattr(f, x)[order], y=f.accuracy[order], mode="lines+markers",
             name="truncation (fixed depth)",
-            line=dict(color=policies.RULES["fixed"].colour, width=1.5, dash="dash"),
-            marker=dict(color=policies.RULES["fixed"].colour, size=6),
+            line=dict(color=catalogue.RULES["fixed"].colour, width=1.5, dash="dash"),
+            marker=dict(color=catalogue.RULES["fixed"].colour, size=6),
             text=[f"first {f.params[i]['layer']} layers" for i in order], hovertemplate=_hover(x_hover),
         ))
         full = int(np.argmin(f.speedup))
         traces.append(dict(
             type="scatter", x=[getattr(f, x)[full]], y=[f.accuracy[full]], mode="markers", name="full model",
-            marker=dict(color=policies.RULES["fixed"].colour, symbol="square", size=12),
+            marker=dict(color=catalogue.RULES["fixed"].colour, symbol="square", size=12),
             text=[f"all {f.num_layers} layers"], hovertemplate=_hover(x_hover),
         ))
     if current is not None:
         traces.append(dict(
             type="scatter", x=[getattr(current, x)], y=[current.accuracy], mode="markers", name="current setting",
-            marker=dict(color=policies.RULES[current.rule].colour, symbol="circle-open", size=22,
+            marker=dict(color=catalogue.RULES[current.rule].colour, symbol="circle-open", size=22,
                         line=dict(width=4)),
             text=[current.label], hovertemplate=_hover(x_hover),
         ))
@@ -114,7 +114,7 @@ def exit_histogram_figure(
     layers = list(range(1, len(exit_counts) + 1))
     name = f"{_short_title(rule)} exits" if rule else "rule exits"
     traces = [dict(
-        type="bar", x=layers, y=exit_counts, name=name, marker=dict(color=policies.RULES[rule].colour if rule else PALETTE[0]),
+        type="bar", x=layers, y=exit_counts, name=name, marker=dict(color=catalogue.RULES[rule].colour if rule else PALETTE[0]),
         hovertemplate="layer %{x}<br>%{y} examples<extra></extra>",
     )]
     if oracle_counts is not None:
@@ -134,9 +134,9 @@ def class_accuracy_figure(class_accuracy: ClassAccuracy, rule: str | None = None
         dict(type="bar", x=values, y=names, orientation="h", name=name, marker=dict(color=colour),
                hovertemplate="%{y}<br>accuracy %{x:.1%}<extra></extra>")
         for values, name, colour in (
-            (class_accuracy.full, "full model", policies.RULES["fixed"].colour),
+            (class_accuracy.full, "full model", catalogue.RULES["fixed"].colour),
             (class_accuracy.early, f"{_short_title(rule)} exits" if rule else "early exits",
-             policies.RULES[rule].colour),
+             catalogue.RULES[rule].colour),
         )
     ]
     return _figure(

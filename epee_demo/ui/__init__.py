@@ -7,10 +7,10 @@ from functools import partial
 import gradio as gr
 from starlette.middleware import Middleware
 
-from epee_demo.folder import CheckpointError
+from epee_demo.errors import CheckpointError
 from epee_demo.limits import CACHE_DELETION, MAX_QUEUED_EVENTS, MAX_UPLOAD_BYTES
-from epee_demo.model import share_cpu_cores
-from epee_demo.registry import ASSETS_DIR, ShippedModel, shipped_models
+from epee_demo.model.multi_exit import share_cpu_cores
+from epee_demo.model.registry import ASSETS_DIR, ShippedModel, shipped_models
 from epee_demo.ui.analyze import MODEL_CALLS_AT_ONCE, build_analyze_tab
 from epee_demo.ui.explorer import build_explorer_tab
 from epee_demo.ui.files import AppFolder, swept

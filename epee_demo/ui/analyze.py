@@ -16,21 +16,21 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from epee_demo import policies
-from epee_demo.analysis import analyze_example
-from epee_demo.timing import measure_one
+from epee_demo.rules import catalogue as policies
+from epee_demo.analysis.one_example import analyze_example
+from epee_demo.trace.timing import measure_one
 from epee_demo.data.medmnist import DATASETS
-from epee_demo.examples import EXAMPLE_NOTES
+from epee_demo.data.examples import EXAMPLE_NOTES
 from epee_demo.figures.layers import (
     LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, counter_figure, entropy_figure, layer_table,
     rule_table, summary_markdown,
 )
-from epee_demo.gpu import on_gpu
-from epee_demo.images import load_image
-from epee_demo.preprocess import InputError, clean_note
-from epee_demo.privacy import identifier_warning
-from epee_demo.registry import ShippedModel
-from epee_demo.trace import ExitTrace
+from epee_demo.model.device import on_gpu
+from epee_demo.data.images import load_image
+from epee_demo.data.preprocess import InputError, clean_note
+from epee_demo.data.privacy import identifier_warning
+from epee_demo.model.registry import ShippedModel
+from epee_demo.trace.exit_trace import ExitTrace
 from epee_demo.limits import MAX_NOTE_CHARS
 from epee_demo.ui.guard import MODEL_GROUP
 from epee_demo.ui.controls import (

@@ -10,7 +10,7 @@ import math
 
 import gradio as gr
 
-from epee_demo import policies
+from epee_demo.rules import catalogue as policies
 from epee_demo.errors import InputError
 
 CONTROLS = tuple(policies.CONTROLS)

@@ -15,15 +15,15 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from epee_demo import policies
+from epee_demo.rules import catalogue as policies
 from epee_demo.errors import InputError
 from epee_demo.figures.layers import LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, tau_in_nats
 from epee_demo.figures.tradeoff import (
     class_accuracy_figure, confusion_figure, exit_histogram_figure, figure_frame, overthinking_figure,
     tradeoff_figure,
 )
-from epee_demo.registry import ShippedModel
-from epee_demo.tradeoff import (
+from epee_demo.model.registry import ShippedModel
+from epee_demo.analysis.whole_split import (
     Calibration, Frontier, Overthinking, PreparedTrace, SettingView, all_frontiers, calibrate,
     evaluate_setting, format_params, operating_points_csv, overthinking, prepare, speedup_text, trace_csv,
 )

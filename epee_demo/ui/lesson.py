@@ -12,12 +12,12 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from epee_demo import policies
-from epee_demo.analysis import analyze_example
+from epee_demo.rules import catalogue as policies
+from epee_demo.analysis.one_example import analyze_example
 from epee_demo.figures.layers import LAYER_TABLE_HEADERS, counter_figure, entropy_figure, layer_table
 from epee_demo.figures.tradeoff import figure_frame, overthinking_figure, tradeoff_figure
-from epee_demo.registry import ShippedModel
-from epee_demo.tradeoff import (
+from epee_demo.model.registry import ShippedModel
+from epee_demo.analysis.whole_split import (
     PreparedTrace, all_frontiers, best_within_loss, evaluate_setting, overthinking, prepare, speedup_text,
 )
 from epee_demo.ui.analyze import SESSION_SECONDS

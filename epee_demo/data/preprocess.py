@@ -1,0 +1,71 @@
+"""Text input: checking what a person pasted, and turning texts into model tensors."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from transformers import AutoTokenizer
+
+from epee_demo.model.backbones import resolve_base
+from epee_demo.errors import InputError
+from epee_demo.limits import MAX_NOTE_CHARS
+
+
+def clean_note(raw) -> str:
+    """A pasted or uploaded note as clean text, or an ``InputError`` saying what is wrong.
+
+    Bytes must be UTF-8 text; control characters (other than line breaks and tabs) are
+    dropped; an empty or whitespace-only note is refused; notes past ``MAX_NOTE_CHARS``
+    characters are cut there (the token limit cuts them further; the page says so).
+    """
+    if raw is None:
+        raise InputError("Please paste a clinical note (the box is empty).")
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise InputError(
+                "This file is not readable text (it is not UTF-8). Paste the note as plain text instead."
+            ) from err
+    if not isinstance(raw, str):
+        raise InputError(f"A note must be text, not {type(raw).__name__}.")
+    if not raw:
+        raise InputError("Please paste a clinical note (the box is empty).")
+    if "\x00" in raw:
+        raise InputError("This looks like a binary file, not a note. Paste the note as plain text.")
+    text = "".join(
+        ch for ch in raw[:MAX_NOTE_CHARS]
+        if ch in "\n\t" or not unicodedata.category(ch).startswith("C")
+    )
+    if not text.strip():
+        raise InputError("Please paste a clinical note (the box holds only spaces or invisible characters).")
+    return text.strip()
+
+
+class TextPreprocessor:
+    """Tokenizes texts for a text backbone, cutting each at ``max_length`` tokens."""
+
+    def __init__(self, tokenizer, max_length: int):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    @classmethod
+    def for_base(cls, base: str, max_length: int) -> "TextPreprocessor":
+        """The tokenizer of a base checkpoint (``package:...``, path or hub id).
+
+        Tokenizers without a pad token (GPT-2) pad with their end-of-sequence token;
+        the attention mask keeps those positions out of the model's reading.
+        """
+        tokenizer = AutoTokenizer.from_pretrained(resolve_base(base))
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return cls(tokenizer, max_length)
+
+    def __call__(self, texts: list[str]) -> dict:
+        return dict(self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        ))
+
+    def token_count(self, text: str) -> int:
+        """How many tokens the text has before truncation (special tokens included)."""
+        return len(self.tokenizer(text, truncation=False)["input_ids"])

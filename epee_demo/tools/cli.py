@@ -1,0 +1,150 @@
+"""The ``epee-demo`` command: ``train`` a model, ``train-exits`` its learned exit rules, ``bench`` real early exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _train(args) -> int:
+    from epee_demo.model.multi_exit import MultiExitClassifier, build_model
+    from epee_demo.data.tasks import TASKS, preprocessor_for
+    from epee_demo.training.joint import TrainConfig, evaluate_and_write, seed_everything, train_joint
+
+    task = TASKS[args.task]
+    settings = {**task.train_defaults, **{k: v for k, v in (
+        ("epochs", args.epochs), ("batch_size", args.batch_size),
+        ("learning_rate", args.learning_rate), ("max_train_examples", args.max_train_examples),
+        ("seed", args.seed),
+    ) if v is not None}}
+    config = TrainConfig(**settings)
+    dataset = task.load_dataset()
+    print(f"{task.name}: train {len(dataset.train)}, val {len(dataset.val)}, test {len(dataset.test)}", flush=True)
+    spec = task.default_spec(dataset.label_names)
+    if args.base:
+        spec.base = args.base
+    seed_everything(config.seed)  # the fresh heads and from-scratch weights too, so a run repeats
+    model = build_model(spec)
+    preprocessor = preprocessor_for(spec)
+    history = train_joint(model, spec, preprocessor, dataset, config, augment=getattr(task, "augment", None),
+                          progress=not args.quiet)
+    classifier = MultiExitClassifier(model, spec, preprocessor)
+    metrics = evaluate_and_write(classifier, dataset, Path(args.out), config, history,
+                                 card_notes=getattr(task, "card_notes", ""))
+    if task.medmnist:
+        from epee_demo.data.medmnist import EXAMPLES_PER_CLASS, choose_examples, write_examples
+        from epee_demo.model.folder import examples_dir
+
+        examples = choose_examples(dataset.test.inputs, dataset.test.labels, dataset.label_names, EXAMPLES_PER_CLASS)
+        write_examples(examples, examples_dir(args.out))
+    print(json.dumps({k: metrics[k] for k in ("split_sizes", "test_accuracy_per_layer", "test_epee_default")}, indent=2))
+    return 0
+
+
+def _train_exits(args) -> int:
+    from epee_demo.model.folder import load_classifier
+    from epee_demo.training.learned_exits import ExitTrainConfig, default_cache_dir, train_and_ship_exits
+    from epee_demo.model.registry import ASSETS_DIR
+    from epee_demo.data.tasks import TASKS
+
+    task = TASKS[args.task]
+    folder = Path(args.folder) if args.folder else ASSETS_DIR / task.name
+    classifier = load_classifier(folder, learned_exits=False)
+    config = ExitTrainConfig(**{k: v for k, v in (
+        ("alphas", args.alphas and tuple(args.alphas)), ("lambdas", args.lambdas and tuple(args.lambdas)),
+        ("epochs", args.epochs), ("max_train_examples", args.max_train_examples), ("seed", args.seed),
+    ) if v is not None})
+    dataset = task.load_dataset()
+    cache_dir = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else default_cache_dir(task.name)
+    summary = train_and_ship_exits(classifier, dataset, folder, config, cache_dir, progress=not args.quiet,
+                                   card_notes=task.card_notes)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _bench(args) -> int:
+    from epee_demo.tools.bench import (
+        bench_classifier, bench_targets, format_table, load_for_bench, sample_test_split, write_json,
+    )
+
+    try:
+        targets = bench_targets(args.models, args.assets, args.task)
+    except ValueError as err:
+        print(f"epee-demo bench: {err}", file=sys.stderr)
+        return 2
+    if not targets:
+        print("epee-demo bench: no model to measure (no shipped model in assets/ and no folder given)",
+              file=sys.stderr)
+        return 1
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    results = []
+    for name, folder, task in targets:
+        try:
+            inputs, labels = sample_test_split(task, args.max_examples)
+        except (FileNotFoundError, OSError) as err:
+            print(f"skipping {name}: its test data cannot be read ({err})", file=sys.stderr)
+            continue
+        classifier = load_for_bench(folder, args.device, args.dtype)
+        print(f"measuring {name} on {len(inputs)} test examples ...", file=sys.stderr, flush=True)
+        results.append(bench_classifier(classifier, inputs, labels, name=name, batch_sizes=batch_sizes))
+    print(format_table(results))
+    if args.out:
+        print(f"wrote {write_json(results, args.out)}")
+    return 0 if results else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from epee_demo.data.tasks import TASKS
+
+    parser = argparse.ArgumentParser(prog="epee-demo", description="Early-exit transformers for biomedicine.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train a multi-exit model with the joint loss and write its assets")
+    train.add_argument("--task", choices=sorted(TASKS), default="organ-system")
+    train.add_argument("--out", required=True, help="output folder (checkpoint, traces, metrics, model card)")
+    train.add_argument("--base", help="backbone checkpoint: local path or hub id (default: the task's)")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--max-train-examples", type=int, help="cap the training set (quick runs)")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=_train)
+    exits = sub.add_parser("train-exits", help="train the learned exit rules (ConsistentEE, JEI-DNN) on a "
+                           "trained model, rewrite its val/test traces from its weights (current "
+                           "format, with the rules' scores) and the figures of metrics.json and "
+                           "the model card read off them")
+    exits.add_argument("--task", choices=sorted(TASKS), default="organ-system")
+    exits.add_argument("--folder", help="checkpoint folder (default: assets/<task>)")
+    exits.add_argument("--alphas", type=float, nargs="+", help="ConsistentEE depth-cost weights to try")
+    exits.add_argument("--lambdas", type=float, nargs="+", help="JEI-DNN depth-cost weights to try")
+    exits.add_argument("--epochs", type=int)
+    exits.add_argument("--max-train-examples", type=int, help="cap the training set (quick runs)")
+    exits.add_argument("--seed", type=int)
+    exits.add_argument("--cache-dir", help="where cached features are kept (default: the temp folder)")
+    exits.add_argument("--no-cache", action="store_true", help="keep cached features in memory only")
+    exits.add_argument("--quiet", action="store_true", help="no per-setting lines")
+    exits.set_defaults(handler=_train_exits)
+    bench = sub.add_parser("bench", help="measure real early exit against the full model: latency, "
+                           "throughput, realized vs ideal speed-up, exit heads' overhead")
+    bench.add_argument("models", nargs="*", help="checkpoint folders (default: every shipped model in --assets)")
+    bench.add_argument("--assets", help="folder of shipped models (default: the package's assets/)")
+    bench.add_argument("--task", choices=sorted(TASKS), help="task of the given folders (default: the folder's name)")
+    bench.add_argument("--max-examples", type=int, default=200, help="test examples per model (default: 200)")
+    bench.add_argument("--batch-sizes", default="32,64", help="comma-separated batch sizes for throughput")
+    bench.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when there is a GPU)")
+    bench.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"], default="auto",
+                       help="auto: float16 on CUDA, float32 on the CPU")
+    bench.add_argument("--out", help="write the results as JSON here")
+    bench.set_defaults(handler=_bench)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

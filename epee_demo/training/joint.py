@@ -1,0 +1,290 @@
+"""Joint training of every exit (loss = sum_i i * CE_i / sum_i i) and the files a run leaves.
+
+A run writes a model folder (``epee_demo.model.folder``): the config and trained weights, the
+cached traces of the validation and test splits, the metrics and the model card.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from peft.functional import set_requires_grad
+from tqdm.auto import tqdm
+
+from epee_demo.model import folder as model_folder
+from epee_demo.rules import catalogue
+from epee_demo.data import LabelledDataset
+from epee_demo.model.multi_exit import (
+    LORA_ADAPTER, MultiExitClassifier, MultiExitModel, ModelSpec, default_device, depth_weighted,
+    per_exit_losses,
+)
+from epee_demo.trace.exit_trace import ExitTrace
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings of one joint training run."""
+
+    epochs: int = 4
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.06
+    balance_classes: bool = True
+    seed: int = 13
+    max_train_examples: int | None = None
+
+
+def seed_everything(seed: int) -> None:
+    """Fix Python, NumPy and torch seeds."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def mark_trainable(model: MultiExitModel, spec: ModelSpec) -> int:
+    """Choose what trains: with LoRA, peft's adapters, the LayerNorms and the heads; else everything.
+
+    Returns the number of trainable parameters.
+    """
+    for name, param in model.named_parameters():
+        param.requires_grad = spec.lora is None or name.startswith("heads.") or "LayerNorm" in name
+    if spec.lora is not None:
+        set_requires_grad(model.backbone, LORA_ADAPTER)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def class_weights(labels: list[int], num_labels: int) -> torch.Tensor:
+    """Inverse-frequency class weights (mean 1) for the cross-entropy of every exit."""
+    counts = np.bincount(labels, minlength=num_labels).astype(np.float64)
+    weights = counts.sum() / (num_labels * np.maximum(counts, 1.0))
+    return torch.tensor(weights / weights.mean(), dtype=torch.float32)
+
+
+def batch_order(count: int, batch_size: int, rng: np.random.Generator, lengths=None) -> np.ndarray:
+    """A shuffled example order; with ``lengths``, each run of 50 batches is sorted by length
+    so that batches of texts carry little padding (the batches themselves stay shuffled)."""
+    order = rng.permutation(count)
+    if lengths is None:
+        return order
+    chunk = batch_size * 50
+    batches = []
+    for start in range(0, count, chunk):
+        part = sorted(order[start:start + chunk], key=lambda i: lengths[i])
+        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return np.concatenate(batches)
+
+
+def train_joint(
+    model: MultiExitModel, spec: ModelSpec, preprocessor, dataset: LabelledDataset,
+    config: TrainConfig, augment=None, device=None, progress: bool = True,
+) -> list[dict]:
+    """Train every exit together with the joint loss; returns one record per epoch.
+
+    ``augment`` (optional) maps a list of training inputs to augmented inputs before
+    preprocessing. The best epoch by validation accuracy of the last exit is kept.
+    """
+    device = device or default_device()
+    seed_everything(config.seed)
+    model.to(device)
+    mark_trainable(model, spec)
+    train = dataset.train.first(config.max_train_examples)
+    inputs, labels = list(train.inputs), list(train.labels)
+    weights = class_weights(labels, spec.num_labels).to(device) if config.balance_classes else None
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(labels) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup = max(1, int(config.warmup_fraction * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup))),
+    )
+    lengths = [len(x) for x in inputs] if isinstance(inputs[0], str) else None
+    classifier = MultiExitClassifier(model, spec, preprocessor)
+    history, best_accuracy, best_state = [], -1.0, None
+    rng = np.random.default_rng(config.seed)
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = batch_order(len(labels), config.batch_size, rng, lengths)
+        started, running, running_per_exit = time.perf_counter(), 0.0, 0.0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{config.epochs}", disable=not progress)
+        for step in bar:
+            index = order[step * config.batch_size:(step + 1) * config.batch_size]
+            batch_inputs = [inputs[i] for i in index]
+            if augment is not None:
+                batch_inputs = augment(batch_inputs, rng)
+            batch = classifier.to_device(preprocessor(batch_inputs))
+            target = torch.tensor([labels[i] for i in index], device=device)
+            per_exit = per_exit_losses(model(batch).logits, target, weights)
+            loss = depth_weighted(per_exit)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            running += loss.item()
+            running_per_exit = running_per_exit + per_exit.detach().cpu().numpy()
+            bar.set_postfix(loss=f"{running / (step + 1):.3f}")
+        model.eval()
+        val_trace = classifier.trace(dataset.val.inputs, dataset.val.labels)
+        val_accuracy = per_layer_accuracy(val_trace)
+        record = {
+            "epoch": epoch, "train_loss": running / steps_per_epoch,
+            "train_loss_per_layer": [float(x) for x in running_per_exit / steps_per_epoch],
+            "val_accuracy_per_layer": val_accuracy, "seconds": time.perf_counter() - started,
+        }
+        history.append(record)
+        if progress:
+            print(f"epoch {epoch}: loss {record['train_loss']:.4f}, val accuracy per layer "
+                  + " ".join(f"{a:.3f}" for a in val_accuracy), flush=True)
+        if val_accuracy[-1] > best_accuracy:
+            best_accuracy = val_accuracy[-1]
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    model.eval()
+    return history
+
+
+def per_layer_accuracy(trace: ExitTrace) -> list[float]:
+    """Accuracy of every exit, a list of L floats."""
+    return [float(x) for x in (trace.predictions == trace.labels[:, None]).mean(axis=0)]
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` [N] for the boolean ``positive`` [N] (the
+    Mann-Whitney statistic, ties counted half); NaN when one of the two groups is empty."""
+    scores, positive = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    _, first, counts = np.unique(scores[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(scores))
+    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)  # 1-based, ties share their mean rank
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def auc_of(probs: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC of one exit's probabilities [N, C], as MedMNIST v2 computes it: with two classes,
+    of the second class's probability; with more, one-vs-rest per class, averaged (macro)."""
+    if probs.shape[1] == 2:
+        return roc_auc(probs[:, 1], labels == 1)
+    return float(np.nanmean([roc_auc(probs[:, c], labels == c) for c in range(probs.shape[1])]))
+
+
+def per_layer_auc(trace: ExitTrace) -> list[float]:
+    """ROC AUC of every exit (``auc_of``), a list of L floats."""
+    return [auc_of(trace.probs[:, i], trace.labels) for i in range(trace.num_layers)]
+
+
+def rule_summary(trace: ExitTrace, rule: str, **params) -> dict:
+    """Accuracy, average exit layer and ideal speed-up of one rule on a labelled trace."""
+    exits, answers = catalogue.exit_answers(trace.probs, rule, scores=trace.scores_for(rule), **params)
+    predictions = answers.argmax(axis=-1)
+    average_exit = float(exits.mean())
+    return {
+        "rule": rule, "params": params,
+        "accuracy": float((predictions == trace.labels).mean()),
+        "average_exit_layer": average_exit,
+        "speedup": trace.num_layers / average_exit,
+    }
+
+
+def evaluate_and_write(
+    classifier: MultiExitClassifier, dataset: LabelledDataset, folder: Path,
+    config: TrainConfig, history: list[dict], card_notes: str = "",
+) -> dict:
+    """Write the model folder: the checkpoint, the val/test traces, the metrics and the model card."""
+    folder = Path(folder)
+    model_folder.save_checkpoint(classifier.model, classifier.spec, folder)
+    traces = {}
+    for split in model_folder.SPLITS:
+        data = dataset.split(split)
+        traces[split] = classifier.trace(data.inputs, data.labels)
+        model_folder.write_trace(traces[split], folder, split)
+    metrics = {
+        "model": classifier.spec.title,
+        "dataset": dataset.name,
+        "split_sizes": {"train": len(dataset.train.first(config.max_train_examples)),  # the examples used
+                        "val": len(dataset.val), "test": len(dataset.test)},
+        **trace_figures(traces),
+        "train_config": asdict(config),
+        "history": history,
+    }
+    model_folder.write_metrics(metrics, folder)
+    model_folder.write_card(classifier.spec, model_card(classifier.spec, dataset, metrics, card_notes), folder, metrics)
+    return metrics
+
+
+def trace_figures(traces: dict[str, ExitTrace]) -> dict:
+    """The figures of ``metrics.json`` read off the val and test traces."""
+    return {
+        "test_accuracy_per_layer": per_layer_accuracy(traces["test"]),
+        "val_accuracy_per_layer": per_layer_accuracy(traces["val"]),
+        "test_auc_per_layer": per_layer_auc(traces["test"]),
+        "val_auc_per_layer": per_layer_auc(traces["val"]),
+        "auc": ("ROC AUC of the second class" if len(traces["test"].label_names) == 2
+                else "ROC AUC one-vs-rest, macro average"),
+        "test_epee_default": rule_summary(traces["test"], "epee", **catalogue.RULES["epee"].params),
+    }
+
+
+def refresh_trace_figures(spec: ModelSpec, dataset: LabelledDataset, folder: Path, traces: dict[str, ExitTrace],
+                          card_notes: str = "") -> dict | None:
+    """After the traces were rewritten: their figures in the metrics and the model card (the
+    training record stays as it was). None when the folder has no metrics."""
+    recorded = model_folder.read_metrics(folder)
+    if not recorded:
+        return None
+    metrics = {**recorded, **trace_figures(traces)}
+    model_folder.write_metrics(metrics, folder)
+    model_folder.write_card(spec, model_card(spec, dataset, metrics, card_notes), folder, metrics)
+    return metrics
+
+
+def model_card(spec: ModelSpec, dataset: LabelledDataset, metrics: dict, notes: str = "") -> str:
+    """The Markdown of a model card (the folder module adds the Hub metadata): data source and
+    licence, splits, per-layer accuracy, EPEE."""
+    sizes = metrics["split_sizes"]
+    rows = "\n".join(
+        f"| {i} | {val:.3f} | {test:.3f} | {val_auc:.3f} | {test_auc:.3f} |"
+        for i, (val, test, val_auc, test_auc) in enumerate(zip(
+            metrics["val_accuracy_per_layer"], metrics["test_accuracy_per_layer"],
+            metrics["val_auc_per_layer"], metrics["test_auc_per_layer"]), start=1)
+    )
+    epee = metrics["test_epee_default"]
+    base = spec.base if isinstance(spec.base, str) else f"{spec.base.get('model_type')} trained from scratch"
+    return f"""# {spec.title}
+
+Multi-exit transformer (a classifier after every layer), trained with the joint loss
+sum_i i * CE_i / sum_i i by `epee-demo train`. **Research and teaching only; not for diagnosis.**
+
+- Input: {spec.modality}; classes ({spec.num_labels}): {", ".join(spec.label_names)}
+- Backbone: `{base}`; {"LoRA rank " + str(spec.lora["rank"]) + " adapters (merged at load)" if spec.lora else "all weights trained"}
+- Data: {dataset.source}
+- Licence and attribution: {dataset.licence}
+- Splits: train {sizes["train"]}, validation {sizes["val"]}, test {sizes["test"]}
+
+## Accuracy and AUC of every exit
+
+| layer | validation accuracy | test accuracy | validation AUC | test AUC |
+|---|---|---|---|---|
+{rows}
+
+AUC: {metrics["auc"]}.
+
+EPEE at its default setting ({epee["params"]}) on test: accuracy {epee["accuracy"]:.3f},
+average exit layer {epee["average_exit_layer"]:.2f} of {len(metrics["test_accuracy_per_layer"])}
+(ideal speed-up {epee["speedup"]:.2f}x = L / average exit layer; saved fraction
+{100 * (1 - epee["average_exit_layer"] / len(metrics["test_accuracy_per_layer"])):.1f}% = 1 - average exit layer / L).
+{notes}
+""".rstrip("\n") + "\n"

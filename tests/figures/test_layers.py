@@ -1,0 +1,57 @@
+import numpy as np
+
+from epee_demo.analysis.one_example import analyze_example
+from epee_demo.figures.layers import (
+    LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, counter_figure, entropy_figure, layer_table, rule_table,
+    summary_markdown,
+)
+from epee_demo.trace.exit_trace import ExitTrace
+from epee_demo.ui.controls import default_settings
+
+
+def analysis_of(gold=-1):
+    probs = np.array([[[0.4, 0.3, 0.3], [0.7, 0.2, 0.1], [0.8, 0.1, 0.1], [0.1, 0.85, 0.05]]])
+    return analyze_example(ExitTrace(probs, ("x", "y", "z"), labels=[gold]), default_settings(4), "epee")
+
+
+def test_entropy_figure_has_curve_tau_line_and_exit_marker():
+    analysis = analysis_of()
+    fig = entropy_figure(analysis, tau=0.4)
+    assert list(fig.data[0].x) == [1, 2, 3, 4]
+    np.testing.assert_allclose(fig.data[0].y, analysis.entropy)
+    shapes = fig.layout.shapes
+    assert any(s.y0 == 0.4 and s.y1 == 0.4 for s in shapes)  # tau line
+    assert any(s.x0 == analysis.selected.exit_layer for s in shapes)  # exit marker
+
+
+def test_counter_figure_shows_counter_and_patience_line():
+    analysis = analysis_of()
+    fig = counter_figure(analysis, 2)
+    assert list(fig.data[0].y) == analysis.patience_counter.tolist()
+    assert any(s.y0 == 2 for s in fig.layout.shapes)
+
+
+def test_tables_carry_the_chart_data_as_text():
+    analysis = analysis_of(gold=0)
+    rows = layer_table(analysis)
+    assert len(rows) == 4 and all(len(r) == len(LAYER_TABLE_HEADERS) for r in rows)
+    assert rows[0][1] == "x ✓" and rows[3][1] == "y ✗"
+    assert "epee" in rows[analysis.selected.exit_layer - 1][-1]
+    assert [r[5] for r in rows] == [int(c) for c in analysis.rule_counter]  # EPEE watches the PABEE counter
+    rules = rule_table(analysis)
+    assert all(len(r) == len(RULE_TABLE_HEADERS) for r in rules)
+    text = summary_markdown(analysis)
+    assert f"layer {analysis.selected.exit_layer} of 4" in text
+    assert "Overthinking" in text
+
+
+def test_summary_gives_the_nats_value_both_speed_up_forms_and_the_rule_note():
+    probs = np.array([[[0.4, 0.3, 0.3], [0.7, 0.2, 0.1], [0.8, 0.1, 0.1], [0.1, 0.85, 0.05]]])
+    settings = {**default_settings(4), "epee": {"tau": 0.9, "patience": 3}}
+    text = summary_markdown(analyze_example(ExitTrace(probs, ("x", "y", "z")), settings, "epee"))
+    assert f"tau 0.9 = {0.9 * np.log(3):.3g} nats" in text  # DeeBERT's unit for 3 classes
+    assert "L / exit layer" in text and "saved fraction" in text
+    pcee = analyze_example(ExitTrace(probs, ("x", "y", "z")), default_settings(4), "pcee")
+    assert "mean distribution of its confident run" in summary_markdown(pcee)
+    fpabee = analyze_example(ExitTrace(probs, ("x", "y", "z")), default_settings(4), "fpabee")
+    assert "its released code differs" in summary_markdown(fpabee) and "nats of raw entropy" not in summary_markdown(fpabee)

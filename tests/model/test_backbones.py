@@ -1,0 +1,191 @@
+"""Backbones run layer by layer must match the Hugging Face models they wrap."""
+
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import AlbertConfig, AutoModel, BertConfig, GPT2Config, PreTrainedTokenizerFast
+
+from epee_demo.model.backbones import AlbertBackbone, DecoderBackbone, EncoderBackbone, backbone_for, load_backbone
+from epee_demo.model.folder import load_checkpoint, save_checkpoint
+from epee_demo.model.multi_exit import ModelSpec, build_model
+from epee_demo.data.preprocess import TextPreprocessor
+
+TINY = {
+    "bert": BertConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64, vocab_size=100),
+    "albert": AlbertConfig(
+        embedding_size=16, hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
+        vocab_size=100,
+    ),
+    # Two groups shared over four applications: applications 0-1 use group 0, 2-3 group 1.
+    "albert-2groups": AlbertConfig(
+        embedding_size=16, hidden_size=32, num_hidden_layers=4, num_hidden_groups=2, num_attention_heads=2,
+        intermediate_size=64, vocab_size=100,
+    ),
+    "gpt2": GPT2Config(n_embd=32, n_layer=3, n_head=2, vocab_size=100, bos_token_id=0, eos_token_id=0),
+}
+BACKBONE_CLASS = {"bert": EncoderBackbone, "albert": AlbertBackbone, "albert-2groups": AlbertBackbone,
+                  "gpt2": DecoderBackbone}
+POOLER = {"bert", "albert", "albert-2groups"}
+
+# Row 0 is full; rows 1 and 2 are right-padded; row 3 (decoders only) is left-padded.
+MASK = torch.tensor([
+    [1, 1, 1, 1, 1, 1],
+    [1, 1, 1, 1, 0, 0],
+    [1, 1, 0, 0, 0, 0],
+    [0, 0, 0, 1, 1, 1],
+])
+
+
+def tiny_hf_model(family: str, attn: str = "sdpa"):
+    torch.manual_seed(0)
+    kwargs = {"add_pooling_layer": False} if family in POOLER else {}
+    return AutoModel.from_config(TINY[family], attn_implementation=attn, **kwargs).eval()
+
+
+def tiny_batch(family: str) -> dict:
+    mask = MASK if family == "gpt2" else MASK[:3]
+    torch.manual_seed(1)
+    input_ids = torch.randint(1, 100, mask.shape) * mask
+    return {"input_ids": input_ids, "attention_mask": mask}
+
+
+def decoder_positions(mask):
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def run_layers(backbone, inputs) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Hidden states and pooled vectors after each layer."""
+    hidden, ctx = backbone.embed(inputs)
+    states, pooled = [], []
+    for index in range(backbone.num_layers):
+        hidden = backbone.run_layer(index, hidden, ctx)
+        states.append(hidden)
+        pooled.append(backbone.pool(hidden, ctx))
+    return states, pooled
+
+
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+@pytest.mark.parametrize("family", ["bert", "albert", "albert-2groups", "gpt2"])
+def test_layer_by_layer_states_match_the_hf_forward(family, attn):
+    hf_model = tiny_hf_model(family, attn)
+    backbone = backbone_for(hf_model)
+    inputs = tiny_batch(family)
+    real = inputs["attention_mask"].bool()
+    extra = {"position_ids": decoder_positions(inputs["attention_mask"])} if family == "gpt2" else {}
+    with torch.no_grad():
+        reference = hf_model(**inputs, **extra, output_hidden_states=True)
+        states, _ = run_layers(backbone, inputs)
+    assert len(states) == len(reference.hidden_states) - 1 == TINY[family].num_hidden_layers
+    for index, state in enumerate(states[:-1]):
+        torch.testing.assert_close(state[real], reference.hidden_states[index + 1][real], atol=1e-5, rtol=0)
+    last = hf_model.ln_f(states[-1]) if family == "gpt2" else states[-1]
+    torch.testing.assert_close(last[real], reference.last_hidden_state[real], atol=1e-5, rtol=0)
+
+
+def test_encoders_mean_pool_real_tokens():
+    for family in ("bert", "albert"):
+        backbone = backbone_for(tiny_hf_model(family))
+        inputs = tiny_batch(family)
+        with torch.no_grad():
+            states, pooled = run_layers(backbone, inputs)
+        for row, mask in enumerate(inputs["attention_mask"]):
+            expected = states[1][row, mask.bool()].mean(0)
+            torch.testing.assert_close(pooled[1][row], expected, atol=1e-6, rtol=0)
+
+
+def test_decoder_pools_the_last_real_token_through_ln_f():
+    hf_model = tiny_hf_model("gpt2")
+    backbone = backbone_for(hf_model)
+    inputs = tiny_batch("gpt2")
+    with torch.no_grad():
+        reference = hf_model(**inputs, position_ids=decoder_positions(inputs["attention_mask"])).last_hidden_state
+        states, pooled = run_layers(backbone, inputs)
+    last_real = [max(i for i, m in enumerate(row.tolist()) if m) for row in inputs["attention_mask"]]
+    assert last_real == [5, 3, 1, 5]
+    for row, position in enumerate(last_real):
+        for layer in range(backbone.num_layers):
+            expected = hf_model.ln_f(states[layer][row, position])
+            torch.testing.assert_close(pooled[layer][row], expected, atol=1e-6, rtol=0)
+        torch.testing.assert_close(pooled[-1][row], reference[row, position], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+def test_decoder_padding_on_either_side_gives_the_unpadded_vector(attn):
+    backbone = backbone_for(tiny_hf_model("gpt2", attn))
+    sequence = torch.tensor([[7, 8, 9]])
+    with torch.no_grad():
+        _, alone = run_layers(backbone, {"input_ids": sequence, "attention_mask": torch.ones_like(sequence)})
+        padded = {
+            "input_ids": torch.tensor([[0, 0, 7, 8, 9], [7, 8, 9, 0, 0], [1, 2, 3, 4, 5]]),
+            "attention_mask": torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]),
+        }
+        _, batched = run_layers(backbone, padded)
+    for layer in range(backbone.num_layers):
+        torch.testing.assert_close(batched[layer][0], alone[layer][0], atol=1e-4, rtol=0)
+        torch.testing.assert_close(batched[layer][1], alone[layer][0], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("keep", [[-1, 0], [0], [2, 1]])
+@pytest.mark.parametrize("family", ["bert", "albert", "gpt2"])
+def test_select_keeps_the_right_rows(family, keep):
+    backbone = backbone_for(tiny_hf_model(family))
+    inputs = tiny_batch(family)
+    keep = torch.tensor(keep) % inputs["input_ids"].shape[0]  # -1: the last row (left-padded for decoders)
+    with torch.no_grad():
+        _, full = run_layers(backbone, inputs)
+        hidden, ctx = backbone.embed(inputs)
+        hidden = backbone.run_layer(0, hidden, ctx)
+        ctx, hidden = backbone.select(ctx, keep), hidden[keep]
+        for index in range(1, backbone.num_layers):
+            hidden = backbone.run_layer(index, hidden, ctx)
+            torch.testing.assert_close(backbone.pool(hidden, ctx), full[index][keep], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("family", ["bert", "albert", "gpt2"])
+def test_load_backbone_from_a_config_dict_and_a_local_folder(family, tmp_path):
+    from_dict = load_backbone(TINY[family].to_dict())
+    assert type(from_dict) is BACKBONE_CLASS[family]
+    assert getattr(from_dict.hf_model, "pooler", None) is None
+    tiny_hf_model(family).save_pretrained(tmp_path)
+    from_folder = load_backbone(str(tmp_path))
+    assert type(from_folder) is BACKBONE_CLASS[family]
+    assert from_folder.num_layers == TINY[family].num_hidden_layers
+    assert from_folder.hidden_size == 32
+
+
+@pytest.mark.parametrize("family", ["bert", "albert", "gpt2"])
+def test_checkpoint_round_trip_keeps_predictions(family, tmp_path):
+    tiny_hf_model(family).save_pretrained(tmp_path / "base")
+    spec = ModelSpec(modality="text", base=str(tmp_path / "base"), label_names=["a", "b", "c"],
+                     preprocess={"max_length": 8})
+    torch.manual_seed(2)
+    model = build_model(spec).eval()
+    with torch.no_grad():
+        for param in model.parameters():  # checkpoints hold fp16: start from fp16-exact weights
+            param.copy_(param.half().float())
+        before = model(tiny_batch(family)).logits
+    save_checkpoint(model, spec, tmp_path / "checkpoint")
+    loaded, loaded_spec = load_checkpoint(tmp_path / "checkpoint", device="cpu")
+    with torch.no_grad():
+        after = loaded(tiny_batch(family)).logits
+    assert loaded_spec == spec
+    assert type(loaded.backbone) is BACKBONE_CLASS[family]
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=0)
+
+
+def test_text_preprocessor_pads_a_decoder_tokenizer_with_eos(tmp_path):
+    vocab = {"<eos>": 0, "<unk>": 1, **{w: i + 2 for i, w in enumerate("abcdefgh")}}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<eos>", unk_token="<unk>").save_pretrained(tmp_path)
+    preprocessor = TextPreprocessor.for_base(str(tmp_path), max_length=8)
+    assert preprocessor.tokenizer.pad_token == "<eos>"
+    backbone = backbone_for(tiny_hf_model("gpt2"))
+    with torch.no_grad():
+        _, alone = run_layers(backbone, preprocessor(["a b c"]))
+        for side in ("right", "left"):
+            preprocessor.tokenizer.padding_side = side
+            batch = preprocessor(["a b c", "d e f g h"])
+            assert batch["attention_mask"][0].sum() == 3
+            _, batched = run_layers(backbone, batch)
+            torch.testing.assert_close(batched[-1][0], alone[-1][0], atol=1e-4, rtol=0)

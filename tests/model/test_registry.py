@@ -1,0 +1,141 @@
+"""The shipped models in assets/: they load, reproduce their cached traces, and read the example notes;
+the example images a model folder offers the page."""
+
+import numpy as np
+import pytest
+
+from epee_demo.data import DATA_DIR_VARIABLE
+from epee_demo.data.examples import EXAMPLE_NOTES
+from epee_demo.model.registry import shipped_models
+from epee_demo.data.tasks import TASKS
+
+slow = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def organ_system():
+    return shipped_models()["organ-system"]
+
+
+@slow
+def test_every_task_is_shipped_in_the_order_of_tasks():
+    assert list(shipped_models()) == ["organ-system", "pneumonia", "retina", "breast"] == list(TASKS)
+
+
+@slow
+@pytest.mark.parametrize("task", ["pneumonia", "retina", "breast"])
+def test_shipped_image_models_have_four_examples_per_class_and_an_honest_card(task, monkeypatch):
+    monkeypatch.delenv(DATA_DIR_VARIABLE, raising=False)
+    model = shipped_models()[task]
+    examples = model.example_images()
+    counts = np.bincount([e.label for e in examples], minlength=model.spec.num_labels)
+    assert (counts >= 4).all() and all(e.shipped for e in examples)
+    assert [e.label for e in examples] == sorted(e.label for e in examples)  # grades in order
+    assert all((model.folder / "examples" / f"test-{e.index:04d}.png").stat().st_size < 4000 for e in examples)
+    card = model.card()
+    assert "Must not be used for" in card and "What the images are" in card and "CC BY 4.0" in card
+    assert "| layer | validation accuracy | test accuracy | validation AUC | test AUC |" in card
+
+
+def test_shipped_examples_come_first_then_more_from_the_data_directory(tiny_rgb_shipped_model, monkeypatch,
+                                                                       tmp_path):
+    model = tiny_rgb_shipped_model
+    monkeypatch.delenv(DATA_DIR_VARIABLE, raising=False)
+    shipped = model.example_images()
+    assert [e.label for e in shipped] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4] and all(e.shipped for e in shipped)
+    note = model.examples_note(shipped)
+    assert note.startswith("10 test-split images ship with the model.")
+    assert f"More examples could come from a configured data directory: set `{DATA_DIR_VARIABLE}`" in note
+    assert "medmnist/retinamnist.npz" in note
+
+    (tmp_path / "medmnist").mkdir()
+    rng = np.random.default_rng(0)
+    labels = np.tile(np.arange(5), 12)
+    arrays = {f"{split}_images": rng.integers(0, 256, (60, 28, 28, 3), dtype=np.uint8) for split in ("train", "val", "test")}
+    arrays.update({f"{split}_labels": labels.reshape(-1, 1).astype(np.uint8) for split in ("train", "val", "test")})
+    np.savez(tmp_path / "medmnist" / "retinamnist.npz", **arrays)
+    monkeypatch.setenv(DATA_DIR_VARIABLE, str(tmp_path))
+    both = model.example_images(more_per_class=3)
+    assert [e.label for e in both] == sorted(e.label for e in both)
+    for label in range(5):
+        in_class = [e for e in both if e.label == label]
+        assert [e.shipped for e in in_class] == [True, True, False, False, False]
+        assert [e.index for e in in_class[:2]] == [e.index for e in shipped if e.label == label]
+    more = [e for e in both if not e.shipped]
+    assert len(more) == 15 and not any(e.shipped for e in more)
+    assert not {e.index for e in more} & {e.index for e in shipped}
+    assert all(labels[e.index] == e.label for e in more)
+    assert model.examples_note(both) == ("10 test-split images ship with the model. 15 more come from the "
+                                         f"configured data directory (`{DATA_DIR_VARIABLE}`).")
+    (tmp_path / "medmnist" / "retinamnist.npz").unlink()
+    assert "holds no `medmnist/retinamnist.npz`" in model.examples_note(model.example_images())
+
+
+@slow
+def test_shipped_text_model_reads_the_example_notes(organ_system):
+    trace = organ_system.classifier.trace([n.text for n in EXAMPLE_NOTES])
+    final = [trace.label_names[c] for c in trace.predictions[:, -1]]
+    assert final == [n.expected_label for n in EXAMPLE_NOTES]
+
+
+@slow
+def test_shipped_text_model_reproduces_its_cached_test_trace(organ_system):
+    test = TASKS["organ-system"].load_dataset().test
+    index = np.arange(0, len(test), 25)
+    fresh = organ_system.classifier.trace([test.inputs[i] for i in index], [test.labels[i] for i in index])
+    cached = organ_system.trace("test").subset(index)
+    np.testing.assert_array_equal(fresh.labels, cached.labels)
+    assert (fresh.predictions == cached.predictions).mean() > 0.99
+    np.testing.assert_allclose(fresh.probs, cached.probs, atol=5e-3)  # the cache stores float16
+
+
+@slow
+def test_shipped_metrics_match_the_cached_trace(organ_system):
+    trace = organ_system.trace("test")
+    accuracy = (trace.predictions == trace.labels[:, None]).mean(axis=0)
+    np.testing.assert_allclose(accuracy, organ_system.metrics["test_accuracy_per_layer"], atol=2e-3)
+
+
+def test_depth_note_reads_the_shipped_metrics(tmp_path):
+    import json
+
+    from epee_demo.model.registry import ShippedModel
+
+    folder = tmp_path / "retina"
+    folder.mkdir()
+    model = ShippedModel(TASKS["retina"], folder)
+    assert model.depth_note() == ""
+    (folder / "metrics.json").write_text(json.dumps({"test_accuracy_per_layer": [0.41, 0.5, 0.555, 0.53]}))
+    note = ShippedModel(TASKS["retina"], folder).depth_note()
+    assert note.startswith("**Depth on this model** (test split): layer 1 scores 0.410, the best exit 0.555 "
+                           "(layer 3), the last 0.530: the exits span 14.5 points.")
+    assert note.endswith(TASKS["retina"].depth_note)
+
+
+@slow
+def test_depth_notes_quote_the_shipped_metrics():
+    models = shipped_models()
+    retina, note = models["retina"], TASKS["retina"].depth_note
+    val = retina.metrics["val_accuracy_per_layer"]
+    assert f"{val[0]:.3f} at layer 1" in note and f"{val[-1]:.3f} at layer 8" in note
+    auc = retina.metrics["test_auc_per_layer"]
+    assert f"test AUC from {auc[0]:.3f} to {auc[-1]:.3f}" in note
+    test = retina.trace("test")
+    assert f"only {100 * (test.predictions[:, 0] == test.predictions[:, -1]).mean():.1f}%" in note
+
+    pneumonia = models["pneumonia"]
+    history = pneumonia.metrics["history"]
+    kept = max(history, key=lambda record: record["val_accuracy_per_layer"][-1])
+    losses = kept["train_loss_per_layer"]
+    note = TASKS["pneumonia"].depth_note
+    assert f"their training loss, {losses[-1]:.3f}, is as low as layer 1's {losses[0]:.3f}" in note
+    test = pneumonia.trace("test")
+    agreement = (test.predictions == test.predictions[:, -1:]).mean(axis=0)
+    assert f"{100 * agreement.min():.1f}-100%" in note
+
+    breast = models["breast"].metrics
+    assert round(breast["test_accuracy_per_layer"][-1], 3) == 0.801 < 0.863  # ties the pixel regression, as the note says
+    history, note = breast["history"], TASKS["breast"].depth_note
+    kept = max(history, key=lambda record: record["val_accuracy_per_layer"][-1])
+    assert f"still {history[-1]['train_loss']:.2f} after {len(history)} epochs" in note
+    assert f"the epoch kept, {kept['epoch']} of {len(history)}" in note

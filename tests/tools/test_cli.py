@@ -1,0 +1,63 @@
+"""The ``epee-demo`` command end to end on real data: train, train-exits and bench, each for real but small."""
+
+import json
+
+import pytest
+
+from epee_demo.tools.cli import main
+from epee_demo.training.learned_exits import LEARNED_RULES
+from epee_demo.trace.exit_trace import ExitTrace
+from tests.data.test_medmnist import needs_data
+
+pytestmark = [pytest.mark.slow, needs_data]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A pneumonia model trained for one epoch on 64 images by ``epee-demo train``."""
+    folder = tmp_path_factory.mktemp("cli") / "pneumonia"
+    assert main(["train", "--task", "pneumonia", "--out", str(folder), "--epochs", "1",
+                 "--max-train-examples", "64", "--quiet"]) == 0
+    return folder
+
+
+def test_train_writes_checkpoint_traces_metrics_and_card(trained):
+    for name in ("config.json", "model.safetensors", "trace_val.npz", "trace_test.npz", "metrics.json",
+                 "README.md"):
+        assert (trained / name).is_file(), name
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["split_sizes"] == {"train": 64, "val": 524, "test": 624}
+    assert len(metrics["test_accuracy_per_layer"]) == 8
+    assert ExitTrace.load(trained / "trace_test.npz").num_examples == 624
+    assert "CC BY 4.0" in (trained / "README.md").read_text()
+
+
+def test_train_repeats_with_the_same_seed(trained, tmp_path):
+    """The from-scratch weights are seeded too, so a second run gives the same model."""
+    from safetensors.numpy import load_file
+
+    again = tmp_path / "pneumonia"
+    assert main(["train", "--task", "pneumonia", "--out", str(again), "--epochs", "1",
+                 "--max-train-examples", "64", "--quiet"]) == 0
+    first, second = load_file(trained / "model.safetensors"), load_file(again / "model.safetensors")
+    assert first.keys() == second.keys()
+    assert all((first[k] == second[k]).all() for k in first)
+
+
+def test_train_exits_then_bench(trained, tmp_path, capsys):
+    assert main(["train-exits", "--task", "pneumonia", "--folder", str(trained), "--epochs", "1",
+                 "--alphas", "0.1", "--lambdas", "0.1", "--max-train-examples", "64", "--no-cache",
+                 "--quiet"]) == 0
+    assert (trained / "learned_exits.safetensors").is_file()
+    assert sorted(ExitTrace.load(trained / "trace_val.npz").exit_scores) == sorted(LEARNED_RULES)
+    out = tmp_path / "bench.json"
+    assert main(["bench", str(trained), "--max-examples", "4", "--batch-sizes", "2", "--out", str(out)]) == 0
+    model = json.loads(out.read_text())["models"][0]
+    assert model["name"] == "pneumonia" and model["num_examples"] == 4
+    assert {rule["rule"] for rule in model["rules"]} >= {"epee", *LEARNED_RULES}
+    assert "embedding alone" in capsys.readouterr().out
+
+
+def test_bench_of_a_folder_of_no_known_task_says_so(tmp_path, capsys):
+    assert main(["bench", str(tmp_path / "mystery")]) == 2
+    assert "pass --task" in capsys.readouterr().err

@@ -1,0 +1,78 @@
+"""Training: metrics it writes (ROC AUC by hand, per exit, binary and one-vs-rest), per-exit losses,
+which parameters train."""
+
+import numpy as np
+import pytest
+import torch
+
+from epee_demo.model.multi_exit import ModelSpec, build_model, depth_weighted, joint_exit_loss, per_exit_losses
+from epee_demo.trace.exit_trace import ExitTrace
+from epee_demo.training.joint import mark_trainable, per_layer_auc, roc_auc
+from tests.conftest import TokenPreprocessor, tiny_bert
+
+
+def test_roc_auc_counts_ordered_pairs_and_ties_half():
+    # positives 0.9, 0.4; negatives 0.5, 0.1: pairs (0.9>0.5), (0.9>0.1), (0.4<0.5), (0.4>0.1) -> 3/4
+    assert roc_auc([0.9, 0.5, 0.4, 0.1], [True, False, True, False]) == pytest.approx(0.75)
+    assert roc_auc([0.5, 0.5, 0.5], [True, False, True]) == pytest.approx(0.5)
+    assert roc_auc([1, 2, 3, 4], [False, False, True, True]) == 1.0
+    assert roc_auc([1, 2, 3, 4], [True, True, False, False]) == 0.0
+    assert np.isnan(roc_auc([1, 2], [True, True]))
+
+
+def brute_force_auc(scores, positive):
+    pos, neg = np.asarray(scores)[positive], np.asarray(scores)[~np.asarray(positive)]
+    return np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])
+
+
+def test_roc_auc_matches_all_pairs_on_random_scores_with_ties():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 6, 200) / 5.0
+    positive = rng.random(200) < 0.3
+    assert roc_auc(scores, positive) == pytest.approx(brute_force_auc(scores, positive))
+
+
+def test_per_layer_auc_binary_reads_the_second_class_and_multiclass_is_one_vs_rest_macro():
+    rng = np.random.default_rng(1)
+    binary = rng.dirichlet(np.ones(2), size=(30, 3))
+    labels = rng.integers(0, 2, 30)
+    trace = ExitTrace(binary, ("a", "b"), labels)
+    assert per_layer_auc(trace) == pytest.approx([brute_force_auc(binary[:, i, 1], labels == 1) for i in range(3)])
+    probs = rng.dirichlet(np.ones(4), size=(40, 2))
+    labels = np.arange(40) % 4
+    trace = ExitTrace(probs, ("a", "b", "c", "d"), labels)
+    expected = [np.mean([brute_force_auc(probs[:, i, c], labels == c) for c in range(4)]) for i in range(2)]
+    assert per_layer_auc(trace) == pytest.approx(expected, rel=1e-6)
+
+
+def test_joint_loss_is_the_depth_weighted_mean_of_the_per_exit_losses():
+    torch.manual_seed(0)
+    logits, labels = torch.randn(5, 3, 4), torch.tensor([0, 1, 2, 3, 0])
+    per_exit = per_exit_losses(logits, labels)
+    assert per_exit.shape == (3,)
+    torch.testing.assert_close(per_exit[1], torch.nn.functional.cross_entropy(logits[:, 1], labels))
+    torch.testing.assert_close(depth_weighted(per_exit), (per_exit[0] + 2 * per_exit[1] + 3 * per_exit[2]) / 6)
+    torch.testing.assert_close(joint_exit_loss(logits, labels), depth_weighted(per_exit))
+
+
+def test_with_lora_only_adapters_layernorms_and_heads_train(tmp_path, token_batches):
+    tiny_bert().save_pretrained(tmp_path / "base")
+    spec = ModelSpec("text", str(tmp_path / "base"), ["a", "b", "c", "d"], {"max_length": 16},
+                     lora={"rank": 2, "alpha": 4, "targets": ["query", "value", "dense"]})
+    model = build_model(spec)
+    count = mark_trainable(model, spec)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert count == sum(p.numel() for name, p in model.named_parameters() if name in trainable)
+    assert trainable == {name for name, _ in model.named_parameters()
+                         if ".lora_A.default." in name or ".lora_B.default." in name
+                         or "LayerNorm" in name or name.startswith("heads.")}
+    assert any("lora_A" in name for name in trainable) and any(name.startswith("heads.") for name in trainable)
+    joint_exit_loss(model(TokenPreprocessor()(token_batches)).logits, torch.tensor([0, 1, 2, 3, 0, 1, 2])).backward()
+    for name, param in model.named_parameters():
+        assert (param.grad is not None) == (name in trainable), name
+
+
+def test_without_lora_everything_trains():
+    spec = ModelSpec("text", tiny_bert().config.to_dict(), ["a", "b"], {"max_length": 16})
+    model = build_model(spec)
+    assert mark_trainable(model, spec) == sum(p.numel() for p in model.parameters())

@@ -1,0 +1,145 @@
+"""The trade-off explorer and the lesson through gradio_client, on the shipped models."""
+
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+
+from epee_demo.model.registry import shipped_models
+from epee_demo.analysis.whole_split import POINTS_CSV_HEADER, TRACE_CSV_HEADER
+from epee_demo.ui.explorer import OVERTHINKING_HEADERS, prepare_split, setting_views
+from epee_demo.ui.lesson import lesson_example, lesson_steps, step_outputs
+
+pytestmark = pytest.mark.slow
+
+CONTROLS = {"tau": 0.2, "patience": 3, "threshold": 0.9, "divergence_tau": 0.05, "measure": "js", "layer": 6}
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    return Client(app_url, verbose=False)
+
+
+def explore(client, endpoint, model="organ-system", split="test", rule="epee", **values):
+    controls = {**CONTROLS, **values}
+    return client.predict(model, split, rule, *controls.values(), api_name=f"/{endpoint}")
+
+
+def current_point(tradeoff_plot) -> tuple:
+    """(speed-up, accuracy) of the 'current setting' marker in the trade-off figure sent to the page."""
+    import json
+
+    figure = json.loads(tradeoff_plot["plot"])
+    (marker,) = [t for t in figure["data"] if t.get("name") == "current setting"]
+    return marker["x"][0], marker["y"][0]
+
+
+def test_moving_tau_moves_the_operating_point(client):
+    low = explore(client, "explore_set_tau", tau=0.01, patience=6)
+    high = explore(client, "explore_set_tau", tau=0.6, patience=6)
+    assert "tau=0.01" in low[0] and "tau=0.6" in high[0]
+    assert current_point(high[1])[0] > current_point(low[1])[0]  # a looser threshold exits earlier
+    assert low[3] != high[3]  # the exit histogram changed
+    assert low[2]["headers"][0] == "series"  # the trade-off figure's data as a table
+
+
+def test_switching_model_updates_slider_range_and_overthinking(app_url):
+    client = Client(app_url, verbose=False)  # a session of its own: the slider ranges change in it
+    out = explore(client, "explore_set_model", model="pneumonia")
+    patience_update, layer_update = out[0], out[1]
+    assert patience_update["maximum"] == 8 and layer_update["maximum"] == 8
+    assert "of 8" in out[10]  # the operating-point summary
+    assert out[-1]["headers"] == OVERTHINKING_HEADERS
+    deepest = explore(client, "explore_set_patience", model="pneumonia", tau=0.0, patience=8)
+    assert "patience=8" in deepest[0]  # the session's patience slider now reaches layer 8
+
+
+def test_calibrate_returns_a_setting_and_test_views(client):
+    report, split, *rest = client.predict("organ-system", "epee", *CONTROLS.values(), 0.05, "crc",
+                                          api_name="/explore_calibrate")
+    assert split == "test"
+    assert "Chosen setting" in report and "**test**" in report
+    tau_update, overthinking_plot, summary, tradeoff_plot = rest[0], rest[6], rest[8], rest[9]
+    assert f"tau={tau_update['value']:g}" in summary and "test split" in summary
+    assert "of 1324 examples" in overthinking_plot["plot"]  # the test split's overthinking
+    assert current_point(tradeoff_plot)[0] > 1.0  # the chosen setting skips layers
+
+
+def test_open_example_shows_its_layers(client):
+    out = client.predict("organ-system", "test", "epee", *CONTROLS.values(), 51,
+                         api_name="/explore_open_example")
+    index, summary, entropy_plot, counter_plot, layers, rules = out
+    assert index == 51 and "Example 51" in summary and "stops at **layer" in summary
+    assert len(layers["data"]) == 6
+
+
+@pytest.mark.parametrize("endpoint, header", [
+    ("explore_export_trace", TRACE_CSV_HEADER), ("explore_export_points", POINTS_CSV_HEADER),
+])
+def test_csv_exports_have_their_header(client, endpoint, header):
+    path = client.predict("organ-system", "val", api_name=f"/{endpoint}")
+    first_line = Path(path).read_text(encoding="utf-8").splitlines()[0]
+    assert first_line == ",".join(header)
+
+
+def test_figure_export_is_a_standalone_html_page(client):
+    path = explore(client, "explore_export_figure")
+    text = Path(path).read_text(encoding="utf-8")
+    assert path.endswith(".html") and "<html>" in text and "current setting" in text
+
+
+def test_lesson_next_and_back(client):
+    heading, text, *_ = client.predict(api_name="/lesson_next")
+    assert heading.startswith("**Step 2 of")
+    assert "entropy" in text.lower()
+    heading, *_ = client.predict(api_name="/lesson_back")
+    assert heading.startswith("**Step 1 of")
+
+
+def test_lesson_example_overthinks_and_is_rescued():
+    prep = prepare_split(shipped_models()["organ-system"].trace("test")).prep
+    index = lesson_example(prep)
+    assert prep.correct[index].any() and not prep.correct[index, -1]
+
+
+def test_setting_views_overthinking_table_lists_the_destructive_examples():
+    split = prepare_split(shipped_models()["pneumonia"].trace("val"))
+    views = setting_views(split, "val", "entropy", {"tau": 0.3})
+    assert len(views[-1]) == split.overthinking.destructive_count
+    summary = views[0]
+    assert "L / mean exit layer" in summary and "saved fraction" in summary
+    assert "tau 0.3 = 0.208 nats of raw entropy (tau × ln 2)" in summary  # DeeBERT's unit, 2 classes
+    assert "PCEE-BERT's default" in setting_views(split, "val", "pcee", {"tau": 0.3, "patience": 2})[0]
+
+
+@pytest.mark.browser
+def test_selecting_an_overthinking_row_opens_that_example_in_the_browser(app_url):
+    from tests.browser.test_page import CHROMIUM, CHROMIUM_ARGS, unnamed_controls
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.goto(app_url)
+        page.get_by_role("tab", name="Trade-off explorer").first.click()
+        page.locator("#explore_point").first.wait_for(timeout=60_000)
+        assert unnamed_controls(page) == []
+        table = page.locator("#explore_overthinking_examples").first
+        table.scroll_into_view_if_needed()
+        second_example = prepare_split(shipped_models()["organ-system"].trace("test")).overthinking.destructive
+        index = int(second_example.nonzero()[0][1])
+        table.get_by_text(str(index), exact=True).first.click()
+        page.wait_for_function(
+            f"document.querySelector('#explore_example_summary').innerText.includes('Example {index} ')",
+            timeout=30_000)
+        assert page.locator("#explore_example_index input").first.input_value() == str(index)
+        browser.close()
+
+
+def test_every_lesson_chart_has_a_table_and_a_name():
+    steps = lesson_steps(shipped_models()["organ-system"])
+    for index, step in enumerate(steps):
+        *_, first, second, table, _, _ = step_outputs(steps, index)
+        assert table["visible"] and len(table["value"]) > 0, step.title
+        for plot, fig in zip((first, second), step.figures):
+            assert plot["label"] == fig.layout.title.text, step.title
