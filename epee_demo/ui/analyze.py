@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from epee_demo.rules import catalogue as policies
+from epee_demo.rules import catalogue
 from epee_demo.analysis.one_example import analyze_example
 from epee_demo.trace.timing import measure_one
 from epee_demo.data.medmnist import DATASETS
@@ -170,7 +170,7 @@ def _image_input(model: ShippedModel):
 def build_analyze_tab(model: ShippedModel) -> None:
     """Lay out one model's Analyze tab inside the current Blocks context and wire its events."""
     num_layers = model.classifier.num_layers
-    rules = [r for r in policies.RULES if r in model.trace("test").available_rules() and r != "fixed"]
+    rules = [r for r in catalogue.RULES if r in model.trace("test").available_rules() and r != "fixed"]
 
     depth_note = model.depth_note()
     if depth_note:
@@ -185,7 +185,7 @@ def build_analyze_tab(model: ShippedModel) -> None:
             notice = gr.Markdown(elem_id="notice")
         with gr.Column(scale=1):
             rule = gr.Dropdown(
-                choices=[(policies.RULES[r].title, r) for r in rules], value="epee",
+                choices=[(catalogue.RULES[r].title, r) for r in rules], value="epee",
                 label="Exit rule", elem_id="rule",
             )
             controls = build_controls(num_layers, len(model.classifier.label_names))

@@ -1,4 +1,4 @@
-"""The rule controls of the page, built from the rule catalogue (``policies.CONTROLS``, ``policies.RULES``).
+"""The rule controls of the page, built from the rule catalogue (``catalogue.CONTROLS``, ``catalogue.RULES``).
 
 Each rule parameter names the control that sets it (``Param.control``); this module lays
 those controls out and maps their values to rule settings and back.
@@ -10,26 +10,26 @@ import math
 
 import gradio as gr
 
-from epee_demo.rules import catalogue as policies
+from epee_demo.rules import catalogue
 from epee_demo.errors import InputError
 
-CONTROLS = tuple(policies.CONTROLS)
+CONTROLS = tuple(catalogue.CONTROLS)
 
 
 def control_of(rule: str, param: str) -> str:
     """The control that sets ``param`` of ``rule`` (F-PABEE's tau has its own divergence slider)."""
-    return policies.RULES[rule].parameter(param).control
+    return catalogue.RULES[rule].parameter(param).control
 
 
 def controls_of(rule: str) -> set[str]:
     """The controls a rule reads."""
-    return {control_of(rule, param) for param in policies.RULES[rule].params}
+    return {control_of(rule, param) for param in catalogue.RULES[rule].params}
 
 
 def params_from_controls(rule: str, values: dict) -> dict:
     """A rule's parameters from the control values (a dict control -> value)."""
     params = {}
-    for param, default in policies.RULES[rule].params.items():
+    for param, default in catalogue.RULES[rule].params.items():
         value = values[control_of(rule, param)]
         params[param] = value if isinstance(default, str) else type(default)(value)
     return params
@@ -42,7 +42,7 @@ def control_values(rule: str, params: dict) -> dict:
 
 def default_settings(num_layers: int) -> dict[str, dict]:
     """Every rule at its default setting, the fixed-depth baseline at the last layer."""
-    settings = {rule: dict(spec.params) for rule, spec in policies.RULES.items()}
+    settings = {rule: dict(spec.params) for rule, spec in catalogue.RULES.items()}
     settings["fixed"]["layer"] = num_layers
     return settings
 
@@ -51,19 +51,19 @@ def _start_value(control: str, num_layers: int):
     """A control's starting value: the default of the first rule it sets (the last layer for ``layer``)."""
     if control == "layer":
         return num_layers
-    return next(param.default for spec in policies.RULES.values() for param in spec.parameters
+    return next(param.default for spec in catalogue.RULES.values() for param in spec.parameters
                 if param.control == control)
 
 
 def build_controls(num_layers: int, num_classes: int | None,
                    elem_prefix: str = "") -> dict[str, gr.components.Component]:
-    """Lay out one control per ``policies.CONTROLS`` entry (those of EPEE, the first rule shown, visible).
+    """Lay out one control per ``catalogue.CONTROLS`` entry (those of EPEE, the first rule shown, visible).
 
     ``num_classes`` (when one model is shown) puts DeeBERT's nats value beside the tau slider.
     """
     shown = controls_of("epee")
     built = {}
-    for name, control in policies.CONTROLS.items():
+    for name, control in catalogue.CONTROLS.items():
         value = _start_value(name, num_layers)
         info = control.info
         if name == "tau" and num_classes:
@@ -86,7 +86,7 @@ def checked_rule(rule, rules) -> str:
 
 def checked_call(rule, values: dict, rules, num_layers: int) -> tuple[str, dict]:
     """A call's rule and control values (control -> value, as sent), checked: anything else than
-    one of ``rules`` and a finite number in each control's range (``policies.CONTROLS``: a whole
+    one of ``rules`` and a finite number in each control's range (``catalogue.CONTROLS``: a whole
     one for the layer-valued controls, a known divergence for measure) raises an ``InputError``
     that names the control.
 
@@ -94,7 +94,7 @@ def checked_call(rule, values: dict, rules, num_layers: int) -> tuple[str, dict]
     value sent ends up echoed in an error or in the server log)."""
     checked_rule(rule, rules)
     checked = {}
-    for name, control in policies.CONTROLS.items():
+    for name, control in catalogue.CONTROLS.items():
         value = values.get(name)
         if control.choices:
             if not isinstance(value, str) or value not in control.choices:

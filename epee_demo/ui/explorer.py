@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from epee_demo.rules import catalogue as policies
+from epee_demo.rules import catalogue
 from epee_demo.errors import InputError
 from epee_demo.figures.layers import LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, tau_in_nats
 from epee_demo.figures.tradeoff import (
@@ -102,7 +102,7 @@ def point_markdown(view: SettingView, split: str, label_names: tuple) -> str:
     point, oracle = view.point, view.vs_oracle
     accuracy = (f"accuracy **{100 * point.accuracy:.1f}%** (full model {100 * point.full_accuracy:.1f}%), "
                 if point.accuracy == point.accuracy else "")
-    spec = policies.RULES[point.rule]
+    spec = catalogue.RULES[point.rule]
     lines = [
         f"**{point.label}** on the {split} split ({point.num_examples} examples): {accuracy}"
         f"average exit layer **{point.average_exit_layer:.2f} of {point.num_layers}**, "
@@ -149,7 +149,7 @@ def setting_views(split: PreparedSplit, split_name: str, rule: str, params: dict
 
 def calibration_markdown(calibration: Calibration) -> str:
     """The calibration's choice, its guarantee and how it does on test."""
-    title = policies.RULES[calibration.rule].title
+    title = catalogue.RULES[calibration.rule].title
     if calibration.method == "crc":
         bound = (f"conformal risk control: expected disagreement with the full model ≤ ε = "
                  f"{calibration.epsilon:g} for a new example like the validation ones")
@@ -210,11 +210,11 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
     splits = prepare_splits(models)
     first = next(iter(models))
     num_layers = splits[(first, "test")].prep.num_layers
-    rules = [r for r in policies.RULES if r in splits[(first, "test")].prep.rules and r != "fixed"]
+    rules = [r for r in catalogue.RULES if r in splits[(first, "test")].prep.rules and r != "fixed"]
     start = splits[(first, "test")]
     (start_summary, start_tradeoff, start_tradeoff_table, start_histogram, start_histogram_table, start_class,
      start_class_table, start_confusion, start_confusion_table, start_examples) = setting_views(
-        start, "test", "epee", dict(policies.RULES["epee"].params))
+        start, "test", "epee", dict(catalogue.RULES["epee"].params))
     start_overthinking = overthinking_figure(start.overthinking) if start.overthinking is not None else None
 
     gr.Markdown("## Speed against accuracy on a whole data split\nEvery number here comes from the model's "
@@ -225,7 +225,7 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
                                     elem_id="explore_model")
             split_choice = gr.Radio([("test split", "test"), ("validation split", "val")], value="test",
                                     label="Data split", elem_id="explore_split")
-            rule = gr.Dropdown([(policies.RULES[r].title, r) for r in rules], value="epee", label="Exit rule",
+            rule = gr.Dropdown([(catalogue.RULES[r].title, r) for r in rules], value="epee", label="Exit rule",
                                elem_id="explore_rule")
         with gr.Column(scale=1):
             controls = build_controls(num_layers, None, "explore_")

@@ -12,7 +12,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from epee_demo.rules import catalogue as policies
+from epee_demo.rules import catalogue
 from epee_demo.analysis.one_example import analyze_example
 from epee_demo.figures.layers import LAYER_TABLE_HEADERS, counter_figure, entropy_figure, layer_table
 from epee_demo.figures.tradeoff import figure_frame, overthinking_figure, tradeoff_figure
@@ -52,7 +52,7 @@ def lesson_example(prep: PreparedTrace) -> int:
     if not prep.has_labels:
         return 0
     destructive = prep.correct.any(axis=1) & ~prep.correct[:, -1]
-    view = evaluate_setting(prep, "epee", **policies.RULES["epee"].params)
+    view = evaluate_setting(prep, "epee", **catalogue.RULES["epee"].params)
     rescued = destructive & (view.answers == prep.trace.labels)
     for candidates in (rescued, destructive):
         if candidates.any():
