@@ -1,7 +1,7 @@
 """epee_demo: an interactive demo of early-exit (multi-exit) transformers in biomedicine.
 
-Flow: data -> model (``model``, ``backbones``) -> per-layer trace (``trace``) ->
-exit rules (``policies``) -> figures (``figures``) -> page (``ui``, ``app.py``).
+Flow, one subpackage each: ``data`` -> ``model`` -> per-layer ``trace`` -> exit ``rules`` ->
+``analysis`` -> ``figures`` -> page (``ui``, ``app.py``); ``training`` and ``tools`` stand apart.
 
 ``from epee_demo import MultiExitModel; MultiExitModel.from_pretrained(folder_or_hub_id)``
 loads a shipped model (imported on first use, so that ``import epee_demo.<module>`` stays light).

@@ -6,7 +6,7 @@ pools the hidden state, applies only that layer's head, evaluates the exit rule 
 layers seen so far and drops the examples that exited, so later layers and heads run
 only on the examples still in flight (at batch size 1: the example stops computing).
 
-Every rule in ``policies`` is causal (whether it fires at layer i depends on layers
+Every rule in the catalogue (``rules.catalogue``) is causal (whether it fires at layer i depends on layers
 1..i only), so evaluating it on the prefix gives exactly the trace-based exit layer.
 """
 
