@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from epee_demo.model.registry import shipped_models
-from epee_demo.ui.analyze import render
+from epee_demo.ui.analyze_tab import render
 from epee_demo.ui.controls import default_settings
 
 

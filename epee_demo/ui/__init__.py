@@ -11,11 +11,11 @@ from epee_demo.errors import CheckpointError
 from epee_demo.limits import CACHE_DELETION, MAX_QUEUED_EVENTS, MAX_UPLOAD_BYTES
 from epee_demo.model.multi_exit import share_cpu_cores
 from epee_demo.model.registry import ASSETS_DIR, ShippedModel, shipped_models
-from epee_demo.ui.analyze import MODEL_CALLS_AT_ONCE, build_analyze_tab
-from epee_demo.ui.explorer import build_explorer_tab
+from epee_demo.ui.analyze_tab import MODEL_CALLS_AT_ONCE, build_analyze_tab
+from epee_demo.ui.explorer_tab import build_explorer_tab
 from epee_demo.ui.files import AppFolder, swept
 from epee_demo.ui.guard import RequestGuard
-from epee_demo.ui.lesson import build_lesson_tab
+from epee_demo.ui.lesson_tab import build_lesson_tab
 
 BANNER = (
     "⚠️ **Research and teaching only — not for diagnosis or any clinical decision.** "

@@ -19,7 +19,7 @@ from epee_demo.data.examples import EXAMPLE_NOTES
 from epee_demo.data.images import MAX_PIXELS, load_image
 from epee_demo.data.preprocess import InputError, MAX_NOTE_CHARS, clean_note
 from epee_demo.ui import build_demo, launch_options
-from epee_demo.ui.analyze import analyze_image, analyze_note
+from epee_demo.ui.analyze_tab import analyze_image, analyze_note
 
 pytestmark = pytest.mark.integration  # starts the page or its server process
 

@@ -15,7 +15,8 @@ TRAINING_AND_TOOLS = {"epee_demo.training", "epee_demo.training.joint", "epee_de
                       "epee_demo.tools", "epee_demo.tools.bench", "epee_demo.tools.cli"}
 SERVING_ENTRY_POINTS = ["epee_demo.model.registry", "epee_demo.model.folder", "epee_demo.trace.exit_trace",
                         "epee_demo.trace.early_exit", "epee_demo.trace.timing", "epee_demo.rules.learned_scorers",
-                        "epee_demo.ui", "epee_demo.ui.analyze", "epee_demo.ui.explorer", "epee_demo.ui.lesson",
+                        "epee_demo.ui", "epee_demo.ui.analyze_tab", "epee_demo.ui.explorer_tab",
+                        "epee_demo.ui.lesson_tab",
                         "epee_demo.ui.controls", "app"]
 
 LOADED_BY_SERVING = f"""

@@ -7,8 +7,8 @@ from gradio_client import Client
 
 from epee_demo.model.registry import shipped_models
 from epee_demo.analysis.whole_split import POINTS_CSV_HEADER, TRACE_CSV_HEADER
-from epee_demo.ui.explorer import OVERTHINKING_HEADERS, prepare_split, setting_views
-from epee_demo.ui.lesson import lesson_example, lesson_steps, step_outputs
+from epee_demo.ui.explorer_tab import OVERTHINKING_HEADERS, prepare_split, setting_views
+from epee_demo.ui.lesson_tab import lesson_example, lesson_steps, step_outputs
 
 pytestmark = pytest.mark.slow
 

@@ -27,7 +27,7 @@ from epee_demo.analysis.whole_split import (
     Calibration, Frontier, Overthinking, PreparedTrace, SettingView, all_frontiers, calibrate,
     evaluate_setting, format_params, operating_points_csv, overthinking, prepare, speedup_text, trace_csv,
 )
-from epee_demo.ui.analyze import render
+from epee_demo.ui.analyze_tab import render
 from epee_demo.ui.controls import (
     CONTROLS, build_controls, checked_call, control_values, controls_of, default_settings,
     params_from_controls,

@@ -20,7 +20,7 @@ from epee_demo.model.registry import ShippedModel
 from epee_demo.analysis.whole_split import (
     PreparedTrace, all_frontiers, best_within_loss, evaluate_setting, overthinking, prepare, speedup_text,
 )
-from epee_demo.ui.analyze import SESSION_SECONDS
+from epee_demo.ui.analyze_tab import SESSION_SECONDS
 from epee_demo.ui.controls import default_settings
 
 LESSON_MODEL = "organ-system"
