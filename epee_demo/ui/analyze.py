@@ -18,7 +18,7 @@ from PIL import Image
 
 from epee_demo import policies
 from epee_demo.analysis import analyze_example
-from epee_demo.timing import measure_one
+from epee_demo.timing import traced_and_timed
 from epee_demo.data.medmnist import DATASETS
 from epee_demo.examples import EXAMPLE_NOTES
 from epee_demo.figures.layers import (
@@ -73,18 +73,22 @@ def truncation_notice(model: ShippedModel, text: str) -> str:
     )
 
 
-def timing_notice(model: ShippedModel, model_input, rule: str, params: dict | None) -> str:
-    """This input's measured time, full model against real early exit under ``rule``."""
-    timing = measure_one(model.classifier, model_input, rule, repeats=3, **(params or {}))
-    return timing.label
+def traced(model: ShippedModel, model_input, rule: str, params: dict | None, label: int | None = None):
+    """One input's trace and the sentence that says how long its passes took: the input is
+    preprocessed once, and only the passes the analysis needs run (the trace, one real early exit)."""
+    classifier = model.classifier
+    batch = classifier.to_device(classifier.preprocessor([model_input]))
+    trace, timing = traced_and_timed(classifier, batch, rule, None if label is None else [label], **(params or {}))
+    return trace, timing.label
 
 
 def analyze_note(model: ShippedModel, note, rule: str = "epee", params: dict | None = None) -> tuple[ExitTrace, str]:
     """Run the model on a note: its one-example trace and the notices for the page
-    (truncation, and the measured time of full model against early exit)."""
+    (truncation, and the measured time of the trace against real early exit)."""
     text = clean_note(note)
-    notices = [truncation_notice(model, text), timing_notice(model, text, rule, params)]
-    return model.classifier.trace([text]), "\n\n".join(n for n in notices if n)
+    trace, timing = traced(model, text, rule, params)
+    notices = [truncation_notice(model, text), timing]
+    return trace, "\n\n".join(n for n in notices if n)
 
 
 def _text_input(model: ShippedModel):
@@ -112,12 +116,13 @@ def analyze_image(model: ShippedModel, source, label: int | None = None, rule: s
     """Run the model on an uploaded image: its trace, the notices, and the model's view of it."""
     image = load_image(source)
     preprocessor = model.classifier.preprocessor
-    trace = model.classifier.trace([image], labels=None if label is None else [label])
+    pixels = preprocessor.pixels(image)  # the one conversion: the trace and the model's view both use it
+    trace, timing = traced(model, pixels, rule, params, label)
     notices = [preprocessor.conversion_notice(image),
                f"Image {image.size[0]}×{image.size[1]} ({image.mode}) → {preprocessor.size}×{preprocessor.size} "
-               f"{preprocessor.color_name}.", timing_notice(model, image, rule, params)]
+               f"{preprocessor.color_name}.", timing]
     notice = "\n\n".join(n for n in notices if n)
-    return trace, notice, preprocessor.model_view(image)
+    return trace, notice, preprocessor.model_view(pixels)
 
 
 def model_view_html(pixels: np.ndarray, size: int) -> str:
