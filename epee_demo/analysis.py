@@ -31,6 +31,7 @@ class ExampleAnalysis:
 
     Attributes:
         label_names: C class names.
+        probs: float [L, C], every exit's class probabilities (what each exit believes).
         predicted: predicted class name at each layer, L strings.
         top_probability: float [L], probability of the predicted class.
         entropy: float [L], normalized entropy Hn.
@@ -49,6 +50,7 @@ class ExampleAnalysis:
     """
 
     label_names: tuple[str, ...]
+    probs: np.ndarray
     predicted: list[str]
     top_probability: np.ndarray
     entropy: np.ndarray
@@ -110,6 +112,7 @@ def analyze_example(trace: ExitTrace, settings: dict[str, dict], selected_rule: 
     gold = int(trace.labels[0])
     return ExampleAnalysis(
         label_names=trace.label_names,
+        probs=probs,
         predicted=[trace.label_names[int(c)] for c in predictions],
         top_probability=probs.max(axis=-1),
         entropy=policies.normalized_entropy(probs),

@@ -36,7 +36,8 @@ from epee_demo.ui.controls import (
 SPLITS = ("test", "val")
 
 TRADEOFF_HELP = """**How to read it.** Each line is one exit rule: every point is a setting of that rule,
-and only the best settings (none faster *and* more accurate) are drawn. Further right = fewer
+and only the best settings (none faster *and* more accurate) are drawn, joined point to point:
+a line ends at its rule's fastest setting, and nothing between two points was measured. Further right = fewer
 layers computed on average; higher = more examples right. The dashed line simply stops every
 example after a fixed number of layers; the black square is the full model. The ring is the
 current setting of the sliders."""
