@@ -246,15 +246,20 @@ RULES = "Exit rule: choose one of epee, "
     (lambda c: c.predict(7, api_name="/set_rule_organ_system"), RULES),
     (lambda c: c.predict(None, api_name="/set_rule_organ_system"), RULES),
     (lambda c: c.predict(EXAMPLE_NOTES[0].text, ["epee"], api_name="/analyze_organ_system"), RULES),
-    (lambda c: c.predict(api_name="/analyze_organ_system"), "No value provided for required argument"),
     (lambda c: c.predict(None, api_name="/analyze_organ_system"), "the box is empty"),
 ], ids=["tau text", "tau missing", "tau too high", "tau list", "patience zero",
         "patience fraction", "unknown rule", "rule as a list",
         "rule null", "unknown divergence", "divergence as a list", "rule as a number", "rule null (rule event)",
-        "analysis rule as a list", "note missing (client)", "note null"])
+        "analysis rule as a list", "note null"])
 def test_bad_api_calls_get_a_message(client, images, call, message):
     assert message in error_message(lambda: call(client))
     still_serving(client, images["good.png"])
+
+
+def test_a_call_without_a_note_analyzes_the_note_the_page_opens_with(client):
+    """The note box holds the first example note (the page opens analyzed), so the client sends it."""
+    notice, summary, *_ = client.predict(api_name="/analyze_organ_system")
+    assert "stops at" in summary
 
 
 def raw_call(url: str, api_name: str, body: bytes) -> str:

@@ -57,7 +57,21 @@ def test_a_body_over_the_cap_is_refused_before_it_is_read(app, victim):
     served(victim)
 
 
-def test_one_session_may_queue_only_a_few_analyses_and_slider_moves_still_pass(app, victim):
+@pytest.fixture
+def slow_analyses(monkeypatch, tiny_shipped_model):
+    """Each analysis holds the model 0.3 s (the tiny model takes milliseconds, so a burst of
+    joins would otherwise never find one still waiting)."""
+    classifier = tiny_shipped_model.classifier
+    real = classifier.trace_prepared
+
+    def slow(*args, **kwargs):
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(classifier, "trace_prepared", slow)
+
+
+def test_one_session_may_queue_only_a_few_analyses_and_slider_moves_still_pass(app, victim, slow_analyses):
     replies = [join(app, "analyze_organ_system", [EXAMPLE_NOTES[0].text, None, "epee"], "attacker")
                for _ in range(12)]
     refused = [r for r in replies if r.status_code == 422]
@@ -68,7 +82,7 @@ def test_one_session_may_queue_only_a_few_analyses_and_slider_moves_still_pass(a
     assert time.perf_counter() - started < 30
 
 
-def test_the_client_shows_the_waiting_message(app, victim):
+def test_the_client_shows_the_waiting_message(app, victim, slow_analyses):
     attacker = Client(app.local_url, verbose=False)
     jobs = [attacker.submit(EXAMPLE_NOTES[0].text, api_name="/analyze_organ_system") for _ in range(8)]
     errors = []
