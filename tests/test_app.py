@@ -16,7 +16,7 @@ def client(tiny_shipped_model):
 
 
 def analyze(client, text):
-    return client.predict(text, api_name="/analyze_organ_system")
+    return client.predict(text, "epee", api_name="/analyze_organ_system")
 
 
 def test_analyze_returns_every_view(client):

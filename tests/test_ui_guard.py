@@ -31,13 +31,13 @@ def app(tiny_shipped_model, tiny_image_shipped_model):
 @pytest.fixture(scope="module")
 def victim(app):
     victim = Client(app.local_url, verbose=False)
-    assert "stops at" in victim.predict(EXAMPLE_NOTES[0].text, api_name="/analyze_organ_system")[1]
+    assert "stops at" in victim.predict(EXAMPLE_NOTES[0].text, "epee", api_name="/analyze_organ_system")[1]
     return victim
 
 
 def served(victim) -> None:
     assert "stops at" in victim.predict(*SLIDER, api_name="/set_tau_organ_system")[0]
-    assert "stops at" in victim.predict(EXAMPLE_NOTES[1].text, api_name="/analyze_organ_system")[1]
+    assert "stops at" in victim.predict(EXAMPLE_NOTES[1].text, "epee", api_name="/analyze_organ_system")[1]
 
 
 def fn_index(app, api_name: str) -> int:
@@ -84,7 +84,7 @@ def test_one_session_may_queue_only_a_few_analyses_and_slider_moves_still_pass(a
 
 def test_the_client_shows_the_waiting_message(app, victim, slow_analyses):
     attacker = Client(app.local_url, verbose=False)
-    jobs = [attacker.submit(EXAMPLE_NOTES[0].text, api_name="/analyze_organ_system") for _ in range(8)]
+    jobs = [attacker.submit(EXAMPLE_NOTES[0].text, "epee", api_name="/analyze_organ_system") for _ in range(8)]
     errors = []
     for job in jobs:
         try:
@@ -188,7 +188,7 @@ def test_an_upload_is_stored_under_its_content_hash_without_its_name(app, victim
     (stored,) = reply.json()
     assert "Jane" not in reply.text and stored.endswith("/upload.png")
     assert not [p for p in app.app_folder.root.rglob("*") if "Jane" in p.name]
-    notice = Client(app.local_url, verbose=False).predict(handle_file(str(image)), api_name="/analyze_pneumonia")[0]
+    notice = Client(app.local_url, verbose=False).predict(handle_file(str(image)), "epee", api_name="/analyze_pneumonia")[0]
     assert "32×32" in notice and "Jane" not in notice
 
 

@@ -11,9 +11,10 @@ from epee_demo.limits import CACHE_DELETION, MAX_QUEUED_EVENTS, MAX_UPLOAD_BYTES
 from epee_demo.model import CheckpointError, share_cpu_cores
 from epee_demo.registry import ASSETS_DIR, ShippedModel, shipped_models
 from epee_demo.ui.analyze import MODEL_CALLS_AT_ONCE, build_analyze_tab
+from epee_demo.ui.api import API_NAME, hide_internal, trace_endpoint
 from epee_demo.ui.explorer import build_explorer_tab
 from epee_demo.ui.files import AppFolder, swept
-from epee_demo.ui.guard import RequestGuard
+from epee_demo.ui.guard import MODEL_GROUP, RequestGuard
 from epee_demo.ui.lesson import build_lesson_tab
 
 BANNER = (
@@ -69,6 +70,9 @@ def build_demo(models: dict[str, ShippedModel] | None = None, folder: AppFolder 
                 build_explorer_tab(models)
             with gr.Tab("Lesson", id="tab-lesson"):
                 build_lesson_tab(models)
+        gr.api(trace_endpoint(models), api_name=API_NAME, concurrency_limit=MODEL_CALLS_AT_ONCE,
+               concurrency_id=MODEL_GROUP)
+    hide_internal(demo)  # "Use via API" lists /trace alone
     demo.queue(max_size=MAX_QUEUED_EVENTS, api_open=False)  # no direct REST call skips the queue and its limits
     demo.app_folder = folder
     return demo

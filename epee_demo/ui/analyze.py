@@ -83,21 +83,39 @@ def truncation_notice(model: ShippedModel, text: str) -> str:
 
 
 def traced(model: ShippedModel, model_input, rule: str, params: dict | None, label: int | None = None):
-    """One input's trace and the sentence that says how long its passes took: the input is
-    preprocessed once, and only the passes the analysis needs run (the trace, one real early exit)."""
+    """One input's trace and its ``AnalysisTiming``: the input is preprocessed once, and only the
+    passes the analysis needs run (the trace, one real early exit)."""
     classifier = model.classifier
     batch = classifier.to_device(classifier.preprocessor([model_input]))
-    trace, timing = traced_and_timed(classifier, batch, rule, None if label is None else [label], **(params or {}))
-    return trace, timing.label
+    return traced_and_timed(classifier, batch, rule, None if label is None else [label], **(params or {}))
+
+
+def text_input(model: ShippedModel, note) -> tuple[str, list[str]]:
+    """A note as the model reads it, and the notices about it (truncation)."""
+    text = clean_note(note)
+    return text, [truncation_notice(model, text)]
+
+
+def image_input(model: ShippedModel, source) -> tuple[np.ndarray, list[str]]:
+    """An image as the model sees it (converted once: the trace and the model's view both use it),
+    and the notices about it (colour conversion, size)."""
+    image = load_image(source)
+    preprocessor = model.classifier.preprocessor
+    notices = [preprocessor.conversion_notice(image),
+               f"Image {image.size[0]}×{image.size[1]} ({image.mode}) → {preprocessor.size}×{preprocessor.size} "
+               f"{preprocessor.color_name}."]
+    return preprocessor.pixels(image), notices
+
+
+INPUT_READERS = {"text": text_input, "image": image_input}  # by task kind: raw input -> model input, notices
 
 
 def analyze_note(model: ShippedModel, note, rule: str = "epee", params: dict | None = None) -> tuple[ExitTrace, str]:
     """Run the model on a note: its one-example trace and the notices for the page
     (truncation, and the measured time of the trace against real early exit)."""
-    text = clean_note(note)
+    text, notices = text_input(model, note)
     trace, timing = traced(model, text, rule, params)
-    notices = [truncation_notice(model, text), timing]
-    return trace, "\n\n".join(n for n in notices if n)
+    return trace, "\n\n".join(n for n in [*notices, timing.label] if n)
 
 
 @dataclass
@@ -142,15 +160,9 @@ def _text_input(model: ShippedModel) -> InputPanel:
 def analyze_image(model: ShippedModel, source, label: int | None = None, rule: str = "epee",
                   params: dict | None = None):
     """Run the model on an uploaded image: its trace, the notices, and the model's view of it."""
-    image = load_image(source)
-    preprocessor = model.classifier.preprocessor
-    pixels = preprocessor.pixels(image)  # the one conversion: the trace and the model's view both use it
+    pixels, notices = image_input(model, source)
     trace, timing = traced(model, pixels, rule, params, label)
-    notices = [preprocessor.conversion_notice(image),
-               f"Image {image.size[0]}×{image.size[1]} ({image.mode}) → {preprocessor.size}×{preprocessor.size} "
-               f"{preprocessor.color_name}.", timing]
-    notice = "\n\n".join(n for n in notices if n)
-    return trace, notice, preprocessor.model_view(pixels)
+    return trace, "\n\n".join(n for n in [*notices, timing.label] if n), model.classifier.preprocessor.model_view(pixels)
 
 
 def model_view_html(pixels: np.ndarray, size: int) -> str:
