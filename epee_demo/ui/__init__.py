@@ -64,7 +64,7 @@ def build_demo(models: dict[str, ShippedModel] | None = None, folder: AppFolder 
         gr.Markdown(INTRO)
         with gr.Tabs():
             for model in models.values():
-                with gr.Tab(model.task.title, id=f"tab-{model.task.name}"):
+                with gr.Tab(model.task.title, id=f"tab-{model.task.name}", elem_id=f"tab-{model.task.name}"):
                     build_analyze_tab(model)
             with gr.Tab("Trade-off explorer", id="tab-explorer"):
                 build_explorer_tab(models)
