@@ -94,7 +94,7 @@ def class_heatmap_figure(analysis: ExampleAnalysis) -> go.Figure:
                                 text="gold"))
     return build_figure(
         [dict(type="heatmap", z=analysis.probs.tolist(), x=names, y=layers, zmin=0, zmax=1,
-              colorscale="Blues", colorbar=dict(title="p", thickness=12),
+              colorscale="Blues", reversescale=True, colorbar=dict(title="p", thickness=12),  # dark = likely
               hovertemplate="layer %{y}<br>%{x}<br>p = %{z:.3f}<extra></extra>")],
         dict(title="Every class at every exit (probability)", xaxis=dict(title="class", automargin=True, tickangle=-40),
              yaxis=dict(title="layer", tickvals=layers, autorange="reversed"), shapes=shapes,
