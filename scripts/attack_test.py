@@ -101,11 +101,11 @@ def victim_loop(url: str, ready, stop, out) -> None:
     """Another visitor, in a process of its own (so the attacker's threads cannot slow its client):
     analyzes a note, then moves the tau slider three times, again and again until ``stop`` is set."""
     victim = client(url)
-    victim.predict(NOTE, api_name=ANALYZE)  # warm: a trace in the session
+    victim.predict(NOTE, "epee", api_name=ANALYZE)  # warm: a trace in the session
     ready.set()
     calls = []
     while not stop.is_set():
-        seconds, error = timed(lambda: victim.submit(NOTE, api_name=ANALYZE).result(timeout=60))
+        seconds, error = timed(lambda: victim.submit(NOTE, "epee", api_name=ANALYZE).result(timeout=60))
         calls.append(("analysis", seconds, error))
         for _ in range(3):
             if stop.is_set():
@@ -169,7 +169,7 @@ def attack_flood(url: str, seconds: float) -> dict:
     while time.monotonic() < deadline and sent < 1000:
         live = [j for j in jobs if not j.done()]
         for _ in range(min(230 - len(live), 1000 - sent)):
-            jobs.append(attacker.submit(NOTE, api_name=ANALYZE))
+            jobs.append(attacker.submit(NOTE, "epee", api_name=ANALYZE))
             sent += 1
         time.sleep(0.2)
     for job in jobs:
@@ -189,7 +189,7 @@ def attack_big_notes(url: str, seconds: float, clients: int = 20, megabytes: int
 
     def one(_):
         c = client(url)
-        took, error = timed(lambda: c.predict(note, api_name=ANALYZE))
+        took, error = timed(lambda: c.predict(note, "epee", api_name=ANALYZE))
         return took, error
 
     with concurrent.futures.ThreadPoolExecutor(clients) as pool:
@@ -231,7 +231,7 @@ def attack_big_images(url: str, seconds: float, work: Path, count: int = 4) -> d
     for _ in range(count):
         if time.monotonic() > deadline:
             break
-        took, error = timed(lambda: attacker.predict(handle_file(str(path)), api_name="/analyze_pneumonia"))
+        took, error = timed(lambda: attacker.predict(handle_file(str(path)), "epee", api_name="/analyze_pneumonia"))
         times.append(round(took, 2))
         errors += [error] if error else []
     return {"analyses": len(times), "seconds_each": times, "errors": len(errors),
@@ -246,7 +246,7 @@ def twenty_clients(url: str, clients: int = 20, requests: int = 10) -> dict:
         errors = 0
         for step in range(requests):
             if step == 0 or rng.random() < 0.3:
-                _, error = timed(lambda: c.predict(NOTE, api_name=ANALYZE))
+                _, error = timed(lambda: c.predict(NOTE, "epee", api_name=ANALYZE))
             else:
                 _, error = timed(lambda: c.predict(*SLIDER, api_name=MOVE))
             errors += bool(error)

@@ -145,8 +145,8 @@ def run_session(url: str, task: str, kind: str, index: int, requests: int, analy
             return
         analyze = step == 0 or rng.random() < analyze_share
         if analyze:
-            payload = (handle_file(str(image)),) if kind == "image" else (
-                EXAMPLE_NOTES[int(rng.integers(len(EXAMPLE_NOTES)))].text,)
+            payload = (handle_file(str(image)), "epee") if kind == "image" else (
+                EXAMPLE_NOTES[int(rng.integers(len(EXAMPLE_NOTES)))].text, "epee")  # the page's events take every value
             api_name, summary_at = f"/analyze_{key}", 1
         else:
             control = "tau" if rng.random() < 0.5 else "patience"

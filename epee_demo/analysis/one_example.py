@@ -31,6 +31,7 @@ class ExampleAnalysis:
 
     Attributes:
         label_names: C class names.
+        probs: float [L, C], every exit's class probabilities (what each exit believes).
         predicted: predicted class name at each layer, L strings.
         top_probability: float [L], probability of the predicted class.
         entropy: float [L], normalized entropy Hn.
@@ -49,6 +50,7 @@ class ExampleAnalysis:
     """
 
     label_names: tuple[str, ...]
+    probs: np.ndarray
     predicted: list[str]
     top_probability: np.ndarray
     entropy: np.ndarray
@@ -74,16 +76,18 @@ class ExampleAnalysis:
         return self.gold_label in self.predicted and self.final_label != self.gold_label
 
 
-def rule_counter(trace: ExitTrace, rule: str, params: dict) -> np.ndarray | None:
-    """The value a rule compares at each layer (its counter or score), [N, L], or None if none."""
-    return catalogue.rule_values(trace.probs, rule, scores=trace.scores_for(rule), **params)
+def run_rules(trace: ExitTrace, params_by_rule: dict[str, dict]) -> dict[str, dict]:
+    """Each rule run once over a one-example trace: its exits, answered distributions and the value
+    it compares per layer (``catalogue.run_rule``), by rule name."""
+    return {rule: catalogue.run_rule(trace.probs, rule, scores=trace.scores_for(rule), **params)
+            for rule, params in params_by_rule.items()}
 
 
-def rule_exit(trace: ExitTrace, rule: str, params: dict) -> RuleExit:
-    """Exit layer and answer of a one-example trace under one rule (PCEE answers with its run's mean)."""
-    exits, answers = catalogue.exit_answers(trace.probs, rule, scores=trace.scores_for(rule), **params)
-    answer = answers[0]
-    return RuleExit(rule, dict(params), int(exits[0]), trace.label_names[int(answer.argmax())], float(answer.max()))
+def rule_exit(trace: ExitTrace, rule: str, params: dict, run: dict) -> RuleExit:
+    """Exit layer and answer of one rule's ``run`` on a one-example trace (PCEE answers with its run's mean)."""
+    answer = run["probs"][0]
+    return RuleExit(rule, dict(params), int(run["exits"][0]), trace.label_names[int(answer.argmax())],
+                    float(answer.max()))
 
 
 def analyze_example(trace: ExitTrace, settings: dict[str, dict], selected_rule: str) -> ExampleAnalysis:
@@ -102,15 +106,17 @@ def analyze_example(trace: ExitTrace, settings: dict[str, dict], selected_rule: 
         raise ValueError(f"rule {selected_rule!r} is not available for this model")
     probs = trace.probs[0]
     predictions = probs.argmax(axis=-1)
-    exits = {rule: rule_exit(trace, rule, params) for rule, params in full.items()}
-    counter = rule_counter(trace, selected_rule, full[selected_rule])
+    runs = run_rules(trace, full)
+    exits = {rule: rule_exit(trace, rule, full[rule], run) for rule, run in runs.items()}
+    counter = runs[selected_rule]["shown"] if catalogue.RULES[selected_rule].shown else None
     gold = int(trace.labels[0])
     return ExampleAnalysis(
         label_names=trace.label_names,
+        probs=probs,
         predicted=[trace.label_names[int(c)] for c in predictions],
         top_probability=probs.max(axis=-1),
         entropy=catalogue.normalized_entropy(probs),
-        patience_counter=catalogue.patience_counters(trace.probs)[0],
+        patience_counter=runs["patience"]["shown"][0].astype(np.int64),
         rule_counter=None if counter is None else counter[0],
         rule_counter_name=catalogue.RULES[selected_rule].shown,
         selected=exits[selected_rule],

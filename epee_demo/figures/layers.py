@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 
 from epee_demo.rules import catalogue
 from epee_demo.analysis.one_example import ExampleAnalysis
-from epee_demo.figures import PALETTE, TEMPLATE
+from epee_demo.figures import PALETTE, TEMPLATE, build_figure
 
 _LAYOUT = dict(
     height=300, margin=dict(l=60, r=20, t=50, b=50), template=TEMPLATE,
@@ -41,14 +41,14 @@ def _guides(analysis: ExampleAnalysis, threshold: float | None, threshold_name: 
 def entropy_figure(analysis: ExampleAnalysis, tau: float | None) -> go.Figure:
     """Normalized entropy per layer, the tau line (if the rule has one) and the selected rule's exit."""
     layers = list(range(1, analysis.num_layers + 1))
-    return go.Figure(
-        go.Scatter(
-            x=layers, y=analysis.entropy, mode="lines+markers", name="normalized entropy Hn",
+    return build_figure(
+        [dict(
+            type="scatter", x=layers, y=analysis.entropy, mode="lines+markers", name="normalized entropy Hn",
             line=dict(color=PALETTE[0], width=3), marker=dict(size=9),
             customdata=list(zip(analysis.predicted, analysis.top_probability)),
             hovertemplate="layer %{x}<br>Hn %{y:.3f}<br>%{customdata[0]} (p=%{customdata[1]:.2f})<extra></extra>",
-        ),
-        layout=dict(title="Uncertainty at each exit (lower = more confident)",
+        )],
+        dict(title="Uncertainty at each exit (lower = more confident)",
                     xaxis=dict(title="layer", tickvals=layers),
                     yaxis=dict(title="normalized entropy", range=[0, 1.05]),
                     **_guides(analysis, tau, "tau"), **_LAYOUT),
@@ -65,15 +65,55 @@ def counter_figure(analysis: ExampleAnalysis, line: float | None) -> go.Figure:
     score = own and "threshold" in catalogue.RULES[analysis.selected.rule].params
     axis = (dict(title="score", range=[0, 1.05]) if score
             else dict(title="counter", range=[0, max(analysis.num_layers, (line or 0) + 1)], dtick=1))
-    return go.Figure(
-        go.Bar(
-            x=layers, y=values, name=name, marker_color=PALETTE[2],
+    return build_figure(
+        [dict(
+            type="bar", x=layers, y=values, name=name, marker=dict(color=PALETTE[2]),
             text=analysis.predicted, textposition="inside", insidetextanchor="start",
             hovertemplate=f"layer %{{x}}<br>{'score %{y:.3f}' if score else 'counter %{y}'}<br>%{{text}}<extra></extra>",
-        ),
-        layout=dict(title=name[0].upper() + name[1:], xaxis=dict(title="layer", tickvals=layers), yaxis=axis,
+        )],
+        dict(title=name[0].upper() + name[1:], xaxis=dict(title="layer", tickvals=layers), yaxis=axis,
                     **_guides(analysis, line, "threshold" if score else "patience"), **_LAYOUT),
     )
+
+
+def class_heatmap_figure(analysis: ExampleAnalysis) -> go.Figure:
+    """Layers × classes: every exit's probability for every class (what each exit believes, not only
+    its top answer), the selected rule's exit layer boxed and the gold class (when known) marked."""
+    layers = list(range(1, analysis.num_layers + 1))
+    names = list(analysis.label_names)
+    exit_layer = analysis.selected.exit_layer
+    shapes = [dict(type="rect", xref="x", yref="y", x0=-0.5, x1=len(names) - 0.5, y0=exit_layer - 0.5,
+                   y1=exit_layer + 0.5, line=dict(color=catalogue.RULES[analysis.selected.rule].colour, width=3))]
+    annotations = [dict(xref="paper", yref="y", x=1, y=exit_layer, xanchor="left", showarrow=False,
+                        text=f" {catalogue.RULES[analysis.selected.rule].title.split(' (')[0]} exits")]
+    if analysis.gold_label is not None:
+        gold = names.index(analysis.gold_label)
+        shapes.append(dict(type="rect", xref="x", yref="paper", x0=gold - 0.5, x1=gold + 0.5, y0=0, y1=1,
+                           line=dict(color=PALETTE[7], width=2, dash="dot")))
+        annotations.append(dict(xref="x", yref="paper", x=gold, y=1, yanchor="bottom", showarrow=False,
+                                text="gold"))
+    return build_figure(
+        [dict(type="heatmap", z=analysis.probs.tolist(), x=names, y=layers, zmin=0, zmax=1,
+              colorscale="Blues", reversescale=True, colorbar=dict(title="p", thickness=12),  # dark = likely
+              hovertemplate="layer %{y}<br>%{x}<br>p = %{z:.3f}<extra></extra>")],
+        dict(title="Every class at every exit (probability)", xaxis=dict(title="class", automargin=True, tickangle=-40),
+             yaxis=dict(title="layer", tickvals=layers, autorange="reversed"), shapes=shapes,
+             annotations=annotations, template=TEMPLATE, font=dict(size=13),
+             margin=dict(l=60, r=90, t=50, b=50), height=260 + 22 * analysis.num_layers),
+    )
+
+
+def class_table(analysis: ExampleAnalysis) -> tuple[list[str], list[list]]:
+    """The heatmap's data as a table: headers (layer, one column per class, marks) and one row per layer
+    (probabilities to 3 places; the selected rule's exit and the gold class named in the marks column)."""
+    headers = ["layer", *[f"{name} (gold)" if name == analysis.gold_label else name
+                          for name in analysis.label_names], "marks"]
+    rows = []
+    for index in range(analysis.num_layers):
+        layer = index + 1
+        marks = f"{catalogue.RULES[analysis.selected.rule].title} exits here" if layer == analysis.selected.exit_layer else ""
+        rows.append([layer, *[round(float(p), 3) for p in analysis.probs[index]], marks])
+    return headers, rows
 
 
 LAYER_TABLE_HEADERS = ["layer", "prediction", "probability", "normalized entropy", "patience counter",

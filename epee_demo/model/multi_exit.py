@@ -289,17 +289,20 @@ class MultiExitClassifier:
         # Texts run in order of length (less padding); the trace keeps the input order.
         order = (np.argsort([len(x) for x in inputs], kind="stable") if inputs and isinstance(inputs[0], str)
                  else np.arange(len(inputs)))
-        probs, cosines, scores = [], [], {name: [] for name in self.exit_scorers}
-        for start in range(0, len(inputs), batch_size):
-            batch = self.to_device(self.preprocessor([inputs[i] for i in order[start:start + batch_size]]))
-            out = self.model(batch)
-            batch_probs = torch.softmax(out.logits.float(), dim=-1)
-            probs.append(batch_probs.cpu().numpy())
-            cosines.append(state_cosine(out.pooled).cpu().numpy())
-            for name, scorer in self.exit_scorers.items():
-                scores[name].append(scorer(out.pooled.float(), batch_probs).cpu().numpy())
+        parts = [self.trace_prepared(self.to_device(self.preprocessor([inputs[i] for i in order[start:start + batch_size]])))
+                 for start in range(0, len(inputs), batch_size)]
         restore = np.argsort(order)
         return ExitTrace(
-            np.concatenate(probs)[restore], self.label_names, labels, np.concatenate(cosines)[restore],
-            {name: np.concatenate(parts)[restore] for name, parts in scores.items()},
+            np.concatenate([p.probs for p in parts])[restore], self.label_names, labels,
+            np.concatenate([p.state_cosine for p in parts])[restore],
+            {name: np.concatenate([p.exit_scores[name] for p in parts])[restore] for name in self.exit_scorers},
         )
+
+    @torch.inference_mode()
+    def trace_prepared(self, batch: dict, labels=None) -> ExitTrace:
+        """The per-layer trace of one device-ready batch (the preprocessor's output): one pass of
+        every layer and exit head."""
+        out = self.model(batch)
+        probs = torch.softmax(out.logits.float(), dim=-1)
+        scores = {name: scorer(out.pooled.float(), probs).cpu().numpy() for name, scorer in self.exit_scorers.items()}
+        return ExitTrace(probs.cpu().numpy(), self.label_names, labels, state_cosine(out.pooled).cpu().numpy(), scores)

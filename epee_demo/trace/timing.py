@@ -2,7 +2,9 @@
 
 ``stopwatch`` times one call (``torch.cuda.Event`` on a GPU, ``time.perf_counter`` on
 the CPU); ``measure_one`` times one input through the full model and through real early
-exit, as the page shows it. Nothing here asserts a timing.
+exit (medians of repeated runs, as ``epee-demo bench`` does); ``traced_and_timed`` times the
+passes an analysis on the page runs anyway (the trace, and one real early exit). Nothing here
+asserts a timing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 
 from epee_demo.trace.early_exit import online_rule_for, run_early_exit, run_full
 from epee_demo.model.multi_exit import MultiExitClassifier
+from epee_demo.trace.exit_trace import ExitTrace
 
 
 def device_name(device: torch.device | str) -> str:
@@ -103,3 +106,43 @@ def measure_one(classifier: MultiExitClassifier, raw_input, rule: str = "epee", 
         early.append(timed(lambda: run_early_exit(model, batch, online)))
     return MeasuredTiming(float(np.median(full)), float(np.median(early)), exit_layer, classifier.num_layers,
                           rule, device_name(classifier.device), repeats)
+
+
+@dataclass
+class AnalysisTiming:
+    """The wall time of the two passes one analysis runs, each run once on this machine:
+    the trace (every layer and every exit head) and real early exit under ``rule``.
+
+    ``exit_layer`` is 1-based, out of ``num_layers``; ``device`` names the hardware.
+    """
+
+    seconds_trace: float
+    seconds_early: float
+    exit_layer: int
+    num_layers: int
+    rule: str
+    device: str
+
+    @property
+    def label(self) -> str:
+        """A sentence saying what was measured, where and how."""
+        return (f"Measured on {self.device}, one run each of this analysis's own passes: every layer and exit head "
+                f"(the trace) {1000 * self.seconds_trace:.1f} ms; real early exit ({self.rule}) to layer "
+                f"{self.exit_layer} of {self.num_layers} {1000 * self.seconds_early:.1f} ms "
+                f"({self.seconds_trace / self.seconds_early:.2f}x). Single runs on a shared server vary; "
+                f"`epee-demo bench` gives medians.")
+
+
+@torch.inference_mode()
+def traced_and_timed(classifier: MultiExitClassifier, batch: dict, rule: str = "epee", labels=None,
+                     **params) -> tuple[ExitTrace, AnalysisTiming]:
+    """The one-input trace of a device-ready ``batch`` (the preprocessor's output) and the measured
+    time of that pass and of one real early exit under ``rule``: no pass is run only to be timed."""
+    timed = stopwatch(classifier.device)
+    done = {}
+    seconds_trace = timed(lambda: done.setdefault("trace", classifier.trace_prepared(batch, labels)))
+    online = online_rule_for(classifier, rule, **params)
+    seconds_early = timed(lambda: done.setdefault("early", run_early_exit(classifier.model, batch, online)))
+    exit_layer = int(done["early"][0][0])
+    return done["trace"], AnalysisTiming(seconds_trace, seconds_early, exit_layer, classifier.num_layers, rule,
+                                         device_name(classifier.device))

@@ -12,9 +12,10 @@ from epee_demo.limits import CACHE_DELETION, MAX_QUEUED_EVENTS, MAX_UPLOAD_BYTES
 from epee_demo.model.multi_exit import share_cpu_cores
 from epee_demo.model.registry import ASSETS_DIR, ShippedModel, shipped_models
 from epee_demo.ui.analyze_tab import MODEL_CALLS_AT_ONCE, build_analyze_tab
+from epee_demo.ui.api import API_NAME, hide_internal, trace_endpoint
 from epee_demo.ui.explorer_tab import build_explorer_tab
 from epee_demo.ui.files import AppFolder, swept
-from epee_demo.ui.guard import RequestGuard
+from epee_demo.ui.guard import MODEL_GROUP, RequestGuard
 from epee_demo.ui.lesson_tab import build_lesson_tab
 
 BANNER = (
@@ -64,12 +65,15 @@ def build_demo(models: dict[str, ShippedModel] | None = None, folder: AppFolder 
         gr.Markdown(INTRO)
         with gr.Tabs():
             for model in models.values():
-                with gr.Tab(model.task.title, id=f"tab-{model.task.name}"):
+                with gr.Tab(model.task.title, id=f"tab-{model.task.name}", elem_id=f"tab-{model.task.name}"):
                     build_analyze_tab(model)
             with gr.Tab("Trade-off explorer", id="tab-explorer"):
                 build_explorer_tab(models)
             with gr.Tab("Lesson", id="tab-lesson"):
                 build_lesson_tab(models)
+        gr.api(trace_endpoint(models), api_name=API_NAME, concurrency_limit=MODEL_CALLS_AT_ONCE,
+               concurrency_id=MODEL_GROUP)
+    hide_internal(demo)  # "Use via API" lists /trace alone
     demo.queue(max_size=MAX_QUEUED_EVENTS, api_open=False)  # no direct REST call skips the queue and its limits
     demo.app_folder = folder
     return demo

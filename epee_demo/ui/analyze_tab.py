@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import io
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import gradio as gr
 import numpy as np
@@ -18,12 +20,12 @@ from PIL import Image
 
 from epee_demo.rules import catalogue
 from epee_demo.analysis.one_example import analyze_example
-from epee_demo.trace.timing import measure_one
+from epee_demo.trace.timing import traced_and_timed
 from epee_demo.data.medmnist import DATASETS
 from epee_demo.data.examples import EXAMPLE_NOTES
 from epee_demo.figures.layers import (
-    LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, counter_figure, entropy_figure, layer_table,
-    rule_table, summary_markdown,
+    LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, class_heatmap_figure, class_table, counter_figure, entropy_figure,
+    layer_table, rule_table, summary_markdown,
 )
 from epee_demo.model.device import on_gpu
 from epee_demo.data.images import load_image
@@ -41,23 +43,30 @@ from epee_demo.ui.controls import (
 EMPTY_SUMMARY = "Pick an example, or paste a note or upload an image of your own, and press **Analyze**."
 SESSION_SECONDS = 3600  # a session's trace and settings are forgotten an hour after their last change
 MODEL_CALLS_AT_ONCE = 2  # analyses that run the model at the same time (slider moves never wait for them)
+OPENING_RULE = ("epee", catalogue.RULES["epee"].params)  # the rule (and its defaults) the page opens with
+OPENED_NOTE = ("The page opened with this example analyzed when it was built: its time is the model's first run "
+               "after loading. Press **Analyze** to run it again.")
 
 
-def render(trace: ExitTrace | None, settings: dict, rule: str):
-    """Summary, entropy figure, counter figure, layer table and rule table for the current setting."""
+def render(trace: ExitTrace | None, settings: dict, rule: str) -> dict:
+    """Every per-layer view for the current setting, by name: summary, entropy figure,
+    counter figure, layers × classes heatmap and its table, layer table and rule table."""
     if trace is None:
-        return (EMPTY_SUMMARY, None, None, pd.DataFrame(columns=LAYER_TABLE_HEADERS),
-                pd.DataFrame(columns=RULE_TABLE_HEADERS))
+        return dict(summary=EMPTY_SUMMARY, entropy=None, counter=None, classes=None, class_table=None,
+                    layers=pd.DataFrame(columns=LAYER_TABLE_HEADERS), rules=pd.DataFrame(columns=RULE_TABLE_HEADERS))
     analysis = analyze_example(trace, settings, rule)
     params = settings[rule]
     tau = params.get("tau") if rule != "fpabee" else None
     line = params.get("patience", params.get("threshold"))  # the counter's patience or the score's threshold
-    return (
-        summary_markdown(analysis),
-        entropy_figure(analysis, tau),
-        counter_figure(analysis, line),
-        pd.DataFrame(layer_table(analysis), columns=LAYER_TABLE_HEADERS),
-        pd.DataFrame(rule_table(analysis), columns=RULE_TABLE_HEADERS),
+    class_headers, class_rows = class_table(analysis)
+    return dict(
+        summary=summary_markdown(analysis),
+        entropy=entropy_figure(analysis, tau),
+        counter=counter_figure(analysis, line),
+        classes=class_heatmap_figure(analysis),
+        class_table=pd.DataFrame(class_rows, columns=class_headers),
+        layers=pd.DataFrame(layer_table(analysis), columns=LAYER_TABLE_HEADERS),
+        rules=pd.DataFrame(rule_table(analysis), columns=RULE_TABLE_HEADERS),
     )
 
 
@@ -73,23 +82,68 @@ def truncation_notice(model: ShippedModel, text: str) -> str:
     )
 
 
-def timing_notice(model: ShippedModel, model_input, rule: str, params: dict | None) -> str:
-    """This input's measured time, full model against real early exit under ``rule``."""
-    timing = measure_one(model.classifier, model_input, rule, repeats=3, **(params or {}))
-    return timing.label
+def traced(model: ShippedModel, model_input, rule: str, params: dict | None, label: int | None = None):
+    """One input's trace and its ``AnalysisTiming``: the input is preprocessed once, and only the
+    passes the analysis needs run (the trace, one real early exit)."""
+    classifier = model.classifier
+    batch = classifier.to_device(classifier.preprocessor([model_input]))
+    return traced_and_timed(classifier, batch, rule, None if label is None else [label], **(params or {}))
+
+
+def text_input(model: ShippedModel, note) -> tuple[str, list[str]]:
+    """A note as the model reads it, and the notices about it (truncation)."""
+    text = clean_note(note)
+    return text, [truncation_notice(model, text)]
+
+
+def image_input(model: ShippedModel, source) -> tuple[np.ndarray, list[str]]:
+    """An image as the model sees it (converted once: the trace and the model's view both use it),
+    and the notices about it (colour conversion, size)."""
+    image = load_image(source)
+    preprocessor = model.classifier.preprocessor
+    notices = [preprocessor.conversion_notice(image),
+               f"Image {image.size[0]}×{image.size[1]} ({image.mode}) → {preprocessor.size}×{preprocessor.size} "
+               f"{preprocessor.color_name}."]
+    return preprocessor.pixels(image), notices
+
+
+INPUT_READERS = {"text": text_input, "image": image_input}  # by task kind: raw input -> model input, notices
 
 
 def analyze_note(model: ShippedModel, note, rule: str = "epee", params: dict | None = None) -> tuple[ExitTrace, str]:
     """Run the model on a note: its one-example trace and the notices for the page
-    (truncation, and the measured time of full model against early exit)."""
-    text = clean_note(note)
-    notices = [truncation_notice(model, text), timing_notice(model, text, rule, params)]
-    return model.classifier.trace([text]), "\n\n".join(n for n in notices if n)
+    (truncation, and the measured time of the trace against real early exit)."""
+    text, notices = text_input(model, note)
+    trace, timing = traced(model, text, rule, params)
+    return trace, "\n\n".join(n for n in [*notices, timing.label] if n)
 
 
-def _text_input(model: ShippedModel):
-    """Note box, example notes and Analyze button; returns (inputs, button, run, extra outputs)."""
-    note = gr.Textbox(label="Clinical note (synthetic or de-identified text only)", lines=8,
+@dataclass
+class InputPanel:
+    """One model's input side of the Analyze tab.
+
+    ``run(raw input, rule, params)`` runs the model and returns the analysis's results by name:
+    ``trace``, ``notice`` and one entry per component in ``outputs`` (name -> component);
+    ``opened`` is that result for the first example, which the input holds when the page opens
+    (None when the model has no example).
+    """
+
+    input: gr.components.Component
+    button: gr.Button
+    run: Callable[..., dict]
+    outputs: dict
+    opened: dict | None
+
+
+def _text_input(model: ShippedModel) -> InputPanel:
+    """Note box (holding the first example note, analyzed), example notes and Analyze button."""
+
+    def run(text, rule, params) -> dict:
+        trace, notice = analyze_note(model, text, rule, params)
+        return {"trace": trace, "notice": notice}
+
+    opening = EXAMPLE_NOTES[0].text
+    note = gr.Textbox(value=opening, label="Clinical note (synthetic or de-identified text only)", lines=8,
                       max_lines=20, placeholder="Paste a clinical note here…", elem_id="note",
                       max_length=MAX_NOTE_CHARS)
     warning = gr.Markdown(elem_id="identifier_warning")
@@ -100,24 +154,15 @@ def _text_input(model: ShippedModel):
         example_labels=[n.title for n in EXAMPLE_NOTES], label="Example notes (written by us)",
     )
     button = gr.Button("Analyze", variant="primary", elem_id="analyze")
-
-    def run(text, rule, params):
-        return analyze_note(model, text, rule, params)
-
-    return [note], button, run, []
+    return InputPanel(note, button, run, {}, run(opening, *OPENING_RULE))
 
 
 def analyze_image(model: ShippedModel, source, label: int | None = None, rule: str = "epee",
                   params: dict | None = None):
     """Run the model on an uploaded image: its trace, the notices, and the model's view of it."""
-    image = load_image(source)
-    preprocessor = model.classifier.preprocessor
-    trace = model.classifier.trace([image], labels=None if label is None else [label])
-    notices = [preprocessor.conversion_notice(image),
-               f"Image {image.size[0]}×{image.size[1]} ({image.mode}) → {preprocessor.size}×{preprocessor.size} "
-               f"{preprocessor.color_name}.", timing_notice(model, image, rule, params)]
-    notice = "\n\n".join(n for n in notices if n)
-    return trace, notice, preprocessor.model_view(image)
+    pixels, notices = image_input(model, source)
+    trace, timing = traced(model, pixels, rule, params, label)
+    return trace, "\n\n".join(n for n in [*notices, timing.label] if n), model.classifier.preprocessor.model_view(pixels)
 
 
 def model_view_html(pixels: np.ndarray, size: int) -> str:
@@ -137,68 +182,80 @@ def model_view_html(pixels: np.ndarray, size: int) -> str:
             f'alt="{caption}" style="image-rendering:pixelated"><figcaption>{caption}</figcaption></figure>')
 
 
-def _image_input(model: ShippedModel):
-    """Upload box, test-split examples (shipped, and more from the data directory) and the model's view."""
-    upload = gr.File(label=f"{model.task.input_label or 'Image'} (PNG or JPEG, any size)", type="filepath",
-                     elem_id="image_upload", file_types=["image"])
+def _image_input(model: ShippedModel) -> InputPanel:
+    """Upload box (holding the first test-split example, analyzed), the examples (shipped, and more
+    from the data directory) and the model's view."""
     examples = model.example_images()
-    gold_by_name = {}
+    gold_by_name, paths = {}, []
     if examples:
         folder = Path(tempfile.mkdtemp(prefix="epee-examples-"))
-        paths = []
         for example in examples:
             path = folder / f"test-{example.index}.png"
             Image.fromarray(example.image).save(path)
             gold_by_name[path.name] = example.label
             paths.append([str(path)])
+
+    def run(upload, rule, params) -> dict:
+        path = upload.get("path") if isinstance(upload, dict) else upload  # unprocessed: Gradio's file data
+        gold = gold_by_name.get(Path(path).name) if isinstance(path, str) else None
+        trace, notice, pixels = analyze_image(model, path, gold, rule, params)
+        return {"trace": trace, "notice": notice, "model_view": model_view_html(pixels, model.classifier.preprocessor.size)}
+
+    opened = run(paths[0][0], *OPENING_RULE) if paths else None
+    upload = gr.File(value=paths[0][0] if paths else None, type="filepath", elem_id="image_upload",
+                     label=f"{model.task.input_label or 'Image'} (PNG or JPEG, any size)", file_types=["image"])
+    if examples:
         gr.Examples(examples=paths, inputs=[upload], label=f"Test-split images ({DATASETS[model.task.medmnist].title})",
                     example_labels=[f"{e.label_name} · test #{e.index}" for e in examples])
     gr.Markdown(model.examples_note(examples) if examples else
                 "No example images ship with this model. Upload an image of your own.", elem_id="examples_note")
     button = gr.Button("Analyze", variant="primary", elem_id="analyze")
-    view = gr.HTML(label="What the model sees", elem_id="model_view")
-
-    def run(upload, rule, params):
-        path = upload.get("path") if isinstance(upload, dict) else upload  # unprocessed: Gradio's file data
-        gold = gold_by_name.get(Path(path).name) if isinstance(path, str) else None
-        trace, notice, pixels = analyze_image(model, path, gold, rule, params)
-        return trace, notice, model_view_html(pixels, model.classifier.preprocessor.size)
-
-    return [upload], button, run, [view]
+    view = gr.HTML(opened["model_view"] if opened else None, label="What the model sees", elem_id="model_view")
+    return InputPanel(upload, button, run, {"model_view": view}, opened)
 
 
 def build_analyze_tab(model: ShippedModel) -> None:
-    """Lay out one model's Analyze tab inside the current Blocks context and wire its events."""
+    """Lay out one model's Analyze tab inside the current Blocks context and wire its events.
+
+    The tab opens with its first example analyzed (run once, when the page is built)."""
     num_layers = model.classifier.num_layers
     rules = [r for r in catalogue.RULES if r in model.trace("test").available_rules() and r != "fixed"]
 
     depth_note = model.depth_note()
     if depth_note:
         gr.Markdown(depth_note, elem_id="depth_note")
-    trace_state = gr.State(None, time_to_live=SESSION_SECONDS)
-    settings_state = gr.State(default_settings(num_layers), time_to_live=SESSION_SECONDS)
+    settings = default_settings(num_layers)
     with gr.Row():
-        with gr.Column(scale=2):
-            build_input = _text_input if model.spec.modality == "text" else _image_input
-            inputs, analyze, run_model, extra_outputs = build_input(model)
-            run = on_gpu(run_model)  # the one call that runs the model: given a GPU on a Space
-            notice = gr.Markdown(elem_id="notice")
-        with gr.Column(scale=1):
+        with gr.Column(scale=2, min_width=300):
+            panel = (_text_input if model.spec.modality == "text" else _image_input)(model)
+            run = on_gpu(panel.run)  # the one call that runs the model: given a GPU on a Space
+            opened = panel.opened or {"trace": None, "notice": None}
+            notice = gr.Markdown(opened["notice"] and f"{OPENED_NOTE}\n\n{opened['notice']}", elem_id="notice")
+        with gr.Column(scale=1, min_width=260):
             rule = gr.Dropdown(
-                choices=[(catalogue.RULES[r].title, r) for r in rules], value="epee",
+                choices=[(catalogue.RULES[r].title, r) for r in rules], value=OPENING_RULE[0],
                 label="Exit rule", elem_id="rule",
             )
             controls = build_controls(num_layers, len(model.classifier.label_names))
-    summary = gr.Markdown(EMPTY_SUMMARY, elem_id="summary")
+    start = render(opened["trace"], settings, OPENING_RULE[0])  # every view filled on first sight
+    views = dict(summary=gr.Markdown(start["summary"], elem_id="summary"))
     with gr.Row():
-        entropy_plot = gr.Plot(label="Normalized entropy per layer", elem_id="entropy_plot")
-        counter_plot = gr.Plot(label="Counter per layer", elem_id="counter_plot")
-    layers_table = gr.Dataframe(headers=LAYER_TABLE_HEADERS, interactive=False, elem_id="layer_table",
-                                label="Per-layer prediction (text equivalent of the charts)")
-    rules_table = gr.Dataframe(headers=RULE_TABLE_HEADERS, interactive=False, elem_id="rule_table",
-                               label="Where every rule exits at its current setting")
+        views["entropy"] = gr.Plot(start["entropy"], label="Normalized entropy per layer", elem_id="entropy_plot",
+                                   min_width=300)
+        views["counter"] = gr.Plot(start["counter"], label="Counter per layer", elem_id="counter_plot", min_width=300)
+    views["classes"] = gr.Plot(start["classes"], label="Every class at every layer", elem_id="class_heatmap")
+    views["class_table"] = gr.Dataframe(start["class_table"], interactive=False, elem_id="class_table",
+                                        label="Every class at every layer (text equivalent of the heatmap)")
+    views["layers"] = gr.Dataframe(start["layers"], interactive=False, elem_id="layer_table",
+                                   label="Per-layer prediction (text equivalent of the charts)")
+    views["rules"] = gr.Dataframe(start["rules"], interactive=False, elem_id="rule_table",
+                                  label="Where every rule exits at its current setting")
+    results = {"trace": gr.State(opened["trace"], time_to_live=SESSION_SECONDS), "notice": notice}
+    settings_state = gr.State(settings, time_to_live=SESSION_SECONDS)
 
-    views = [summary, entropy_plot, counter_plot, layers_table, rules_table]
+    def shown(trace, settings_now, rule_name) -> dict:
+        """Every view for this trace and setting, keyed by component."""
+        return {views[name]: value for name, value in render(trace, settings_now, rule_name).items()}
 
     def user_error(check, *args):
         """``check(*args)``, its ``InputError`` as a message for the page (no traceback in the log)."""
@@ -207,38 +264,38 @@ def build_analyze_tab(model: ShippedModel) -> None:
         except InputError as err:
             raise gr.Error(str(err), print_exception=False) from None
 
-    def on_analyze(*args):
-        *raw, settings, rule_name = args
+    def on_analyze(raw, settings_now, rule_name):
         user_error(checked_rule, rule_name, rules)
-        try:
-            trace, message, *extras = run(*raw, rule_name, settings[rule_name])
-        except InputError as err:
-            # a person's bad input: a message for them, no traceback in the server log
-            raise gr.Error(str(err), print_exception=False) from None
-        return (trace, message, *render(trace, settings, rule_name), *extras)
+        # a person's bad input: a message for them, no traceback in the server log
+        done = user_error(run, raw, rule_name, settings_now[rule_name])
+        return {**{results[name]: value for name, value in done.items()},
+                **shown(done["trace"], settings_now, rule_name)}
 
-    def on_control(trace, settings, rule_name, *values):
+    def on_control(trace, settings_now, rule_name, *values):
         rule_name, values = user_error(checked_call, rule_name, dict(zip(CONTROLS, values)), rules, num_layers)
-        settings = {**settings, rule_name: params_from_controls(rule_name, values)}
-        return (settings, *render(trace, settings, rule_name))
+        settings_now = {**settings_now, rule_name: params_from_controls(rule_name, values)}
+        return {settings_state: settings_now, **shown(trace, settings_now, rule_name)}
 
-    def on_rule(trace, settings, rule_name):
+    def on_rule(trace, settings_now, rule_name):
         user_error(checked_rule, rule_name, rules)
-        shown = controls_of(rule_name)
-        values = control_values(rule_name, settings[rule_name])
-        updates = [gr.update(visible=c in shown, **({"value": values[c]} if c in values else {})) for c in CONTROLS]
-        return (*updates, *render(trace, settings, rule_name))
+        visible = controls_of(rule_name)
+        values = control_values(rule_name, settings_now[rule_name])
+        updates = {control: gr.update(visible=name in visible, **({"value": values[name]} if name in values else {}))
+                   for name, control in controls.items()}
+        return {**updates, **shown(trace, settings_now, rule_name)}
 
     key = model.task.name.replace("-", "_")  # API endpoint suffix
     # preprocess=False everywhere: checked_call checks what the events receive, so Gradio's own checks
     # never repeat a value sent (a note in a slider's slot) in an error or in the server log.
-    analyze.click(on_analyze, [*inputs, settings_state, rule], [trace_state, notice, *views, *extra_outputs],
-                  concurrency_limit=MODEL_CALLS_AT_ONCE, concurrency_id=MODEL_GROUP, preprocess=False,
-                  api_name=f"analyze_{key}")
-    control_inputs = [trace_state, settings_state, rule, *controls.values()]
+    results.update(panel.outputs)
+    # the panel's own outputs after the views: an API reply gives the notice, then the summary, as before
+    panel.button.click(on_analyze, [panel.input, settings_state, rule],
+                       [results["trace"], notice, *views.values(), *panel.outputs.values()],
+                       concurrency_limit=MODEL_CALLS_AT_ONCE, concurrency_id=MODEL_GROUP,
+                       api_name=f"analyze_{key}", preprocess=False)
+    control_inputs = [results["trace"], settings_state, rule, *controls.values()]
     for name, control in controls.items():
-        control.input(on_control, control_inputs, [settings_state, *views], show_progress="hidden",
-                      trigger_mode="always_last", concurrency_limit=None, preprocess=False,
-                      api_name=f"set_{name}_{key}")
-    rule.input(on_rule, [trace_state, settings_state, rule], [*controls.values(), *views],
-               show_progress="hidden", concurrency_limit=None, preprocess=False, api_name=f"set_rule_{key}")
+        control.input(on_control, control_inputs, [settings_state, *views.values()], show_progress="hidden",
+                      trigger_mode="always_last", concurrency_limit=None, api_name=f"set_{name}_{key}", preprocess=False)
+    rule.input(on_rule, [results["trace"], settings_state, rule], [*controls.values(), *views.values()],
+               show_progress="hidden", concurrency_limit=None, api_name=f"set_rule_{key}", preprocess=False)

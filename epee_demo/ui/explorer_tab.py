@@ -36,7 +36,8 @@ from epee_demo.ui.controls import (
 SPLITS = ("test", "val")
 
 TRADEOFF_HELP = """**How to read it.** Each line is one exit rule: every point is a setting of that rule,
-and only the best settings (none faster *and* more accurate) are drawn. Further right = fewer
+and only the best settings (none faster *and* more accurate) are drawn, joined point to point:
+a line ends at its rule's fastest setting, and nothing between two points was measured. Further right = fewer
 layers computed on average; higher = more examples right. The dashed line simply stops every
 example after a fixed number of layers; the black square is the full model. The ring is the
 current setting of the sliders."""
@@ -359,11 +360,11 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
                 f"Choose an example index between 0 and {split.prep.num_examples - 1}."))
         index = int(index)
         settings = {**default_settings(split.prep.num_layers), rule_name: params}
-        summary, *views = render(split.prep.trace.subset([index]), settings, rule_name)
+        views = render(split.prep.trace.subset([index]), settings, rule_name)
         header = (f"#### Example {index} of the {split_name} split ({models[model_name].task.title})\n"
                   "Raw texts and images are not kept with the cached results; only the labels are shown. "
                   "Views at the current setting of the sliders (press the button again after moving them).\n\n")
-        return (index, header + summary, *views)
+        return (index, header + views["summary"], views["entropy"], views["counter"], views["layers"], views["rules"])
 
     # Gradio injects the event data only into a named positional parameter (not after *args).
     def on_select(model_name, split_name, rule_name, tau_value, patience_value, threshold_value,

@@ -114,7 +114,6 @@ def test_a_note_with_identifiers_is_flagged_while_it_is_typed(page):
         timeout=30_000)
     warning = page.locator("#identifier_warning").first.inner_text()
     assert "03/04/1961" in warning and "MRN 00123456" in warning
-    assert "stops at" not in summary_text(page)  # before any analysis
     note.fill("Crushing chest pain with ST elevation in leads II, III and aVF.")
     page.wait_for_function("!document.querySelector('#identifier_warning').innerText.includes('identifying')",
                            timeout=30_000)
@@ -131,6 +130,9 @@ def test_an_uploaded_image_shows_what_the_model_sees(page, tmp_path, tab, seen, 
     path = tmp_path / "xray.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400), dtype=np.uint8)).save(path)
     page.get_by_role("tab", name=tab).first.click()
+    upload = page.locator("#image_upload:visible").first
+    assert "test-" in upload.inner_text()  # the tab opens holding its first test-split example, analyzed
+    upload.get_by_role("button", name="Clear").click()
     page.locator("#image_upload:visible input[type=file]").first.set_input_files(str(path))
     page.locator("#analyze:visible").first.click()
     page.wait_for_function(
@@ -141,3 +143,45 @@ def test_an_uploaded_image_shows_what_the_model_sees(page, tmp_path, tab, seen, 
     assert seen in image.get_attribute("alt")
     notice = page.locator("#notice:visible").first.inner_text()
     assert (warning in notice) if warning else ("⚠️" not in notice)
+
+
+def test_the_page_opens_analyzed_and_the_heatmap_follows_the_slider(page):
+    assert "stops at" in summary_text(page)  # no Analyze pressed: the first example is analyzed already
+    page.locator("#class_heatmap .js-plotly-plot").first.wait_for(state="visible", timeout=30_000)
+    table = page.locator("#class_table").first
+    assert "Cardiovascular" in table.inner_text() and "exits here" in table.inner_text()
+    before = table.inner_text()
+    slider = page.locator("#tau input[type=range]").first
+    slider.focus()
+    slider.press("Home")  # tau 0: EPEE becomes PABEE and exits later, so the exit mark moves down the table
+    page.wait_for_function(f"document.querySelector('#class_table').innerText !== {before!r}", timeout=30_000)
+
+
+def test_the_keyboard_alone_analyzes_a_new_note(page):
+    note = page.locator("#note textarea").first
+    note.focus()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("Wheezing and shortness of breath at night; peak flow reduced, improves with salbutamol.")
+    before = summary_text(page)
+    page.keyboard.press("Tab")  # leaves the box; the Analyze button is reached and pressed from the keyboard
+    page.locator("#analyze").first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"document.querySelector('#summary').innerText !== {before!r}", timeout=60_000)
+    assert "stops at" in summary_text(page)
+
+
+def test_the_page_is_usable_400_px_wide(browser, app_url):
+    narrow = browser.new_page(viewport={"width": 400, "height": 900})
+    try:
+        narrow.goto(app_url)
+        narrow.get_by_text("Research and teaching only").first.wait_for(timeout=60_000)
+        narrow.locator("#class_heatmap .js-plotly-plot").first.wait_for(state="visible", timeout=30_000)
+        assert narrow.evaluate("document.documentElement.scrollWidth") <= 400  # nothing runs off to the side
+        for selector in ("#note textarea", "#analyze", "#rule", "#tau", "#summary", "#entropy_plot", "#class_heatmap"):
+            box = narrow.locator(selector).first.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 400, selector
+        narrow.locator("#analyze").first.click()
+        narrow.wait_for_function("!document.querySelector('#notice').innerText.includes('page opened with')",
+                                 timeout=60_000)  # the new analysis replaced the opening one
+    finally:
+        narrow.close()

@@ -90,3 +90,30 @@ def test_figure_table_carries_the_plotted_values(prepared, frontiers):
     headers, rows = figure_table(class_accuracy_figure(view.class_accuracy, "maxprob"))
     assert headers[1:3] == ["gold class", "accuracy"]
     assert rows[0][:3] == ["full model", "x (1)", 1.0]
+
+
+def test_frontier_lines_join_only_settings_that_exist(frontiers):
+    """No step corner and no run-on past a rule's fastest setting: every vertex is a grid setting."""
+    fig = tradeoff_figure(frontiers)
+    rules = [r for r in frontiers if r != "fixed"]
+    for rule, trace in zip(rules, fig.data):
+        f = frontiers[rule]
+        assert trace.line.shape in (None, "linear")
+        settings = set(zip(np.round(f.speedup, 9), np.round(f.accuracy, 9)))
+        drawn = set(zip(np.round(trace.x, 9), np.round(trace.y, 9)))
+        assert drawn <= settings
+        assert max(trace.x) == pytest.approx(f.speedup.max())  # the fastest setting, not speed-up L
+
+
+def test_every_tradeoff_figure_is_valid_plotly(prepared, frontiers):
+    """Built unvalidated for speed (``build_figure``): rebuilt with validation, each must pass."""
+    import plotly.graph_objects as go
+
+    view = whole_split.evaluate_setting(prepared, "epee", tau=0.1, patience=2)
+    figures = [tradeoff_figure(frontiers, view.point, show_all=True),
+               exit_histogram_figure(view.exit_counts, view.oracle_counts, "epee"),
+               class_accuracy_figure(view.class_accuracy, "epee"),
+               confusion_figure(view.confusion, prepared.trace.label_names),
+               overthinking_figure(whole_split.overthinking(prepared))]
+    for fig in figures:
+        go.Figure(fig.to_dict())

@@ -18,13 +18,15 @@ def client(tiny_shipped_model):
 
 
 def analyze(client, text):
-    return client.predict(text, api_name="/analyze_organ_system")
+    return client.predict(text, "epee", api_name="/analyze_organ_system")
 
 
 def test_analyze_returns_every_view(client):
-    notice, summary, entropy_plot, counter_plot, layer_rows, rule_rows = analyze(client, EXAMPLE_NOTES[0].text)
-    assert "stops at **layer" in summary
-    assert entropy_plot is not None and counter_plot is not None
+    (notice, summary, entropy_plot, counter_plot, class_plot, class_rows, layer_rows,
+     rule_rows) = analyze(client, EXAMPLE_NOTES[0].text)
+    assert "stops at **layer" in summary and "one run each" in notice
+    assert entropy_plot is not None and counter_plot is not None and class_plot is not None
+    assert len(class_rows["data"]) == 4 and len(class_rows["headers"]) == 13 + 2  # layer, 13 classes, marks
     assert len(layer_rows["data"]) == 4
     assert {row[0] for row in rule_rows["data"]} >= {"EPEE (entropy or patience)", "Patience (PABEE)"}
 
@@ -42,7 +44,9 @@ def test_slider_changes_the_views_without_rerunning(client):
     high = move(client, "tau", tau=1.0, patience=4)
     assert "stops at **layer 1 of 4" in high[0]  # Hn < 1 always holds for a non-uniform softmax
     assert low[0] != high[0]
-    assert low[3]["data"] != high[3]["data"]
+    assert low[5]["data"] != high[5]["data"]  # the layer table
+    assert [r[:-1] for r in low[4]["data"]] == [r[:-1] for r in high[4]["data"]]  # probabilities: rule-free
+    assert [r[-1] for r in low[4]["data"]] != [r[-1] for r in high[4]["data"]]  # but the exit mark moves
 
 
 def test_patience_slider_moves_the_exit(client):

@@ -36,7 +36,7 @@ def test_a_note_leaves_nothing_on_disk(demo):
     client = Client(demo.local_url, verbose=False)
     note = f"{EXAMPLE_NOTES[0].text} {MARKER}"
     client.predict(note, api_name="/check_note_organ_system")
-    assert "stops at" in client.predict(note, api_name="/analyze_organ_system")[1]
+    assert "stops at" in client.predict(note, "epee", api_name="/analyze_organ_system")[1]
     client.predict("epee", 0.5, 3, 0.9, 0.05, "js", 1, api_name="/set_tau_organ_system")
     written = [p for folder in (Path(demo.GRADIO_CACHE), Path.cwd() / ".gradio", Path.cwd() / "flagged")
                for p in files_changed_since(folder, started)]

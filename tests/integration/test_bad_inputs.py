@@ -48,11 +48,11 @@ def client(app):
 
 
 def analyze_text(client, note):
-    return client.predict(note, api_name="/analyze_organ_system")
+    return client.predict(note, "epee", api_name="/analyze_organ_system")
 
 
 def analyze_upload(client, path, task="pneumonia"):
-    return client.predict(handle_file(str(path)), api_name=f"/analyze_{task}")
+    return client.predict(handle_file(str(path)), "epee", api_name=f"/analyze_{task}")
 
 
 def still_serving(client, good_image, task="pneumonia"):
@@ -218,7 +218,7 @@ def test_an_upload_over_the_size_limit_is_refused(client, images, tmp_path):
 
 
 def test_no_image_gets_a_message(client, images):
-    assert "Please upload an image" in error_message(lambda: client.predict(None, api_name="/analyze_pneumonia"))
+    assert "Please upload an image" in error_message(lambda: client.predict(None, "epee", api_name="/analyze_pneumonia"))
     still_serving(client, images["good.png"])
 
 
@@ -248,12 +248,11 @@ RULES = "Exit rule: choose one of epee, "
     (lambda c: c.predict(7, api_name="/set_rule_organ_system"), RULES),
     (lambda c: c.predict(None, api_name="/set_rule_organ_system"), RULES),
     (lambda c: c.predict(EXAMPLE_NOTES[0].text, ["epee"], api_name="/analyze_organ_system"), RULES),
-    (lambda c: c.predict(api_name="/analyze_organ_system"), "No value provided for required argument"),
-    (lambda c: c.predict(None, api_name="/analyze_organ_system"), "the box is empty"),
+    (lambda c: c.predict(None, "epee", api_name="/analyze_organ_system"), "the box is empty"),
 ], ids=["tau text", "tau missing", "tau too high", "tau list", "patience zero",
         "patience fraction", "unknown rule", "rule as a list",
         "rule null", "unknown divergence", "divergence as a list", "rule as a number", "rule null (rule event)",
-        "analysis rule as a list", "note missing (client)", "note null"])
+        "analysis rule as a list", "note null"])
 def test_bad_api_calls_get_a_message(client, images, call, message):
     assert message in error_message(lambda: call(client))
     still_serving(client, images["good.png"])

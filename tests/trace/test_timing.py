@@ -1,9 +1,11 @@
 import math
 
+import numpy as np
 import pytest
 
+from epee_demo.rules import catalogue
 from epee_demo.trace.early_exit import predict_early_exit
-from epee_demo.trace.timing import MeasuredTiming, measure_one
+from epee_demo.trace.timing import MeasuredTiming, measure_one, traced_and_timed
 from tests.trace.test_early_exit import NUM_LAYERS, tiny_classifier, token_inputs
 
 
@@ -23,3 +25,17 @@ def test_measure_one():
     assert epee.exit_layer == predict_early_exit(classifier, [example]).exit_layers[0]
     with pytest.raises(ValueError):
         measure_one(classifier, example, repeats=0)
+
+
+def test_traced_and_timed_times_the_trace_pass_and_one_early_exit():
+    classifier = tiny_classifier()
+    example = token_inputs()[0]
+    batch = classifier.to_device(classifier.preprocessor([example]))
+    trace, timing = traced_and_timed(classifier, batch, "epee", labels=[1], tau=0.3, patience=1)
+    reference = classifier.trace([example], labels=[1])
+    np.testing.assert_allclose(trace.probs, reference.probs, atol=1e-6)
+    assert trace.labels.tolist() == [1]
+    assert timing.exit_layer == predict_early_exit(classifier, [example], tau=0.3, patience=1).exit_layers[0]
+    assert timing.exit_layer == catalogue.exit_layers(trace.probs, "epee", tau=0.3, patience=1)[0]
+    assert positive_finite(timing.seconds_trace) and positive_finite(timing.seconds_early)
+    assert timing.label.startswith("Measured on CPU") and "one run each" in timing.label

@@ -31,13 +31,13 @@ def app(tiny_shipped_model, tiny_image_shipped_model):
 @pytest.fixture(scope="module")
 def victim(app):
     victim = Client(app.local_url, verbose=False)
-    assert "stops at" in victim.predict(EXAMPLE_NOTES[0].text, api_name="/analyze_organ_system")[1]
+    assert "stops at" in victim.predict(EXAMPLE_NOTES[0].text, "epee", api_name="/analyze_organ_system")[1]
     return victim
 
 
 def served(victim) -> None:
     assert "stops at" in victim.predict(*SLIDER, api_name="/set_tau_organ_system")[0]
-    assert "stops at" in victim.predict(EXAMPLE_NOTES[1].text, api_name="/analyze_organ_system")[1]
+    assert "stops at" in victim.predict(EXAMPLE_NOTES[1].text, "epee", api_name="/analyze_organ_system")[1]
 
 
 def fn_index(app, api_name: str) -> int:
@@ -57,7 +57,21 @@ def test_a_body_over_the_cap_is_refused_before_it_is_read(app, victim):
     served(victim)
 
 
-def test_one_session_may_queue_only_a_few_analyses_and_slider_moves_still_pass(app, victim):
+@pytest.fixture
+def slow_analyses(monkeypatch, tiny_shipped_model):
+    """Each analysis holds the model 0.3 s (the tiny model takes milliseconds, so a burst of
+    joins would otherwise never find one still waiting)."""
+    classifier = tiny_shipped_model.classifier
+    real = classifier.trace_prepared
+
+    def slow(*args, **kwargs):
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(classifier, "trace_prepared", slow)
+
+
+def test_one_session_may_queue_only_a_few_analyses_and_slider_moves_still_pass(app, victim, slow_analyses):
     replies = [join(app, "analyze_organ_system", [EXAMPLE_NOTES[0].text, None, "epee"], "attacker")
                for _ in range(12)]
     refused = [r for r in replies if r.status_code == 422]
@@ -68,9 +82,9 @@ def test_one_session_may_queue_only_a_few_analyses_and_slider_moves_still_pass(a
     assert time.perf_counter() - started < 30
 
 
-def test_the_client_shows_the_waiting_message(app, victim):
+def test_the_client_shows_the_waiting_message(app, victim, slow_analyses):
     attacker = Client(app.local_url, verbose=False)
-    jobs = [attacker.submit(EXAMPLE_NOTES[0].text, api_name="/analyze_organ_system") for _ in range(8)]
+    jobs = [attacker.submit(EXAMPLE_NOTES[0].text, "epee", api_name="/analyze_organ_system") for _ in range(8)]
     errors = []
     for job in jobs:
         try:
@@ -174,7 +188,7 @@ def test_an_upload_is_stored_under_its_content_hash_without_its_name(app, victim
     (stored,) = reply.json()
     assert "Jane" not in reply.text and stored.endswith("/upload.png")
     assert not [p for p in app.app_folder.root.rglob("*") if "Jane" in p.name]
-    notice = Client(app.local_url, verbose=False).predict(handle_file(str(image)), api_name="/analyze_pneumonia")[0]
+    notice = Client(app.local_url, verbose=False).predict(handle_file(str(image)), "epee", api_name="/analyze_pneumonia")[0]
     assert "32×32" in notice and "Jane" not in notice
 
 

@@ -1,0 +1,60 @@
+"""Screenshots of each task's Analyze view (as the page opens: its first example analyzed) into docs/.
+
+Starts the page on the shipped models in-process on loopback and drives headless Debian chromium
+(Playwright): one PNG per Analyze tab, ``docs/analyze-<task>.png``, at 1280 px wide, and one of the
+organ-system tab at 400 px wide (``docs/analyze-organ-system-400px.png``).
+
+    python scripts/screenshots.py [--out docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(ROOT / "docs"))
+    args = parser.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    from epee_demo.model.registry import shipped_models
+    from epee_demo.ui import build_demo, launch_options
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    models = shipped_models()
+    demo = build_demo(models)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, headless=True,
+                                                 args=["--no-sandbox", "--disable-gpu"])
+            for width in (1280, 400):
+                page = browser.new_page(viewport={"width": width, "height": 1000})
+                page.goto(demo.local_url)
+                page.get_by_text("Research and teaching only").first.wait_for(timeout=60_000)
+                for model in models.values() if width == 1280 else [next(iter(models.values()))]:
+                    page.get_by_role("tab", name=model.task.title.split(":")[0]).first.click()
+                    panel = page.locator(f"#tab-{model.task.name}")
+                    panel.locator(".js-plotly-plot").last.wait_for(state="visible", timeout=60_000)
+                    page.wait_for_timeout(1_500)  # let plotly finish drawing
+                    name = f"analyze-{model.task.name}{'' if width == 1280 else '-400px'}.png"
+                    panel.screenshot(path=str(out / name))
+                    print(out / name)
+                page.close()
+            browser.close()
+    finally:
+        demo.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
