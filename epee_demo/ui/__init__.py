@@ -7,6 +7,7 @@ from functools import partial
 import gradio as gr
 from starlette.middleware import Middleware
 
+from epee_demo.backbone_table import backbone_table
 from epee_demo.limits import CACHE_DELETION, MAX_QUEUED_EVENTS, MAX_UPLOAD_BYTES
 from epee_demo.model import CheckpointError, share_cpu_cores
 from epee_demo.registry import ASSETS_DIR, ShippedModel, shipped_models
@@ -25,6 +26,12 @@ INTRO = """# Early exit, layer by layer
 A transformer with a classifier after **every** layer. Each exit rule decides, layer by layer,
 whether the answer is good enough to stop computing. Move the sliders to see where each rule
 stops, what it answers, and what the full model would have said."""
+
+BACKBONES_NOTE = (
+    "The EPEE paper compares four backbones (BERT, ALBERT, GPT-2, ViT). Pretrained ALBERT and GPT-2 weights are "
+    "not available offline, so the ALBERT and GPT-2-style models here are **trained from scratch** on the task's "
+    "training split alone: compare them with the pretrained MiniLM-L6 on the same task."
+)
 
 CSS = """
 #banner { background: #fff4d6; border: 2px solid #b36b00; border-radius: 8px; padding: 8px 14px; }
@@ -69,6 +76,9 @@ def build_demo(models: dict[str, ShippedModel] | None = None, folder: AppFolder 
                 build_explorer_tab(models)
             with gr.Tab("Lesson", id="tab-lesson"):
                 build_lesson_tab(models)
+        with gr.Accordion("Backbones side by side: every shipped model's exits on its test split", open=False):
+            gr.Markdown(BACKBONES_NOTE + "\n\n" + backbone_table(m.folder for m in models.values()),
+                        elem_id="backbone_table")
     demo.queue(max_size=MAX_QUEUED_EVENTS, api_open=False)  # no direct REST call skips the queue and its limits
     demo.app_folder = folder
     return demo
