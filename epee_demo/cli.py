@@ -88,7 +88,8 @@ def _bench(args) -> int:
             print(f"skipping {name}: its test data cannot be read ({err})", file=sys.stderr)
             continue
         classifier = load_for_bench(folder, args.device, args.dtype)
-        print(f"measuring {name} on {len(inputs)} test examples ...", file=sys.stderr, flush=True)
+        print(f"measuring {name} ({classifier.spec.title}) on {len(inputs)} test examples ...", file=sys.stderr,
+              flush=True)
         results.append(bench_classifier(classifier, inputs, labels, name=name, batch_sizes=batch_sizes))
     print(format_table(results))
     if args.out:
