@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 import random
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 

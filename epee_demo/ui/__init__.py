@@ -68,7 +68,7 @@ def build_demo(models: dict[str, ShippedModel] | None = None, folder: AppFolder 
                    delete_cache=CACHE_DELETION) as demo:
         gr.Markdown(BANNER, elem_id="banner")
         gr.Markdown(INTRO)
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # every tab stays a visible tab, on two rows if need be
             for model in models.values():
                 with gr.Tab(model.task.title, id=f"tab-{model.task.name}"):
                     build_analyze_tab(model)
