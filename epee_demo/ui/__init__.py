@@ -28,9 +28,10 @@ whether the answer is good enough to stop computing. Move the sliders to see whe
 stops, what it answers, and what the full model would have said."""
 
 BACKBONES_NOTE = (
-    "The EPEE paper compares four backbones (BERT, ALBERT, GPT-2, ViT). Pretrained ALBERT and GPT-2 weights are "
-    "not available offline, so the ALBERT and GPT-2-style models here are **trained from scratch** on the task's "
-    "training split alone: compare them with the pretrained MiniLM-L6 on the same task."
+    "The EPEE paper (Zhan et al., arXiv 2503.02053) compares four backbones (BERT, ALBERT, GPT-2, ViT). "
+    "Pretrained ALBERT and GPT-2 weights are not available offline, so the ALBERT and GPT-2-style models here "
+    "are **trained from scratch** on the task's training split alone: compare them with the pretrained "
+    "MiniLM-L6 on the same task."
 )
 
 CSS = """
