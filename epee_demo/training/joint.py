@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from epee_demo.model.multi_exit import (
     LORA_ADAPTER, MultiExitClassifier, MultiExitModel, ModelSpec, default_device, depth_weighted,
     per_exit_losses,
 )
+from epee_demo.data.preprocess import TextPreprocessor
 from epee_demo.trace.exit_trace import ExitTrace
 
 
@@ -46,6 +48,22 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def fit_vocabulary(spec: ModelSpec, texts) -> ModelSpec:
+    """For a text model trained from scratch on a reused tokenizer (``preprocess["vocabulary_min_count"]``):
+    the spec with ``preprocess["vocabulary"]``, the tokenizer's special tokens and every token seen at
+    least that many times in ``texts`` (the training split), in the tokenizer's id order, and the config's
+    ``vocab_size`` set to its length. Any other spec is returned unchanged."""
+    min_count = spec.preprocess.get("vocabulary_min_count")
+    if min_count is None or not isinstance(spec.base, dict):
+        return spec
+    tokenizer = TextPreprocessor.for_base(spec.preprocess["tokenizer"], spec.preprocess["max_length"]).tokenizer
+    counts = Counter(token for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"] for token in ids)
+    keep = set(tokenizer.all_special_ids) | {token for token, count in counts.items() if count >= min_count}
+    vocabulary = tokenizer.convert_ids_to_tokens(sorted(keep))
+    return replace(spec, base={**spec.base, "vocab_size": len(vocabulary)},
+                   preprocess={**spec.preprocess, "vocabulary": vocabulary})
 
 
 def mark_trainable(model: MultiExitModel, spec: ModelSpec) -> int:

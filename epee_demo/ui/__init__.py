@@ -7,6 +7,7 @@ from functools import partial
 import gradio as gr
 from starlette.middleware import Middleware
 
+from epee_demo.analysis.backbone_table import backbone_table
 from epee_demo.errors import CheckpointError
 from epee_demo.limits import CACHE_DELETION, MAX_QUEUED_EVENTS, MAX_UPLOAD_BYTES
 from epee_demo.model.multi_exit import share_cpu_cores
@@ -27,6 +28,13 @@ INTRO = """# Early exit, layer by layer
 A transformer with a classifier after **every** layer. Each exit rule decides, layer by layer,
 whether the answer is good enough to stop computing. Move the sliders to see where each rule
 stops, what it answers, and what the full model would have said."""
+
+BACKBONES_NOTE = (
+    "The EPEE paper (Zhan et al., arXiv 2503.02053) compares four backbones (BERT, ALBERT, GPT-2, ViT). "
+    "Pretrained ALBERT and GPT-2 weights are not available offline, so the ALBERT and GPT-2-style models here "
+    "are **trained from scratch** on the task's training split alone: compare them with the pretrained "
+    "MiniLM-L6 on the same task."
+)
 
 CSS = """
 #banner { background: #fff4d6; border: 2px solid #b36b00; border-radius: 8px; padding: 8px 14px; }
@@ -63,7 +71,7 @@ def build_demo(models: dict[str, ShippedModel] | None = None, folder: AppFolder 
                    delete_cache=CACHE_DELETION) as demo:
         gr.Markdown(BANNER, elem_id="banner")
         gr.Markdown(INTRO)
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # every tab stays a visible tab, on two rows if need be
             for model in models.values():
                 with gr.Tab(model.task.title, id=f"tab-{model.task.name}", elem_id=f"tab-{model.task.name}"):
                     build_analyze_tab(model)
@@ -71,6 +79,9 @@ def build_demo(models: dict[str, ShippedModel] | None = None, folder: AppFolder 
                 build_explorer_tab(models)
             with gr.Tab("Lesson", id="tab-lesson"):
                 build_lesson_tab(models)
+        with gr.Accordion("Backbones side by side: every shipped model's exits on its test split", open=False):
+            gr.Markdown(BACKBONES_NOTE + "\n\n" + backbone_table(m.folder for m in models.values()),
+                        elem_id="backbone_table")
         gr.api(trace_endpoint(models), api_name=API_NAME, concurrency_limit=MODEL_CALLS_AT_ONCE,
                concurrency_id=MODEL_GROUP)
     hide_internal(demo)  # "Use via API" lists /trace alone

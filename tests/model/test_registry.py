@@ -6,6 +6,7 @@ import pytest
 
 from epee_demo.data import DATA_DIR_VARIABLE
 from epee_demo.data.examples import EXAMPLE_NOTES
+from epee_demo.model.folder import weights_path
 from epee_demo.model.registry import shipped_models
 from epee_demo.data.tasks import TASKS
 
@@ -19,7 +20,8 @@ def organ_system():
 
 @slow
 def test_every_task_is_shipped_in_the_order_of_tasks():
-    assert list(shipped_models()) == ["organ-system", "pneumonia", "retina", "breast"] == list(TASKS)
+    assert list(shipped_models()) == ["organ-system", "pneumonia", "retina", "breast", "organ-system-albert",
+                                      "organ-system-gpt2"] == list(TASKS)
 
 
 @slow
@@ -94,6 +96,23 @@ def test_shipped_metrics_match_the_cached_trace(organ_system):
     trace = organ_system.trace("test")
     accuracy = (trace.predictions == trace.labels[:, None]).mean(axis=0)
     np.testing.assert_allclose(accuracy, organ_system.metrics["test_accuracy_per_layer"], atol=2e-3)
+
+
+@slow
+@pytest.mark.parametrize("task", ["organ-system-albert", "organ-system-gpt2"])
+def test_shipped_from_scratch_models_say_so_fit_the_budget_and_reproduce_their_traces(task):
+    model = shipped_models()[task]
+    assert "trained from scratch" in model.task.title and "trained from scratch" in model.spec.title
+    assert "**Trained from scratch.**" in model.card() and "WordPiece tokenizer" in model.card()
+    assert sum(path.stat().st_size for path in model.folder.iterdir()) < 8_000_000
+    assert weights_path(model.folder).stat().st_size < 6_000_000
+    test = model.task.load_dataset().test
+    index = np.arange(0, len(test), 25)
+    fresh = model.classifier.trace([test.inputs[i] for i in index], [test.labels[i] for i in index])
+    cached = model.trace("test").subset(index)
+    np.testing.assert_allclose(fresh.probs, cached.probs, atol=1e-3)
+    accuracy = (model.trace("test").predictions == model.trace("test").labels[:, None]).mean(axis=0)
+    np.testing.assert_allclose(accuracy, model.metrics["test_accuracy_per_layer"], atol=1e-9)
 
 
 def test_depth_note_reads_the_shipped_metrics(tmp_path):

@@ -76,3 +76,18 @@ def test_without_lora_everything_trains():
     spec = ModelSpec("text", tiny_bert().config.to_dict(), ["a", "b"], {"max_length": 16})
     model = build_model(spec)
     assert mark_trainable(model, spec) == sum(p.numel() for p in model.parameters())
+
+
+def test_fit_vocabulary_keeps_special_tokens_and_tokens_seen_often_enough():
+    from epee_demo.model.backbones import DEFAULT_TEXT_BASE
+    from epee_demo.training.joint import fit_vocabulary
+
+    spec = ModelSpec("text", {"model_type": "gpt2", "n_embd": 16}, ["a", "b"],
+                     {"max_length": 16, "tokenizer": DEFAULT_TEXT_BASE, "vocabulary_min_count": 2})
+    fitted = fit_vocabulary(spec, ["heart failure", "heart attack", "renal failure"])
+    vocabulary = fitted.preprocess["vocabulary"]
+    assert {"heart", "failure", "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"} == set(vocabulary)
+    assert vocabulary[0] == "[PAD]"  # the tokenizer's id order: padding keeps id 0
+    assert fitted.base["vocab_size"] == len(vocabulary) and spec.base.get("vocab_size") is None  # a new spec
+    pretrained = ModelSpec("text", DEFAULT_TEXT_BASE, ["a"], {"max_length": 16})
+    assert fit_vocabulary(pretrained, ["heart"]) is pretrained
