@@ -15,6 +15,7 @@ from typing import Callable
 
 import gradio as gr
 import numpy as np
+from gradio.utils import get_upload_folder, is_in_or_equal
 import pandas as pd
 from PIL import Image
 
@@ -107,6 +108,17 @@ def image_input(model: ShippedModel, source) -> tuple[np.ndarray, list[str]]:
     return preprocessor.pixels(image), notices
 
 
+def uploaded_path(upload) -> str:
+    """The server path of a file uploaded to this app (a path string or Gradio's file data, as sent);
+    anything outside the app's upload folder is refused, so a caller cannot name a server file."""
+    path = upload.get("path") if isinstance(upload, dict) else getattr(upload, "path", upload)
+    if not isinstance(path, str) or not path:
+        raise InputError("Please upload an image (nothing was given).")
+    if "://" in path or not is_in_or_equal(path, get_upload_folder()):
+        raise InputError("An image must be a file uploaded to this demo.")
+    return path
+
+
 INPUT_READERS = {"text": text_input, "image": image_input}  # by task kind: raw input -> model input, notices
 
 
@@ -195,13 +207,15 @@ def _image_input(model: ShippedModel) -> InputPanel:
             gold_by_name[path.name] = example.label
             paths.append([str(path)])
 
-    def run(upload, rule, params) -> dict:
-        path = upload.get("path") if isinstance(upload, dict) else upload  # unprocessed: Gradio's file data
-        gold = gold_by_name.get(Path(path).name) if isinstance(path, str) else None
-        trace, notice, pixels = analyze_image(model, path, gold, rule, params)
+    def analyzed(path: str, rule, params) -> dict:
+        trace, notice, pixels = analyze_image(model, path, gold_by_name.get(Path(path).name), rule, params)
         return {"trace": trace, "notice": notice, "model_view": model_view_html(pixels, model.classifier.preprocessor.size)}
 
-    opened = run(paths[0][0], *OPENING_RULE) if paths else None
+    def run(upload, rule, params) -> dict:
+        # unprocessed: Gradio's file data as sent, so only a file of this app's upload folder is read
+        return analyzed(uploaded_path(upload), rule, params)
+
+    opened = analyzed(paths[0][0], *OPENING_RULE) if paths else None
     upload = gr.File(value=paths[0][0] if paths else None, type="filepath", elem_id="image_upload",
                      label=f"{model.task.input_label or 'Image'} (PNG or JPEG, any size)", file_types=["image"])
     if examples:

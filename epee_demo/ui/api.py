@@ -9,12 +9,10 @@ Every other event of the page is an internal handler, hidden from "Use via API" 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
 from gradio.data_classes import FileData
-from gradio.utils import get_upload_folder, is_in_or_equal
 
 from epee_demo.rules import catalogue
 from epee_demo.analysis.one_example import run_rules
@@ -22,7 +20,7 @@ from epee_demo.errors import InputError
 from epee_demo.model.registry import ShippedModel
 from epee_demo.trace.timing import AnalysisTiming, measure_one
 from epee_demo.trace.exit_trace import ExitTrace
-from epee_demo.ui.analyze_tab import INPUT_READERS, traced
+from epee_demo.ui.analyze_tab import INPUT_READERS, traced, uploaded_path
 from epee_demo.ui.controls import default_settings
 
 API_NAME = "trace"
@@ -37,17 +35,6 @@ def _number(value) -> float | None:
 
 def _values(array) -> list:
     return [_number(v) for v in np.asarray(array, dtype=float)]
-
-
-def uploaded_path(upload) -> str:
-    """The server path of a file uploaded to this app (a path string or Gradio's file data, as sent);
-    anything outside the app's upload folder is refused, so a caller cannot name a server file."""
-    path = upload.get("path") if isinstance(upload, dict) else getattr(upload, "path", upload)
-    if not isinstance(path, str) or not path:
-        raise InputError("Please upload an image (nothing was given).")
-    if "://" in path or not is_in_or_equal(path, get_upload_folder()):
-        raise InputError("An image must be a file uploaded to this demo.")
-    return path
 
 
 def trace_report(model: ShippedModel, trace: ExitTrace, timing: AnalysisTiming, rule: str, params: dict,

@@ -202,6 +202,20 @@ def test_a_missing_upload_gets_a_message_without_a_server_path(app, victim):
     served(victim)
 
 
+@pytest.mark.parametrize("path", ["/etc/hostname", "http://example.com/x.png"])
+def test_a_server_file_is_never_read_as_an_upload(app, victim, path):
+    named = {"path": path, "meta": {"_type": "gradio.FileData"}}
+    start = httpx.post(f"{app.local_url}gradio_api/call/analyze_pneumonia", json={"data": [named, None, "epee"]},
+                       timeout=30)
+    if start.status_code == 200:  # the guard lets a local path through; Gradio or the analysis refuses it unread
+        reply = httpx.get(f"{app.local_url}gradio_api/call/analyze_pneumonia/{start.json()['event_id']}",
+                          timeout=30).text
+        assert "event: error" in reply and "stops at" not in reply
+    else:  # an address is refused by the guard before any lookup
+        assert "does not fetch files from addresses" in start.text
+    served(victim)
+
+
 def test_no_direct_call_skips_the_queue_and_its_limits(app, victim):
     reply = httpx.post(f"{app.local_url}gradio_api/run/analyze_organ_system",
                        json={"data": [EXAMPLE_NOTES[0].text, None, "epee"]}, timeout=30)
