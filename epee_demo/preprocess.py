@@ -9,6 +9,7 @@ from transformers import AutoTokenizer
 from epee_demo.backbones import resolve_base
 from epee_demo.errors import InputError
 from epee_demo.limits import MAX_NOTE_CHARS
+from epee_demo.long_notes import head_tail_batch
 
 
 def clean_note(raw) -> str:
@@ -43,14 +44,18 @@ def clean_note(raw) -> str:
 
 
 class TextPreprocessor:
-    """Tokenizes texts for a text backbone, cutting each at ``max_length`` tokens."""
+    """Tokenizes texts for a text backbone, cutting each at ``max_length`` tokens.
 
-    def __init__(self, tokenizer, max_length: int):
+    ``long_notes`` names how a text past the window is read (``epee_demo.long_notes``).
+    """
+
+    def __init__(self, tokenizer, max_length: int, long_notes: str = "truncate"):
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.long_notes = long_notes
 
     @classmethod
-    def for_base(cls, base: str, max_length: int) -> "TextPreprocessor":
+    def for_base(cls, base: str, max_length: int, long_notes: str = "truncate") -> "TextPreprocessor":
         """The tokenizer of a base checkpoint (``package:...``, path or hub id).
 
         Tokenizers without a pad token (GPT-2) pad with their end-of-sequence token;
@@ -59,9 +64,11 @@ class TextPreprocessor:
         tokenizer = AutoTokenizer.from_pretrained(resolve_base(base))
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        return cls(tokenizer, max_length)
+        return cls(tokenizer, max_length, long_notes)
 
     def __call__(self, texts: list[str]) -> dict:
+        if self.long_notes == "head-tail":
+            return head_tail_batch(self.tokenizer, texts, self.max_length)
         return dict(self.tokenizer(
             texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         ))

@@ -37,16 +37,19 @@ class Task:
     depth_note: str = ""  # for the page: why depth matters, or does not, on this task
 
 
+ORGAN_SYSTEM_NOTES_PER_CLASS = 400  # composed note-like training texts per class (data/organ_notes.py)
+
+
 def _organ_system_dataset(**kwargs):
     from epee_demo.data.organ_system import load_organ_system
 
-    return load_organ_system(**kwargs)
+    return load_organ_system(**{"notes_per_class": ORGAN_SYSTEM_NOTES_PER_CLASS, **kwargs})
 
 
 def _organ_system_spec(label_names: list[str]) -> ModelSpec:
     return ModelSpec(
         task="text", base=DEFAULT_TEXT_BASE, label_names=list(label_names),
-        preprocess={"max_length": 256}, lora=dict(TEXT_LORA),
+        preprocess={"max_length": 512, "long_notes": "head-tail"}, lora=dict(TEXT_LORA),
         title="Organ system of a clinical text (MiniLM-L6, 6 exits)",
     )
 
@@ -159,8 +162,18 @@ ORGAN_SYSTEM_CARD_NOTES = """
 - Splits are made by group (ICD-10-CM 3-character category; HPO parent term), about 80/10/10, so
   near-duplicate texts (left/right variants of one code) never straddle train and test. At most 600
   texts per class from each source.
+- Note-like training texts: 400 per class composed by `epee_demo/data/organ_notes.py` from training-group
+  entries only (ICD-10-CM descriptions, inclusion and index terms; HPO names and synonyms, layperson ones
+  for a patient's own words) in templates written by the team (clinic note, case narrative, discharge
+  summary, study summary, patient's words), some with a second organ system in passing and with common
+  abbreviations. They join the training split only; validation and test are the terse texts as before.
+- Training: this model continued (`epee-demo train --start-from`) from the model trained 3 epochs on the
+  terse texts alone, for one epoch over the first 6,400 texts of the shuffled training split (terse and
+  composed together); the continued run's record is in `metrics.json`.
+- Window: 512 tokens (the backbone's positions); a longer note is cut there, with a notice on the page.
 - The test texts are short definitions and code descriptions; the example notes on the page are
-  synthetic narratives written by the team, a different style from the training texts.
+  synthetic narratives written by the team. How the model does on real prose it was never trained on
+  is in the out-of-distribution section above.
 """
 
 
@@ -203,7 +216,8 @@ TASKS: dict[str, Task] = {
 def preprocessor_for(spec: ModelSpec):
     """The preprocessor a model spec asks for (tokenizer for text, image pipeline for images)."""
     if spec.task == "text":
-        return TextPreprocessor.for_base(spec.base, spec.preprocess["max_length"])
+        return TextPreprocessor.for_base(spec.base, spec.preprocess["max_length"],
+                                         spec.preprocess.get("long_notes", "truncate"))
     if spec.task == "image":
         return ImagePreprocessor(spec.preprocess)
     raise ValueError(f"no preprocessor for task kind {spec.task!r}")
