@@ -170,7 +170,9 @@ ORGAN_SYSTEM_CARD_NOTES = """
 - Training: this model continued (`epee-demo train --start-from`) from the model trained 3 epochs on the
   terse texts alone, for one epoch over the first 6,400 texts of the shuffled training split (terse and
   composed together); the continued run's record is in `metrics.json`.
-- Window: 512 tokens (the backbone's positions); a longer note is cut there, with a notice on the page.
+- Window: 512 tokens (the backbone's positions); a longer note is read by its first 127 and last 383
+  tokens (head and tail), with a notice on the page: on the dev abstracts past the window this scored
+  as well as pooling chunks over the whole text, in one pass, and better than the first tokens alone.
 - The test texts are short definitions and code descriptions; the example notes on the page are
   synthetic narratives written by the team. How the model does on real prose it was never trained on
   is in the out-of-distribution section above.

@@ -45,7 +45,8 @@ def load_dev(label_names, limit: int | None = None) -> tuple[list[str], np.ndarr
     return [r["medical_abstract"] for r in rows], labels
 
 
-def evaluate(folder: Path, mode: str, max_length: int | None, limit: int | None, past_window_only: bool = False) -> dict:
+def evaluate(folder: Path, mode: str | None, max_length: int | None, limit: int | None,
+             past_window_only: bool = False) -> dict:
     """Per-exit accuracy, EPEE at default and last-exit recall per class on the dev half
     (``past_window_only``: on its abstracts longer than the window only)."""
     model, spec = load_checkpoint(folder, "cpu")
@@ -82,9 +83,10 @@ def record(folder: Path, result: dict) -> None:
     path = folder / "metrics.json"
     metrics = json.loads(path.read_text())
     metrics["real_prose_dev"] = {
-        "data": "Medical Abstracts (Schopf et al. 2023), half of its test split, classes 1-4 mapped to Neoplasm, "
-                "Digestive, Neurological, Cardiovascular; class 5 left out; full 13-way head, right only when "
-                "it answers the mapped class. Used for evaluation and model selection, never trained on.",
+        "data": "Medical Abstracts (Schopf et al. 2023; CC BY-SA 3.0), half of its test split, classes 1-4 "
+                "mapped to Neoplasm, Digestive, Neurological, Cardiovascular; class 5 left out; full 13-way head, "
+                "right only when it answers the mapped class. Used for evaluation and model selection, never "
+                "trained on.",
         **{k: result[k] for k in ("examples", "max_length", "long_notes", "accuracy_per_layer", "epee_default",
                                   "last_exit_recall", "past_window", "past_window_accuracy")},
     }

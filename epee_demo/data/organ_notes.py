@@ -189,7 +189,8 @@ TEMPLATES = {
     ],
     "study": [
         "We studied {n} patients with {dx}. All underwent {test}, and {finding} was found in {pct}% of them. "
-        "Patients given {treatment} had fewer complications. {history}These results support early referral to {clinic}.",
+        "Patients given {treatment} had fewer complications. {history}These results support early referral "
+        "to {clinic}.",
         "Background: {dx} is often associated with {finding}. Methods: {n} patients were assessed with {test}. "
         "Results: {finding2} was present in {pct}%. {history}Conclusion: {treatment} should be considered.",
         "The aim of this study was to assess {treatment} in {dx}. Of {n} patients, {pct}% had {finding}. "
