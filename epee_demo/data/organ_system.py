@@ -173,10 +173,12 @@ def _split_of(group: str, seed: int) -> str:
     return "test" if bucket == 0 else "val" if bucket == 1 else "train"
 
 
-def load_organ_system(cap_per_source: int = 600, seed: int = 13) -> LabelledDataset:
+def load_organ_system(cap_per_source: int = 600, seed: int = 13, notes_per_class: int = 0) -> LabelledDataset:
     """Build the 13-class dataset: at most ``cap_per_source`` texts per class from each source.
 
     Groups (not texts) are assigned to train/val/test, about 80/10/10, by a seeded hash.
+    ``notes_per_class`` note-like texts per class, composed from training groups only
+    (``organ_notes.compose_notes``), join the training split; validation and test are unchanged.
     """
     rng = random.Random(seed)
     buckets: dict[tuple[str, str], list] = defaultdict(list)
@@ -191,6 +193,12 @@ def load_organ_system(cap_per_source: int = 600, seed: int = 13) -> LabelledData
             split = splits[_split_of(group, seed)]
             split.inputs.append(text)
             split.labels.append(LABEL_NAMES.index(label))
+    if notes_per_class:
+        from epee_demo.data.organ_notes import compose_notes
+
+        for text, label in compose_notes(notes_per_class, seed):
+            splits["train"].inputs.append(text)
+            splits["train"].labels.append(label)
     for split in splits.values():
         order = list(range(len(split)))
         rng.shuffle(order)

@@ -10,6 +10,7 @@ from transformers import AutoTokenizer
 from epee_demo.model.backbones import resolve_base
 from epee_demo.errors import InputError
 from epee_demo.limits import MAX_NOTE_CHARS
+from epee_demo.data.long_notes import head_tail_batch
 
 
 def clean_note(raw) -> str:
@@ -50,15 +51,19 @@ class TextPreprocessor:
     model's token ids are positions in that list: the tokenizer splits a text as it always
     does, and a token outside the list becomes the tokenizer's unknown token. A model
     trained from scratch on a reused tokenizer so embeds only the tokens its training set has.
+    ``long_notes`` names how a text past the window is read (``epee_demo.data.long_notes``).
     """
 
-    def __init__(self, tokenizer, max_length: int, vocabulary: list[str] | None = None):
+    def __init__(self, tokenizer, max_length: int, vocabulary: list[str] | None = None,
+                 long_notes: str = "truncate"):
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.model_ids = None if vocabulary is None else vocabulary_ids(tokenizer, vocabulary)
+        self.long_notes = long_notes
 
     @classmethod
-    def for_base(cls, base: str, max_length: int, vocabulary: list[str] | None = None) -> "TextPreprocessor":
+    def for_base(cls, base: str, max_length: int, vocabulary: list[str] | None = None,
+                 long_notes: str = "truncate") -> "TextPreprocessor":
         """The tokenizer of a base checkpoint (``package:...``, path or hub id).
 
         Tokenizers without a pad token (GPT-2) pad with their end-of-sequence token;
@@ -67,12 +72,15 @@ class TextPreprocessor:
         tokenizer = AutoTokenizer.from_pretrained(resolve_base(base))
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        return cls(tokenizer, max_length, vocabulary)
+        return cls(tokenizer, max_length, vocabulary, long_notes)
 
     def __call__(self, texts: list[str]) -> dict:
-        batch = dict(self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        ))
+        if self.long_notes == "head-tail":
+            batch = head_tail_batch(self.tokenizer, texts, self.max_length)
+        else:
+            batch = dict(self.tokenizer(
+                texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            ))
         if self.model_ids is not None:
             batch["input_ids"] = self.model_ids[batch["input_ids"]]
         return batch

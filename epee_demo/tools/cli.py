@@ -11,13 +11,15 @@ from pathlib import Path
 def _train(args) -> int:
     from epee_demo.model.multi_exit import MultiExitClassifier, build_model
     from epee_demo.data.tasks import TASKS, preprocessor_for
-    from epee_demo.training.joint import TrainConfig, evaluate_and_write, fit_vocabulary, seed_everything, train_joint
+    from epee_demo.training.joint import (
+        TrainConfig, evaluate_and_write, fit_vocabulary, seed_everything, start_from_checkpoint, train_joint,
+    )
 
     task = TASKS[args.task]
     settings = {**task.train_defaults, **{k: v for k, v in (
         ("epochs", args.epochs), ("batch_size", args.batch_size),
         ("learning_rate", args.learning_rate), ("max_train_examples", args.max_train_examples),
-        ("seed", args.seed),
+        ("seed", args.seed), ("start_from", args.start_from),
     ) if v is not None}}
     config = TrainConfig(**settings)
     dataset = task.load_dataset()
@@ -28,6 +30,8 @@ def _train(args) -> int:
     spec = fit_vocabulary(spec, dataset.train.first(config.max_train_examples).inputs)
     seed_everything(config.seed)  # the fresh heads and from-scratch weights too, so a run repeats
     model = build_model(spec)
+    if config.start_from:
+        print(f"continuing from {config.start_from} ({start_from_checkpoint(model, Path(config.start_from))} tensors)")
     preprocessor = preprocessor_for(spec)
     history = train_joint(model, spec, preprocessor, dataset, config, augment=getattr(task, "augment", None),
                           progress=not args.quiet)
@@ -111,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", type=float)
     train.add_argument("--max-train-examples", type=int, help="cap the training set (quick runs)")
     train.add_argument("--seed", type=int)
+    train.add_argument("--start-from", help="checkpoint folder of the same task to continue training from")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_train)
     exits = sub.add_parser("train-exits", help="train the learned exit rules (ConsistentEE, JEI-DNN) on a "

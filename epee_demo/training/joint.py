@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from peft.functional import set_requires_grad
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from epee_demo.model import folder as model_folder
@@ -23,7 +24,7 @@ from epee_demo.rules import catalogue
 from epee_demo.data import LabelledDataset
 from epee_demo.model.multi_exit import (
     LORA_ADAPTER, MultiExitClassifier, MultiExitModel, ModelSpec, default_device, depth_weighted,
-    per_exit_losses,
+    param_name, per_exit_losses,
 )
 from epee_demo.data.preprocess import TextPreprocessor
 from epee_demo.trace.exit_trace import ExitTrace
@@ -41,6 +42,7 @@ class TrainConfig:
     balance_classes: bool = True
     seed: int = 13
     max_train_examples: int | None = None
+    start_from: str | None = None  # the checkpoint folder training continued from, if any
 
 
 def seed_everything(seed: int) -> None:
@@ -171,6 +173,16 @@ def train_joint(
     return history
 
 
+def start_from_checkpoint(model: MultiExitModel, folder: Path) -> int:
+    """Load a trained checkpoint's parameters (adapters unmerged, LayerNorms, heads) into a fresh
+    model of the same spec, so training continues from it; returns how many tensors were loaded."""
+    tensors = {param_name(k): v.float() for k, v in load_file(str(model_folder.weights_path(folder))).items()}
+    unexpected = model.load_state_dict(tensors, strict=False).unexpected_keys
+    if unexpected:
+        raise ValueError(f"{folder} does not fit this model (unexpected {unexpected[:3]})")
+    return len(tensors)
+
+
 def per_layer_accuracy(trace: ExitTrace) -> list[float]:
     """Accuracy of every exit, a list of L floats."""
     return [float(x) for x in (trace.predictions == trace.labels[:, None]).mean(axis=0)]
@@ -269,6 +281,28 @@ def refresh_trace_figures(spec: ModelSpec, dataset: LabelledDataset, folder: Pat
     return metrics
 
 
+def real_prose_section(figures: dict | None) -> str:
+    """The model card's out-of-distribution section (``scripts/eval_real_prose.py --record``), or ''."""
+    if not figures:
+        return ""
+    epee = figures["epee_default"]
+    accuracy = " | ".join(f"{a:.3f}" for a in figures["accuracy_per_layer"])
+    recall = ", ".join(f"{name} {value:.3f}" for name, value in figures["last_exit_recall"].items())
+    return f"""
+## Out-of-distribution evaluation: real prose
+
+{figures["data"]} {figures["examples"]} abstracts, read as the page reads a note (window
+{figures["max_length"]} tokens, long notes: {figures["long_notes"]}; {figures["past_window"]} abstracts are longer).
+
+| layer | {" | ".join(str(i) for i in range(1, len(figures["accuracy_per_layer"]) + 1))} |
+|---|{"---|" * len(figures["accuracy_per_layer"])}
+| accuracy | {accuracy} |
+
+EPEE at its default setting: accuracy {epee["accuracy"]:.3f}, average exit layer {epee["average_exit_layer"]:.2f}
+(ideal speed-up {epee["speedup"]:.2f}x). Recall of the last exit per class: {recall}.
+"""
+
+
 def model_card(spec: ModelSpec, dataset: LabelledDataset, metrics: dict, notes: str = "") -> str:
     """The Markdown of a model card (the folder module adds the Hub metadata): data source and
     licence, splits, per-layer accuracy, EPEE."""
@@ -304,5 +338,5 @@ EPEE at its default setting ({epee["params"]}) on test: accuracy {epee["accuracy
 average exit layer {epee["average_exit_layer"]:.2f} of {len(metrics["test_accuracy_per_layer"])}
 (ideal speed-up {epee["speedup"]:.2f}x = L / average exit layer; saved fraction
 {100 * (1 - epee["average_exit_layer"] / len(metrics["test_accuracy_per_layer"])):.1f}% = 1 - average exit layer / L).
-{notes}
+{real_prose_section(metrics.get("real_prose_dev"))}{notes}
 """.rstrip("\n") + "\n"

@@ -24,6 +24,7 @@ from epee_demo.analysis.one_example import analyze_example
 from epee_demo.trace.timing import traced_and_timed
 from epee_demo.data.medmnist import DATASETS
 from epee_demo.data.examples import EXAMPLE_NOTES
+from epee_demo.data.long_notes import HEAD_FRACTION, window_room
 from epee_demo.figures.layers import (
     LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, class_heatmap_figure, class_table, counter_figure, entropy_figure,
     layer_table, rule_table, summary_markdown,
@@ -77,6 +78,15 @@ def truncation_notice(model: ShippedModel, text: str) -> str:
     tokens = preprocessor.token_count(text)
     if tokens <= preprocessor.max_length:
         return ""
+    if preprocessor.long_notes == "head-tail":
+        room = window_room(preprocessor.tokenizer, preprocessor.max_length)
+        head = int(room * HEAD_FRACTION)
+        return (
+            f"Long note: this note is {tokens} tokens long; the model reads {preprocessor.max_length} tokens: "
+            f"its first {head} and its last {room - head}, so the middle was not analyzed. (On long real "
+            "abstracts, head and tail scored as well as reading every part and better than the first "
+            f"{preprocessor.max_length} tokens alone; see the model card.)"
+        )
     return (
         f"Truncated: this note is {tokens} tokens long; the model reads only the first "
         f"{preprocessor.max_length} tokens, so the rest was not analyzed."

@@ -76,8 +76,13 @@ def test_shipped_examples_come_first_then_more_from_the_data_directory(tiny_rgb_
 @slow
 def test_shipped_text_model_reads_the_example_notes(organ_system):
     trace = organ_system.classifier.trace([n.text for n in EXAMPLE_NOTES])
-    final = [trace.label_names[c] for c in trace.predictions[:, -1]]
-    assert final == [n.expected_label for n in EXAMPLE_NOTES]
+    answers = np.array(trace.label_names)[trace.predictions]  # [notes, layers]
+    for note, per_layer in zip(EXAMPLE_NOTES, answers):
+        if note.overthinks:  # an earlier exit is right, the last one is not
+            assert per_layer[-1] != note.expected_label and note.expected_label in per_layer[:-1], note.title
+        else:
+            assert per_layer[-1] == note.expected_label, note.title
+    assert sum(n.overthinks for n in EXAMPLE_NOTES) >= 2 and sum(bool(n.also_mentions) for n in EXAMPLE_NOTES) >= 2
 
 
 @slow

@@ -91,3 +91,42 @@ def test_fit_vocabulary_keeps_special_tokens_and_tokens_seen_often_enough():
     assert fitted.base["vocab_size"] == len(vocabulary) and spec.base.get("vocab_size") is None  # a new spec
     pretrained = ModelSpec("text", DEFAULT_TEXT_BASE, ["a"], {"max_length": 16})
     assert fit_vocabulary(pretrained, ["heart"]) is pretrained
+
+
+def test_start_from_checkpoint_loads_a_folders_trained_tensors_unmerged(tmp_path):
+    from epee_demo.model.folder import save_checkpoint
+    from epee_demo.training.joint import start_from_checkpoint
+
+    tiny_bert().save_pretrained(tmp_path / "base")
+    spec = ModelSpec("text", str(tmp_path / "base"), ["a", "b", "c"], {"max_length": 16},
+                     lora={"rank": 2, "alpha": 4, "targets": ["query", "value"]})
+    trained = build_model(spec)
+    mark_trainable(trained, spec)
+    with torch.no_grad():
+        for name, param in trained.named_parameters():
+            if param.requires_grad:
+                param.add_(torch.randn_like(param))
+    save_checkpoint(trained, spec, tmp_path / "trained")
+    fresh = build_model(spec)
+    count = start_from_checkpoint(fresh, tmp_path / "trained")
+    assert count == sum(p.requires_grad for p in trained.parameters())
+    assert any(".lora_A." in name for name, _ in fresh.named_parameters())  # still adapters, not merged
+    for (name, param), (_, loaded) in zip(trained.named_parameters(), fresh.named_parameters()):
+        torch.testing.assert_close(loaded, param.half().float() if param.requires_grad else param, msg=name)
+    other = ModelSpec("text", str(tmp_path / "base"), ["a", "b", "c"], {"max_length": 16},
+                      lora={"rank": 2, "alpha": 4, "targets": ["key"]})
+    with pytest.raises(ValueError, match="does not fit this model"):
+        start_from_checkpoint(build_model(other), tmp_path / "trained")
+
+
+def test_the_model_card_shows_the_real_prose_figures_when_recorded():
+    from epee_demo.training.joint import real_prose_section
+
+    assert real_prose_section(None) == ""
+    section = real_prose_section({
+        "data": "Abstracts.", "examples": 10, "max_length": 512, "long_notes": "head-tail", "past_window": 1,
+        "accuracy_per_layer": [0.5, 0.75], "last_exit_recall": {"Neoplasm": 0.25},
+        "epee_default": {"accuracy": 0.7, "average_exit_layer": 1.5, "speedup": 1.3333},
+    })
+    assert "| accuracy | 0.500 | 0.750 |" in section and "average exit layer 1.50" in section
+    assert "Neoplasm 0.250" in section and "long notes: head-tail" in section
