@@ -11,7 +11,7 @@ from pathlib import Path
 def _train(args) -> int:
     from epee_demo.model import MultiExitClassifier, build_model
     from epee_demo.tasks import TASKS, preprocessor_for
-    from epee_demo.training import TrainConfig, evaluate_and_write, seed_everything, train_joint
+    from epee_demo.training import TrainConfig, evaluate_and_write, seed_everything, train_joint, write_task_metric
 
     task = TASKS[args.task]
     settings = {**task.train_defaults, **{k: v for k, v in (
@@ -33,6 +33,12 @@ def _train(args) -> int:
     classifier = MultiExitClassifier(model, spec, preprocessor)
     metrics = evaluate_and_write(classifier, dataset, Path(args.out), config, history,
                                  card_notes=getattr(task, "card_notes", ""))
+    if task.metric != "accuracy":
+        metrics = write_task_metric(spec, dataset, Path(args.out), task.metric, card_notes=task.card_notes)
+    if task.marks is not None:
+        from epee_demo.data.text_examples import EXAMPLES_PER_CLASS as TEXTS_PER_CLASS, write_text_examples
+
+        write_text_examples(dataset, task.marks, TEXTS_PER_CLASS, Path(args.out) / "examples.json")
     if task.medmnist:
         from epee_demo.data.medmnist import EXAMPLES_PER_CLASS, choose_examples, write_examples
 

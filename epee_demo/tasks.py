@@ -12,7 +12,10 @@ from functools import partial
 from typing import Callable
 
 from epee_demo.backbones import DEFAULT_TEXT_BASE
+from epee_demo.data.ddi import SCHEMA as DDI_SCHEMA, load_ddi
+from epee_demo.data.gad import SCHEMA as GAD_SCHEMA, load_gad
 from epee_demo.data.medmnist import load_medmnist
+from epee_demo.data.phee import EVENT_SCHEMA, ROLE_SCHEMA, load_phee_event_type, load_phee_role
 from epee_demo.images import ImagePreprocessor, augment
 from epee_demo.model import ModelSpec
 from epee_demo.preprocess import TextPreprocessor
@@ -35,6 +38,9 @@ class Task:
     input_label: str = ""  # what an input is, for the page ("Chest X-ray image")
     medmnist: str | None = None  # the MedMNIST dataset an image task's examples come from
     depth_note: str = ""  # for the page: why depth matters, or does not, on this task
+    marks: object | None = None  # a relation or event task's MarkSchema (epee_demo.data.marked)
+    metric: str = "accuracy"  # its headline metric, a name in epee_demo.task_metrics.METRICS
+    page_note: str = ""  # shown above the input on the page (a licence's terms of use)
 
 
 def _organ_system_dataset(**kwargs):
@@ -164,6 +170,80 @@ ORGAN_SYSTEM_CARD_NOTES = """
 """
 
 
+RELATION_LORA = {"rank": 8, "alpha": 16, "targets": ["query", "key", "value", "dense"]}
+
+
+def _marked_text_spec(label_names: list[str], title: str, max_length: int = 128) -> ModelSpec:
+    """MiniLM-L6 with rank-8 LoRA (half the organ-system rank, to keep the folders small) reading a
+    marked sentence, cut at ``max_length`` tokens (batches are padded to their longest text only)."""
+    return ModelSpec(
+        task="text", base=DEFAULT_TEXT_BASE, label_names=list(label_names),
+        preprocess={"max_length": max_length}, lora=dict(RELATION_LORA), title=title,
+    )
+
+
+DDI_CARD_NOTES = """
+## Data and training notes
+
+- **Non-commercial use only**: the DDI corpus is licensed CC BY-NC 4.0, and so is this model, which
+  was trained on it. Credit: Segura-Bedmar, Martínez and Herrero-Zazo, J Biomed Inform 2013.
+- Input: one sentence with the two drugs of a pair marked `[DRUG]…[/DRUG]`; the marks stay in the
+  text as plain characters and the drug names stay visible (no `@DRUG$` masking).
+- Classes: negative (no interaction stated), mechanism (pharmacokinetic), effect, advise, int (an
+  interaction stated without detail). The standard metric is micro-F1 over the four positive classes.
+- Training: the official training documents less a seeded 5 % held out for validation; every
+  positive pair and 0.6 negative pairs per positive (seeded subsample), one epoch, plain
+  cross-entropy (the subsample already lifts the positive classes), sized for a shared 2-core CPU.
+  Sentences are cut at 160 tokens (2.9 % of the test pairs have their second drug past that).
+  Test: the complete official test set of the DDI task (5,716 pairs, 191 documents).
+- `examples.json`: test-split sentences (CC BY-NC 4.0, DDI corpus), never trained on.
+"""
+
+PHEE_NOTES = """
+## Data and training notes
+
+- Data: PHEE v1 (Sun et al., EMNLP 2022; MIT licence), sentences from published case reports; the
+  official train, dev (used as validation) and test splits.
+- Input: one sentence with {marked}; the marks stay in the text as plain characters.
+- {labels}
+- Training: {training}, sized for a shared 2-core CPU. Sentences are cut at 128 tokens.
+- `examples.json`: test-split sentences (PHEE, MIT licence, credit Sun et al. 2022), never trained on.
+"""
+
+PHEE_EVENT_CARD_NOTES = PHEE_NOTES.format(
+    marked="the event's trigger marked `[TRIGGER]…[/TRIGGER]`",
+    labels=("Classes: adverse event, potential therapeutic event (PHEE's two event types); one example per "
+            "event trigger (a trigger given both types by two events is left out)."),
+    training="two epochs over every training event, inverse-frequency class weights (9 adverse events to 1)",
+)
+
+PHEE_ROLE_CARD_NOTES = PHEE_NOTES.format(
+    marked="one argument span marked `[ARG]…[/ARG]`",
+    labels=("Classes (12, chosen from the training counts): the main arguments subject, treatment, effect and "
+            "the sub-arguments with at least 150 training spans (age, gender, population, subject's "
+            "disorder, drug, dosage, route, indication, time elapsed); duration, frequency and race "
+            "(91, 60, 40 spans) and the attributes (speculated, negated, severity) are left out. A span "
+            "that is both a treatment and its drug is labelled drug (the more specific role); a span "
+            "given different roles by two events is left out."),
+    training=("one epoch over at most 600 training spans per role (seeded), inverse-frequency class weights; "
+              "validation is a seeded sample of 1,500 dev spans"),
+)
+GAD_CARD_NOTES = """
+## Data and training notes
+
+- Data: GAD (Bravo et al. 2015; CC BY 4.0) as preprocessed by BioBERT, fold 1 of 10 (the split BLURB
+  uses): the training file less a seeded 10 % for validation, and the official test file (534).
+- Input: the gene and the disease of one sentence, masked `@GENE$` and `@DISEASE$` in the data (the
+  names are not in it). On the page, mark them `[GENE]…[/GENE]` and `[DISEASE]…[/DISEASE]`: each
+  marked span is replaced by its mask before the model reads it.
+- The labels were made semi-automatically (a sentence is positive when the Genetic Association
+  Archive lists the pair), so some are wrong: read the scores with that in mind.
+- Metric: F1 of the positive class (BLURB's micro-F1 over the positive classes, for a binary task).
+- Training: one epoch, inverse-frequency class weights, sentences cut at 128 tokens, sized for a
+  shared 2-core CPU.
+- `examples.json`: test-split sentences (GAD, CC BY 4.0), never trained on.
+"""
+
 TASKS: dict[str, Task] = {
     "organ-system": Task(
         "organ-system", "Clinical note: which organ system?", "text",
@@ -196,6 +276,37 @@ TASKS: dict[str, Task] = {
         {"epochs": 150, "batch_size": 32, "learning_rate": 1e-3, "weight_decay": 0.05, "balance_classes": False},
         augment=partial(augment, flip=True), card_notes=BREAST_CARD_NOTES, input_label="Breast ultrasound image",
         medmnist="breastmnist", depth_note=BREAST_DEPTH_NOTE,
+    ),
+    "ddi": Task(
+        "ddi", "Drug-drug interaction: which type?", "text", load_ddi,
+        partial(_marked_text_spec, title="Drug-drug interaction type of a marked pair (MiniLM-L6, 6 exits)",
+                max_length=160),
+        {"epochs": 1, "batch_size": 32, "learning_rate": 2e-3, "balance_classes": False},
+        card_notes=DDI_CARD_NOTES, input_label="Sentence with the two drugs marked",
+        marks=DDI_SCHEMA, metric="micro_f1_positive",
+        page_note=("**Non-commercial use only**: this model was trained on the DDI corpus (CC BY-NC 4.0, "
+                   "Segura-Bedmar et al. 2013), and its examples are sentences from that corpus's test set."),
+    ),
+    "phee-event-type": Task(
+        "phee-event-type", "Pharmacovigilance event: adverse or therapeutic?", "text", load_phee_event_type,
+        partial(_marked_text_spec, title="Type of a marked pharmacovigilance event trigger (MiniLM-L6, 6 exits)"),
+        {"epochs": 2, "batch_size": 32, "learning_rate": 2e-3},
+        card_notes=PHEE_EVENT_CARD_NOTES, input_label="Sentence with the event trigger marked",
+        marks=EVENT_SCHEMA, metric="macro_f1",
+    ),
+    "phee-role": Task(
+        "phee-role", "Pharmacovigilance event: role of an argument?", "text", load_phee_role,
+        partial(_marked_text_spec, title="Role of a marked pharmacovigilance event argument (MiniLM-L6, 6 exits)"),
+        {"epochs": 1, "batch_size": 32, "learning_rate": 2e-3},
+        card_notes=PHEE_ROLE_CARD_NOTES, input_label="Sentence with one event argument marked",
+        marks=ROLE_SCHEMA, metric="macro_f1",
+    ),
+    "gad": Task(
+        "gad", "Gene-disease association: stated or not?", "text", load_gad,
+        partial(_marked_text_spec, title="Gene-disease association in a marked sentence (MiniLM-L6, 6 exits)"),
+        {"epochs": 1, "batch_size": 32, "learning_rate": 2e-3},
+        card_notes=GAD_CARD_NOTES, input_label="Sentence with the gene and the disease marked",
+        marks=GAD_SCHEMA, metric="micro_f1_positive",
     ),
 }
 

@@ -19,7 +19,7 @@ import torch
 from peft.functional import set_requires_grad
 from tqdm.auto import tqdm
 
-from epee_demo import policies
+from epee_demo import policies, task_metrics
 from epee_demo.data import LabelledDataset
 from epee_demo.model import (
     LORA_ADAPTER, MultiExitClassifier, MultiExitModel, ModelSpec, default_device, depth_weighted,
@@ -239,6 +239,57 @@ def trace_figures(traces: dict[str, ExitTrace]) -> dict:
     }
 
 
+def task_metric_figures(traces: dict[str, ExitTrace], metric: str) -> dict:
+    """A task's headline metric per exit on val and test, and every rule at its default setting on
+    test scored by accuracy and that metric, for ``metrics.json`` (merged into it by the caller)."""
+    scored = tuple(dict.fromkeys(("accuracy", metric)))
+    return {
+        "metric": metric,
+        f"test_{metric}_per_layer": task_metrics.per_layer(traces["test"], metric),
+        f"val_{metric}_per_layer": task_metrics.per_layer(traces["val"], metric),
+        "test_rules_at_default": task_metrics.rules_at_default(traces["test"], scored),
+    }
+
+
+def write_task_metric(spec: ModelSpec, dataset: LabelledDataset, folder: Path, metric: str,
+                      card_notes: str = "") -> dict:
+    """Add ``task_metric_figures`` of the folder's traces to its ``metrics.json`` and model card."""
+    folder = Path(folder)
+    traces = {split: ExitTrace.load(folder / f"trace_{split}.npz") for split in ("val", "test")}
+    path = folder / "metrics.json"
+    metrics = {**json.loads(path.read_text()), **task_metric_figures(traces, metric)}
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    (folder / "MODEL_CARD.md").write_text(model_card(spec, dataset, metrics, card_notes))
+    return metrics
+
+
+def task_metric_markdown(metrics: dict) -> str:
+    """The model card's section on the task's own metric ("" when the folder has none)."""
+    metric = metrics.get("metric")
+    if not metric:
+        return ""
+    title = task_metrics.METRICS[metric].title
+    rows = "\n".join(f"| {i} | {val:.3f} | {test:.3f} |" for i, (val, test) in enumerate(
+        zip(metrics[f"val_{metric}_per_layer"], metrics[f"test_{metric}_per_layer"]), start=1))
+    rules = "\n".join(
+        f"| {r['rule']} | {r['params']} | {r[metric]:.3f} | {r['accuracy']:.3f} | {r['average_exit_layer']:.2f} | "
+        f"{r['speedup']:.2f}x |" for r in metrics["test_rules_at_default"])
+    return f"""
+## {title[0].upper() + title[1:]} of every exit
+
+| layer | validation | test |
+|---|---|---|
+{rows}
+
+Every exit rule at its default setting, on test ({title}, accuracy, average exit layer, ideal speed-up
+L / average exit layer):
+
+| rule | setting | {title} | accuracy | average exit layer | speed-up |
+|---|---|---|---|---|---|
+{rules}
+"""
+
+
 def refresh_trace_figures(spec: ModelSpec, dataset: LabelledDataset, folder: Path, traces: dict[str, ExitTrace],
                           card_notes: str = "") -> dict | None:
     """After the traces were rewritten: their figures in ``metrics.json`` and ``MODEL_CARD.md``
@@ -247,6 +298,8 @@ def refresh_trace_figures(spec: ModelSpec, dataset: LabelledDataset, folder: Pat
     if not path.exists():
         return None
     metrics = {**json.loads(path.read_text()), **trace_figures(traces)}
+    if metrics.get("metric"):
+        metrics.update(task_metric_figures(traces, metrics["metric"]))
     path.write_text(json.dumps(metrics, indent=2) + "\n")
     (Path(folder) / "MODEL_CARD.md").write_text(model_card(spec, dataset, metrics, card_notes))
     return metrics
@@ -286,5 +339,5 @@ EPEE at its default setting ({epee["params"]}) on test: accuracy {epee["accuracy
 average exit layer {epee["average_exit_layer"]:.2f} of {len(metrics["test_accuracy_per_layer"])}
 (ideal speed-up {epee["speedup"]:.2f}x = L / average exit layer; saved fraction
 {100 * (1 - epee["average_exit_layer"] / len(metrics["test_accuracy_per_layer"])):.1f}% = 1 - average exit layer / L).
-{notes}
+{task_metric_markdown(metrics)}{notes}
 """.rstrip("\n") + "\n"

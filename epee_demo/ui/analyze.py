@@ -19,6 +19,7 @@ from PIL import Image
 from epee_demo import policies
 from epee_demo.analysis import analyze_example
 from epee_demo.timing import measure_one
+from epee_demo.data.marked import MarkError, MarkSchema, highlight_segments
 from epee_demo.data.medmnist import DATASETS
 from epee_demo.examples import EXAMPLE_NOTES
 from epee_demo.figures.layers import (
@@ -107,6 +108,61 @@ def _text_input(model: ShippedModel):
     return [note], button, run, []
 
 
+def analyze_marked(model: ShippedModel, raw, rule: str = "epee", params: dict | None = None) -> tuple[ExitTrace, str]:
+    """Run the model on a marked sentence (checked against the task's marks first: a ``MarkError``
+    says what is wrong, with the syntax and an example): its trace and the page's notices."""
+    text = model.task.marks.model_text(clean_note(raw))
+    notices = [truncation_notice(model, text), timing_notice(model, text, rule, params)]
+    return model.classifier.trace([text]), "\n\n".join(n for n in notices if n)
+
+
+def mark_check(schema: MarkSchema, raw) -> tuple[list[tuple[str, str | None]], str]:
+    """As a marked input is typed: its (segment, mark) pairs for highlighting and one line saying
+    whether its marks fit the task (the error message with the syntax when they do not), followed by
+    the identifier warning when the text looks like it holds one."""
+    text = raw if isinstance(raw, str) else ""
+    if not text.strip():
+        return [], schema.help()
+    try:
+        schema.parse(text)
+        status = "✓ The marks fit this task."
+    except MarkError as err:
+        status = f"⚠️ {err}"
+    warning = identifier_warning(text)
+    return highlight_segments(text, schema.counts), f"{status}\n\n{warning}".strip()
+
+
+def _marked_input(model: ShippedModel):
+    """Marked-sentence box, its live highlight and check, test-split examples and Analyze button."""
+    schema = model.task.marks
+    if model.task.page_note:
+        gr.Markdown(model.task.page_note, elem_id="page_note")
+    sentence = gr.Textbox(label=f"{model.task.input_label} (synthetic or de-identified text only)", lines=4,
+                          max_lines=12, placeholder=schema.example, elem_id="note", max_length=MAX_NOTE_CHARS)
+    highlight = gr.HighlightedText(label="Marked spans", elem_id="marked_spans", combine_adjacent=False)
+    check = gr.Markdown(schema.help(), elem_id="mark_check")
+
+    def on_change(raw):
+        segments, message = mark_check(schema, raw)
+        return {highlight: segments, check: message}
+
+    sentence.change(on_change, sentence, [highlight, check], show_progress="hidden", trigger_mode="always_last",
+                    concurrency_limit=None, preprocess=False,
+                    api_name=f"check_marks_{model.task.name.replace('-', '_')}")
+    examples, attribution = model.example_texts()
+    if examples:
+        gr.Examples(examples=[[e.text] for e in examples], inputs=[sentence],
+                    example_labels=[f"{e.label_name} · test #{e.index}" for e in examples],
+                    label="Test-split sentences")
+        gr.Markdown(attribution, elem_id="examples_note")
+    button = gr.Button("Analyze", variant="primary", elem_id="analyze")
+
+    def run(text, rule, params):
+        return analyze_marked(model, text, rule, params)
+
+    return [sentence], button, run, []
+
+
 def analyze_image(model: ShippedModel, source, label: int | None = None, rule: str = "epee",
                   params: dict | None = None):
     """Run the model on an uploaded image: its trace, the notices, and the model's view of it."""
@@ -179,7 +235,8 @@ def build_analyze_tab(model: ShippedModel) -> None:
     settings_state = gr.State(default_settings(num_layers), time_to_live=SESSION_SECONDS)
     with gr.Row():
         with gr.Column(scale=2):
-            build_input = _text_input if model.task.kind == "text" else _image_input
+            build_input = (_marked_input if model.task.marks is not None else
+                           _text_input if model.task.kind == "text" else _image_input)
             inputs, analyze, run_model, extra_outputs = build_input(model)
             run = on_gpu(run_model)  # the one call that runs the model: given a GPU on a Space
             notice = gr.Markdown(elem_id="notice")
