@@ -225,8 +225,8 @@ PHEE_ROLE_CARD_NOTES = PHEE_NOTES.format(
             "(91, 60, 40 spans) and the attributes (speculated, negated, severity) are left out. A span "
             "that is both a treatment and its drug is labelled drug (the more specific role); a span "
             "given different roles by two events is left out."),
-    training=("one epoch over at most 600 training spans per role (seeded), inverse-frequency class weights; "
-              "validation is a seeded sample of 1,500 dev spans"),
+    training=("one epoch over at most 300 training spans per role (seeded), inverse-frequency class weights; "
+              "validation is a seeded sample of 500 dev spans"),
 )
 GAD_CARD_NOTES = """
 ## Data and training notes
