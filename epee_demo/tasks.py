@@ -15,7 +15,7 @@ from epee_demo.backbones import DEFAULT_TEXT_BASE
 from epee_demo.data.ddi import SCHEMA as DDI_SCHEMA, load_ddi
 from epee_demo.data.gad import SCHEMA as GAD_SCHEMA, load_gad
 from epee_demo.data.medmnist import load_medmnist
-from epee_demo.data.phee import EVENT_SCHEMA, ROLE_SCHEMA, load_phee_event_type, load_phee_role
+from epee_demo.data.phee import EVENT_SCHEMA, load_phee_event_type
 from epee_demo.images import ImagePreprocessor, augment
 from epee_demo.model import ModelSpec
 from epee_demo.preprocess import TextPreprocessor
@@ -191,6 +191,11 @@ DDI_CARD_NOTES = """
   text as plain characters and the drug names stay visible (no `@DRUG$` masking).
 - Classes: negative (no interaction stated), mechanism (pharmacokinetic), effect, advise, int (an
   interaction stated without detail). The standard metric is micro-F1 over the four positive classes.
+  Reference points: the BLURB paper (Gu et al., "Domain-Specific Language Model Pretraining for
+  Biomedical Natural Language Processing", ACM HEALTH 2021, Table 6) reports test micro-F1 80.88 for
+  BioBERT and 82.36 for PubMedBERT, both 12-layer BERT-base models fully fine-tuned; its Table 14
+  finds entity markers as good as `@DRUG$` masking on DDI with PubMedBERT (82.22 with [CLS], 82.42
+  with mention pooling, against 82.36), which is why the names stay visible here.
 - Training: the official training documents less a seeded 5 % held out for validation; every
   positive pair and 0.6 negative pairs per positive (seeded subsample), one epoch, plain
   cross-entropy (the subsample already lifts the positive classes), sized for a shared 2-core CPU.
@@ -217,17 +222,6 @@ PHEE_EVENT_CARD_NOTES = PHEE_NOTES.format(
     training="two epochs over every training event, inverse-frequency class weights (9 adverse events to 1)",
 )
 
-PHEE_ROLE_CARD_NOTES = PHEE_NOTES.format(
-    marked="one argument span marked `[ARG]…[/ARG]`",
-    labels=("Classes (12, chosen from the training counts): the main arguments subject, treatment, effect and "
-            "the sub-arguments with at least 150 training spans (age, gender, population, subject's "
-            "disorder, drug, dosage, route, indication, time elapsed); duration, frequency and race "
-            "(91, 60, 40 spans) and the attributes (speculated, negated, severity) are left out. A span "
-            "that is both a treatment and its drug is labelled drug (the more specific role); a span "
-            "given different roles by two events is left out."),
-    training=("one epoch over at most 300 training spans per role (seeded), inverse-frequency class weights; "
-              "validation is a seeded sample of 500 dev spans"),
-)
 GAD_CARD_NOTES = """
 ## Data and training notes
 
@@ -239,6 +233,10 @@ GAD_CARD_NOTES = """
 - The labels were made semi-automatically (a sentence is positive when the Genetic Association
   Archive lists the pair), so some are wrong: read the scores with that in mind.
 - Metric: F1 of the positive class (BLURB's micro-F1 over the positive classes, for a binary task).
+  Reference points: the BLURB paper (Gu et al., "Domain-Specific Language Model Pretraining for
+  Biomedical Natural Language Processing", ACM HEALTH 2021, Table 6) reports test micro-F1 82.36 for
+  BioBERT and 83.96 for PubMedBERT on this split, both 12-layer BERT-base models fully fine-tuned; this
+  is a 6-layer general-domain MiniLM with rank-8 adapters trained for one epoch on a CPU.
 - Training: one epoch, inverse-frequency class weights, sentences cut at 128 tokens, sized for a
   shared 2-core CPU.
 - `examples.json`: test-split sentences (GAD, CC BY 4.0), never trained on.
@@ -293,13 +291,6 @@ TASKS: dict[str, Task] = {
         {"epochs": 2, "batch_size": 32, "learning_rate": 2e-3},
         card_notes=PHEE_EVENT_CARD_NOTES, input_label="Sentence with the event trigger marked",
         marks=EVENT_SCHEMA, metric="macro_f1",
-    ),
-    "phee-role": Task(
-        "phee-role", "Pharmacovigilance event: role of an argument?", "text", load_phee_role,
-        partial(_marked_text_spec, title="Role of a marked pharmacovigilance event argument (MiniLM-L6, 6 exits)"),
-        {"epochs": 1, "batch_size": 32, "learning_rate": 2e-3},
-        card_notes=PHEE_ROLE_CARD_NOTES, input_label="Sentence with one event argument marked",
-        marks=ROLE_SCHEMA, metric="macro_f1",
     ),
     "gad": Task(
         "gad", "Gene-disease association: stated or not?", "text", load_gad,
