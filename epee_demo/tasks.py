@@ -280,7 +280,7 @@ TASKS: dict[str, Task] = {
         medmnist="breastmnist", depth_note=BREAST_DEPTH_NOTE,
     ),
     "ddi": Task(
-        "ddi", "Drug-drug interaction: which type?", "text", load_ddi,
+        "ddi", "Drug interaction?", "text", load_ddi,
         partial(_marked_text_spec, title="Drug-drug interaction type of a marked pair (MiniLM-L6, 6 exits)",
                 max_length=160),
         {"epochs": 1, "batch_size": 32, "learning_rate": 2e-3, "balance_classes": False},
@@ -290,14 +290,14 @@ TASKS: dict[str, Task] = {
                    "Segura-Bedmar et al. 2013), and its examples are sentences from that corpus's test set."),
     ),
     "phee-event-type": Task(
-        "phee-event-type", "Pharmacovigilance event: adverse or therapeutic?", "text", load_phee_event_type,
+        "phee-event-type", "Drug event type?", "text", load_phee_event_type,
         partial(_marked_text_spec, title="Type of a marked pharmacovigilance event trigger (MiniLM-L6, 6 exits)"),
         {"epochs": 2, "batch_size": 32, "learning_rate": 2e-3},
         card_notes=PHEE_EVENT_CARD_NOTES, input_label="Sentence with the event trigger marked",
         marks=EVENT_SCHEMA, metric="macro_f1",
     ),
     "gad": Task(
-        "gad", "Gene-disease association: stated or not?", "text", load_gad,
+        "gad", "Gene-disease link?", "text", load_gad,
         partial(_marked_text_spec, title="Gene-disease association in a marked sentence (MiniLM-L6, 6 exits)"),
         {"epochs": 1, "batch_size": 32, "learning_rate": 2e-3},
         card_notes=GAD_CARD_NOTES, input_label="Sentence with the gene and the disease marked",

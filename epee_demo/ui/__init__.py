@@ -63,12 +63,19 @@ def build_demo(models: dict[str, ShippedModel] | None = None, folder: AppFolder 
         gr.Markdown(INTRO)
         with gr.Tabs():
             for model in models.values():
-                with gr.Tab(model.task.title, id=f"tab-{model.task.name}"):
-                    build_analyze_tab(model)
+                if model.task.marks is None:
+                    with gr.Tab(model.task.title, id=f"tab-{model.task.name}"):
+                        build_analyze_tab(model)
             with gr.Tab("Trade-off explorer", id="tab-explorer"):
                 build_explorer_tab(models)
             with gr.Tab("Lesson", id="tab-lesson"):
                 build_lesson_tab(models)
+            marked = [model for model in models.values() if model.task.marks is not None]
+            if marked:  # the marked-sentence tasks share one tab, last, so the explorer and lesson stay in view
+                with gr.Tab("Relations and events", id="tab-marked"), gr.Tabs():
+                    for model in marked:
+                        with gr.Tab(model.task.title, id=f"tab-{model.task.name}"):
+                            build_analyze_tab(model)
     demo.queue(max_size=MAX_QUEUED_EVENTS, api_open=False)  # no direct REST call skips the queue and its limits
     demo.app_folder = folder
     return demo
