@@ -12,7 +12,10 @@ from functools import partial
 from typing import Callable
 
 from epee_demo.model.backbones import DEFAULT_TEXT_BASE
+from epee_demo.data.ddi import SCHEMA as DDI_SCHEMA, load_ddi
+from epee_demo.data.gad import SCHEMA as GAD_SCHEMA, load_gad
 from epee_demo.data.medmnist import load_medmnist
+from epee_demo.data.phee import EVENT_SCHEMA, load_phee_event_type
 from epee_demo.data.images import ImagePreprocessor, augment
 from epee_demo.model.multi_exit import ModelSpec
 from epee_demo.data.preprocess import TextPreprocessor
@@ -35,6 +38,9 @@ class Task:
     input_label: str = ""  # what an input is, for the page ("Chest X-ray image")
     medmnist: str | None = None  # the MedMNIST dataset an image task's examples come from
     depth_note: str = ""  # for the page: why depth matters, or does not, on this task
+    marks: object | None = None  # a relation or event task's MarkSchema (epee_demo.data.marked)
+    metric: str = "accuracy"  # its headline metric, a name in epee_demo.analysis.task_metrics.METRICS
+    page_note: str = ""  # shown above the input on the page (a licence's terms of use)
 
 
 ORGAN_SYSTEM_NOTES_PER_CLASS = 400  # composed note-like training texts per class (data/organ_notes.py)
@@ -231,6 +237,83 @@ SCRATCH_TEXT_CARD_NOTES = """
   the terse texts alone (`notes_per_class=0`): the MiniLM model's composed note-like texts came later.
 """
 
+
+RELATION_LORA = {"rank": 8, "alpha": 16, "targets": ["query", "key", "value", "dense"]}
+
+
+def _marked_text_spec(label_names: list[str], title: str, max_length: int = 128) -> ModelSpec:
+    """MiniLM-L6 with rank-8 LoRA (half the organ-system rank, to keep the folders small) reading a
+    marked sentence, cut at ``max_length`` tokens (batches are padded to their longest text only)."""
+    return ModelSpec(
+        modality="text", base=DEFAULT_TEXT_BASE, label_names=list(label_names),
+        preprocess={"max_length": max_length}, lora=dict(RELATION_LORA), title=title,
+    )
+
+
+DDI_CARD_NOTES = """
+## Data and training notes
+
+- **Non-commercial use only**: the DDI corpus is licensed CC BY-NC 4.0, and so is this model, which
+  was trained on it. Credit: Segura-Bedmar, Martínez and Herrero-Zazo, J Biomed Inform 2013.
+- Input: one sentence with the two drugs of a pair marked `[DRUG]…[/DRUG]`; the marks stay in the
+  text as plain characters and the drug names stay visible (no `@DRUG$` masking).
+- Classes: negative (no interaction stated), mechanism (pharmacokinetic), effect, advise, int (an
+  interaction stated without detail). The standard metric is micro-F1 over the four positive classes.
+  Reference points: the BLURB paper (Gu et al., "Domain-Specific Language Model Pretraining for
+  Biomedical Natural Language Processing", ACM HEALTH 2021, Table 6) reports test micro-F1 80.88 for
+  BioBERT and 82.36 for PubMedBERT, both 12-layer BERT-base models fully fine-tuned; its Table 14
+  finds entity markers as good as `@DRUG$` masking on DDI with PubMedBERT (82.22 with [CLS], 82.42
+  with mention pooling, against 82.36), which is why the names stay visible here.
+- Training: the official training documents less a seeded 5 % held out for validation; every
+  positive pair and 0.6 negative pairs per positive (seeded subsample), one epoch, plain
+  cross-entropy, sized for a shared 2-core CPU (54 min). After training,
+  `scripts/ddi_prior_correction.py` added one offset, 1.387, to the negative class's logit of every
+  exit head, chosen on validation (last-exit micro-F1 0.528; grid from 0, as trained, 0.432, to the
+  full prior correction log(negatives in the training documents / negatives kept) = 2.312, 0.364;
+  `model.json` records the grid). The training record's validation accuracy is from before it.
+  Sentences are cut at 160 tokens (2.9 % of the test pairs have their second drug past that).
+  Test: the complete official test set of the DDI task (5,716 pairs, 191 documents).
+- `examples.json`: test-split sentences (CC BY-NC 4.0, DDI corpus), never trained on.
+"""
+
+PHEE_NOTES = """
+## Data and training notes
+
+- Data: PHEE v1 (Sun et al., EMNLP 2022; MIT licence), sentences from published case reports; the
+  official train, dev (used as validation) and test splits.
+- Input: one sentence with {marked}; the marks stay in the text as plain characters.
+- {labels}
+- Training: {training}, sized for a shared 2-core CPU. Sentences are cut at 128 tokens.
+- `examples.json`: test-split sentences (PHEE, MIT licence, credit Sun et al. 2022), never trained on.
+"""
+
+PHEE_EVENT_CARD_NOTES = PHEE_NOTES.format(
+    marked="the event's trigger marked `[TRIGGER]…[/TRIGGER]`",
+    labels=("Classes: adverse event, potential therapeutic event (PHEE's two event types); one example per "
+            "event trigger (a trigger given both types by two events is left out)."),
+    training="two epochs over every training event, inverse-frequency class weights (9 adverse events to 1)",
+)
+
+GAD_CARD_NOTES = """
+## Data and training notes
+
+- Data: GAD (Bravo et al. 2015; CC BY 4.0) as preprocessed by BioBERT, fold 1 of 10 (the split BLURB
+  uses): the training file less a seeded 10 % for validation, and the official test file (534).
+- Input: the gene and the disease of one sentence, masked `@GENE$` and `@DISEASE$` in the data (the
+  names are not in it). On the page, mark them `[GENE]…[/GENE]` and `[DISEASE]…[/DISEASE]`: each
+  marked span is replaced by its mask before the model reads it.
+- The labels were made semi-automatically (a sentence is positive when the Genetic Association
+  Archive lists the pair), so some are wrong: read the scores with that in mind.
+- Metric: F1 of the positive class (BLURB's micro-F1 over the positive classes, for a binary task).
+  Reference points: the BLURB paper (Gu et al., "Domain-Specific Language Model Pretraining for
+  Biomedical Natural Language Processing", ACM HEALTH 2021, Table 6) reports test micro-F1 82.36 for
+  BioBERT and 83.96 for PubMedBERT on this split, both 12-layer BERT-base models fully fine-tuned; this
+  is a 6-layer general-domain MiniLM with rank-8 adapters trained for one epoch on a CPU.
+- Training: one epoch, inverse-frequency class weights, sentences cut at 128 tokens, sized for a
+  shared 2-core CPU.
+- `examples.json`: test-split sentences (GAD, CC BY 4.0), never trained on.
+"""
+
 TASKS: dict[str, Task] = {
     "organ-system": Task(
         "organ-system", "Clinical note: which organ system?",
@@ -284,6 +367,30 @@ TASKS: dict[str, Task] = {
                 "6 pre-LayerNorm causal layers 128 wide (4 heads, feed-forward 512), GPT-2's layout"),
             pooling="Exits: one after each layer, reading the state of the last real token (`[SEP]`, which "
                     "attends to the whole text under the causal mask) through the final LayerNorm `ln_f`."),
+    ),
+    "ddi": Task(
+        "ddi", "Drug interaction?", load_ddi,
+        partial(_marked_text_spec, title="Drug-drug interaction type of a marked pair (MiniLM-L6, 6 exits)",
+                max_length=160),
+        {"epochs": 1, "batch_size": 32, "learning_rate": 2e-3, "balance_classes": False},
+        card_notes=DDI_CARD_NOTES, input_label="Sentence with the two drugs marked",
+        marks=DDI_SCHEMA, metric="micro_f1_positive",
+        page_note=("**Non-commercial use only**: this model was trained on the DDI corpus (CC BY-NC 4.0, "
+                   "Segura-Bedmar et al. 2013), and its examples are sentences from that corpus's test set."),
+    ),
+    "phee-event-type": Task(
+        "phee-event-type", "Drug event type?", load_phee_event_type,
+        partial(_marked_text_spec, title="Type of a marked pharmacovigilance event trigger (MiniLM-L6, 6 exits)"),
+        {"epochs": 2, "batch_size": 32, "learning_rate": 2e-3},
+        card_notes=PHEE_EVENT_CARD_NOTES, input_label="Sentence with the event trigger marked",
+        marks=EVENT_SCHEMA, metric="macro_f1",
+    ),
+    "gad": Task(
+        "gad", "Gene-disease link?", load_gad,
+        partial(_marked_text_spec, title="Gene-disease association in a marked sentence (MiniLM-L6, 6 exits)"),
+        {"epochs": 1, "batch_size": 32, "learning_rate": 2e-3},
+        card_notes=GAD_CARD_NOTES, input_label="Sentence with the gene and the disease marked",
+        marks=GAD_SCHEMA, metric="micro_f1_positive",
     ),
 }
 

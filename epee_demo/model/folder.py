@@ -43,6 +43,7 @@ METRICS_FILE = "metrics.json"
 LEARNED_EXITS_FILE = "learned_exits.safetensors"
 LEARNED_EXITS_CONFIG = "learned_exits.json"
 EXAMPLES_DIR = "examples"
+TEXT_EXAMPLES_FILE = "examples.json"  # a marked-text model's shipped test sentences
 SPLITS = ("val", "test")
 # Every shipped model is trained on CC BY 4.0 (or public-domain) data, whose attribution terms its weights carry.
 MODEL_LICENSE = "cc-by-4.0"
@@ -82,6 +83,10 @@ def weights_path(folder: str | Path) -> Path:
 
 def examples_dir(folder: str | Path) -> Path:
     return Path(folder) / EXAMPLES_DIR
+
+
+def text_examples_path(folder: str | Path) -> Path:
+    return Path(folder) / TEXT_EXAMPLES_FILE
 
 
 # ---------------------------------------------------------------- the model: config.json, model.safetensors

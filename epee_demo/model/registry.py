@@ -10,9 +10,11 @@ from pathlib import Path
 
 from epee_demo.data import DATA_DIR_VARIABLE, data_dir
 from epee_demo.data.medmnist import ExampleImage, example_images, read_examples
+from epee_demo.analysis.task_metrics import METRICS
+from epee_demo.data.tasks import TASKS, Task
+from epee_demo.data.text_examples import TextExample, read_text_examples
 from epee_demo.model import folder as model_folder
 from epee_demo.model.multi_exit import MultiExitClassifier, ModelSpec
-from epee_demo.data.tasks import TASKS, Task
 from epee_demo.trace.exit_trace import ExitTrace
 
 ASSETS_DIR = Path(os.environ.get("EPEE_ASSETS_DIR", Path(__file__).resolve().parents[2] / "assets"))
@@ -71,15 +73,22 @@ class ShippedModel:
         return (f"{text} More examples could come from a configured data directory: set `{DATA_DIR_VARIABLE}` "
                 f"to a folder holding {wanted}.")
 
+    def example_texts(self) -> tuple[list[TextExample], str]:
+        """A marked-text model's shipped test sentences and their attribution line (``examples.json``)."""
+        return read_text_examples(model_folder.text_examples_path(self.folder))
+
     def depth_note(self) -> str:
-        """What depth buys this model, from its shipped metrics (test accuracy of the first, best and
-        last exit), followed by the task's own explanation when it has one; "" without metrics."""
-        accuracy = self.metrics.get("test_accuracy_per_layer")
+        """What depth buys this model, from its shipped metrics (the test score of the first, best and
+        last exit: accuracy, or the task's own metric when it has one), followed by the task's own
+        explanation when it has one; "" without metrics."""
+        metric = self.metrics.get("metric", "accuracy")
+        accuracy = self.metrics.get(f"test_{metric}_per_layer")
         if not accuracy:
             return ""
         best = int(max(range(len(accuracy)), key=accuracy.__getitem__))
         spread = 100 * (max(accuracy) - min(accuracy))
-        text = (f"**Depth on this model** (test split): layer 1 scores {accuracy[0]:.3f}, the best exit "
+        scored = "" if metric == "accuracy" else f", {METRICS[metric].title}"
+        text = (f"**Depth on this model** (test split{scored}): layer 1 scores {accuracy[0]:.3f}, the best exit "
                 f"{accuracy[best]:.3f} (layer {best + 1}), the last {accuracy[-1]:.3f}: the exits span "
                 f"{spread:.1f} points.")
         return f"{text} {self.task.depth_note}".strip()

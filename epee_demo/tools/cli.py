@@ -13,6 +13,7 @@ def _train(args) -> int:
     from epee_demo.data.tasks import TASKS, preprocessor_for
     from epee_demo.training.joint import (
         TrainConfig, evaluate_and_write, fit_vocabulary, seed_everything, start_from_checkpoint, train_joint,
+        write_task_metric,
     )
 
     task = TASKS[args.task]
@@ -38,6 +39,13 @@ def _train(args) -> int:
     classifier = MultiExitClassifier(model, spec, preprocessor)
     metrics = evaluate_and_write(classifier, dataset, Path(args.out), config, history,
                                  card_notes=getattr(task, "card_notes", ""))
+    if task.metric != "accuracy":
+        metrics = write_task_metric(spec, dataset, Path(args.out), task.metric, card_notes=task.card_notes)
+    if task.marks is not None:
+        from epee_demo.data.text_examples import EXAMPLES_PER_CLASS as TEXTS_PER_CLASS, write_text_examples
+        from epee_demo.model.folder import text_examples_path
+
+        write_text_examples(dataset, task.marks, TEXTS_PER_CLASS, text_examples_path(args.out))
     if task.medmnist:
         from epee_demo.data.medmnist import EXAMPLES_PER_CLASS, choose_examples, write_examples
         from epee_demo.model.folder import examples_dir

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from epee_demo.model import folder as model_folder
 from epee_demo.rules import catalogue
+from epee_demo import task_metrics
 from epee_demo.data import LabelledDataset
 from epee_demo.model.multi_exit import (
     LORA_ADAPTER, MultiExitClassifier, MultiExitModel, ModelSpec, default_device, depth_weighted,
@@ -268,6 +269,55 @@ def trace_figures(traces: dict[str, ExitTrace]) -> dict:
     }
 
 
+def task_metric_figures(traces: dict[str, ExitTrace], metric: str) -> dict:
+    """A task's headline metric per exit on val and test, and every rule at its default setting on
+    test scored by accuracy and that metric, for ``metrics.json`` (merged into it by the caller)."""
+    scored = tuple(dict.fromkeys(("accuracy", metric)))
+    return {
+        "metric": metric,
+        f"test_{metric}_per_layer": task_metrics.per_layer(traces["test"], metric),
+        f"val_{metric}_per_layer": task_metrics.per_layer(traces["val"], metric),
+        "test_rules_at_default": task_metrics.rules_at_default(traces["test"], scored),
+    }
+
+
+def write_task_metric(spec: ModelSpec, dataset: LabelledDataset, folder: Path, metric: str,
+                      card_notes: str = "") -> dict:
+    """Add ``task_metric_figures`` of the folder's traces to its ``metrics.json`` and model card."""
+    traces = {split: model_folder.read_trace(folder, split) for split in model_folder.SPLITS}
+    metrics = {**model_folder.read_metrics(folder), **task_metric_figures(traces, metric)}
+    model_folder.write_metrics(metrics, folder)
+    model_folder.write_card(spec, model_card(spec, dataset, metrics, card_notes), folder, metrics)
+    return metrics
+
+
+def task_metric_markdown(metrics: dict) -> str:
+    """The model card's section on the task's own metric ("" when the folder has none)."""
+    metric = metrics.get("metric")
+    if not metric:
+        return ""
+    title = task_metrics.METRICS[metric].title
+    rows = "\n".join(f"| {i} | {val:.3f} | {test:.3f} |" for i, (val, test) in enumerate(
+        zip(metrics[f"val_{metric}_per_layer"], metrics[f"test_{metric}_per_layer"]), start=1))
+    rules = "\n".join(
+        f"| {r['rule']} | {r['params']} | {r[metric]:.3f} | {r['accuracy']:.3f} | {r['average_exit_layer']:.2f} | "
+        f"{r['speedup']:.2f}x |" for r in metrics["test_rules_at_default"])
+    return f"""
+## {title[0].upper() + title[1:]} of every exit
+
+| layer | validation | test |
+|---|---|---|
+{rows}
+
+Every exit rule at its default setting, on test ({title}, accuracy, average exit layer, ideal speed-up
+L / average exit layer):
+
+| rule | setting | {title} | accuracy | average exit layer | speed-up |
+|---|---|---|---|---|---|
+{rules}
+"""
+
+
 def refresh_trace_figures(spec: ModelSpec, dataset: LabelledDataset, folder: Path, traces: dict[str, ExitTrace],
                           card_notes: str = "") -> dict | None:
     """After the traces were rewritten: their figures in the metrics and the model card (the
@@ -276,6 +326,8 @@ def refresh_trace_figures(spec: ModelSpec, dataset: LabelledDataset, folder: Pat
     if not recorded:
         return None
     metrics = {**recorded, **trace_figures(traces)}
+    if metrics.get("metric"):
+        metrics.update(task_metric_figures(traces, metrics["metric"]))
     model_folder.write_metrics(metrics, folder)
     model_folder.write_card(spec, model_card(spec, dataset, metrics, card_notes), folder, metrics)
     return metrics
@@ -338,5 +390,5 @@ EPEE at its default setting ({epee["params"]}) on test: accuracy {epee["accuracy
 average exit layer {epee["average_exit_layer"]:.2f} of {len(metrics["test_accuracy_per_layer"])}
 (ideal speed-up {epee["speedup"]:.2f}x = L / average exit layer; saved fraction
 {100 * (1 - epee["average_exit_layer"] / len(metrics["test_accuracy_per_layer"])):.1f}% = 1 - average exit layer / L).
-{real_prose_section(metrics.get("real_prose_dev"))}{notes}
+{real_prose_section(metrics.get("real_prose_dev"))}{task_metric_markdown(metrics)}{notes}
 """.rstrip("\n") + "\n"

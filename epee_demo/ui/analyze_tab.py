@@ -22,6 +22,7 @@ from PIL import Image
 from epee_demo.rules import catalogue
 from epee_demo.analysis.one_example import analyze_example
 from epee_demo.trace.timing import traced_and_timed
+from epee_demo.data.marked import MarkError, MarkSchema, highlight_segments
 from epee_demo.data.medmnist import DATASETS
 from epee_demo.data.examples import EXAMPLE_NOTES
 from epee_demo.data.long_notes import HEAD_FRACTION, window_room
@@ -129,7 +130,19 @@ def uploaded_path(upload) -> str:
     return path
 
 
-INPUT_READERS = {"text": text_input, "image": image_input}  # by task kind: raw input -> model input, notices
+def marked_input(model: ShippedModel, raw) -> tuple[str, list[str]]:
+    """A marked sentence as the model reads it (checked against the task's marks first: a ``MarkError``
+    says what is wrong, with the syntax and an example), and the notices about it (truncation)."""
+    text = model.task.marks.model_text(clean_note(raw))
+    return text, [truncation_notice(model, text)]
+
+
+INPUT_READERS = {"text": text_input, "image": image_input, "marked": marked_input}  # raw input -> model input, notices
+
+
+def input_kind(model: ShippedModel) -> str:
+    """Which input a model reads: ``marked`` (a sentence with the task's marks), ``text`` or ``image``."""
+    return "marked" if model.task.marks is not None else model.spec.modality
 
 
 def analyze_note(model: ShippedModel, note, rule: str = "epee", params: dict | None = None) -> tuple[ExitTrace, str]:
@@ -177,6 +190,63 @@ def _text_input(model: ShippedModel) -> InputPanel:
     )
     button = gr.Button("Analyze", variant="primary", elem_id="analyze")
     return InputPanel(note, button, run, {}, run(opening, *OPENING_RULE))
+
+
+def analyze_marked(model: ShippedModel, raw, rule: str = "epee", params: dict | None = None) -> tuple[ExitTrace, str]:
+    """Run the model on a marked sentence (``marked_input``): its trace and the page's notices."""
+    text, notices = marked_input(model, raw)
+    trace, timing = traced(model, text, rule, params)
+    return trace, "\n\n".join(n for n in [*notices, timing.label] if n)
+
+
+def mark_check(schema: MarkSchema, raw) -> tuple[list[tuple[str, str | None]], str]:
+    """As a marked input is typed: its (segment, mark) pairs for highlighting and one line saying
+    whether its marks fit the task (the error message with the syntax when they do not), followed by
+    the identifier warning when the text looks like it holds one."""
+    text = raw if isinstance(raw, str) else ""
+    if not text.strip():
+        return [], schema.help()
+    try:
+        schema.parse(text)
+        status = "✓ The marks fit this task."
+    except MarkError as err:
+        status = f"⚠️ {err}"
+    warning = identifier_warning(text)
+    return highlight_segments(text, schema.counts), f"{status}\n\n{warning}".strip()
+
+
+def _marked_input(model: ShippedModel) -> InputPanel:
+    """Marked-sentence box (holding the first test-split example, analyzed), its live highlight and
+    check, the test-split examples and Analyze button."""
+    schema = model.task.marks
+    if model.task.page_note:
+        gr.Markdown(model.task.page_note, elem_id="page_note")
+    examples, attribution = model.example_texts()
+    opening = examples[0].text if examples else None
+    sentence = gr.Textbox(value=opening, label=f"{model.task.input_label} (synthetic or de-identified text only)", lines=4,
+                          max_lines=12, placeholder=schema.example, elem_id="note", max_length=MAX_NOTE_CHARS)
+    highlight = gr.HighlightedText(label="Marked spans", elem_id="marked_spans", combine_adjacent=False)
+    check = gr.Markdown(schema.help(), elem_id="mark_check")
+
+    def on_change(raw):
+        segments, message = mark_check(schema, raw)
+        return {highlight: segments, check: message}
+
+    sentence.change(on_change, sentence, [highlight, check], show_progress="hidden", trigger_mode="always_last",
+                    concurrency_limit=None, preprocess=False,
+                    api_name=f"check_marks_{model.task.name.replace('-', '_')}")
+    if examples:
+        gr.Examples(examples=[[e.text] for e in examples], inputs=[sentence],
+                    example_labels=[f"{e.label_name} · test #{e.index}" for e in examples],
+                    label="Test-split sentences")
+        gr.Markdown(attribution, elem_id="examples_note")
+    button = gr.Button("Analyze", variant="primary", elem_id="analyze")
+
+    def run(text, rule, params) -> dict:
+        trace, notice = analyze_marked(model, text, rule, params)
+        return {"trace": trace, "notice": notice}
+
+    return InputPanel(sentence, button, run, {}, None if opening is None else run(opening, *OPENING_RULE))
 
 
 def analyze_image(model: ShippedModel, source, label: int | None = None, rule: str = "epee",
@@ -251,7 +321,7 @@ def build_analyze_tab(model: ShippedModel) -> None:
     settings = default_settings(num_layers)
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
-            panel = (_text_input if model.spec.modality == "text" else _image_input)(model)
+            panel = {"marked": _marked_input, "text": _text_input, "image": _image_input}[input_kind(model)](model)
             run = on_gpu(panel.run)  # the one call that runs the model: given a GPU on a Space
             opened = panel.opened or {"trace": None, "notice": None}
             notice = gr.Markdown(opened["notice"] and f"{OPENED_NOTE}\n\n{opened['notice']}", elem_id="notice")

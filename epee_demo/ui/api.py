@@ -20,7 +20,7 @@ from epee_demo.errors import InputError
 from epee_demo.model.registry import ShippedModel
 from epee_demo.trace.timing import AnalysisTiming, measure_one
 from epee_demo.trace.exit_trace import ExitTrace
-from epee_demo.ui.analyze_tab import INPUT_READERS, traced, uploaded_path
+from epee_demo.ui.analyze_tab import INPUT_READERS, input_kind, traced, uploaded_path
 from epee_demo.ui.controls import default_settings
 
 API_NAME = "trace"
@@ -116,10 +116,12 @@ def trace_endpoint(models: dict[str, ShippedModel]):
             if (isinstance(timing_repeats, bool) or not isinstance(timing_repeats, (int, float))
                     or not 0 <= timing_repeats <= MAX_TIMING_REPEATS or timing_repeats != int(timing_repeats)):
                 raise InputError(f"timing_repeats: must be a whole number from 0 to {MAX_TIMING_REPEATS}.")
-            kind = model.spec.modality
+            kind = input_kind(model)
+            field = "image" if kind == "image" else "text"  # a marked sentence comes as text
             given = {"text": text, "image": image}
-            if kind not in given or any(value is not None for name, value in given.items() if name != kind):
-                raise InputError(f"task {task} reads {kind}: send `{kind}` only.")
+            if any(value is not None for name, value in given.items() if name != field):
+                raise InputError(f"task {task} reads {'a marked sentence' if kind == 'marked' else kind}: "
+                                 f"send `{field}` only.")
             raw = uploaded_path(image) if kind == "image" else text
             model_input, notices = INPUT_READERS[kind](model, raw)
             trace_, timing = traced(model, model_input, rule_name, params)

@@ -21,7 +21,7 @@ def organ_system():
 @slow
 def test_every_task_is_shipped_in_the_order_of_tasks():
     assert list(shipped_models()) == ["organ-system", "pneumonia", "retina", "breast", "organ-system-albert",
-                                      "organ-system-gpt2"] == list(TASKS)
+                                      "organ-system-gpt2", "ddi", "phee-event-type", "gad"] == list(TASKS)
 
 
 @slow

@@ -1,0 +1,99 @@
+"""Parsers of the relation and event corpora, on tiny synthetic files in each corpus's format."""
+
+import json
+import zipfile
+
+from epee_demo.data import ddi, gad, phee
+
+DOC = """<?xml version="1.0" encoding="UTF-8"?>
+<document id="DDI-DrugBank.d{n}">
+  <sentence id="s0" text="Aspirin increases the effect of warfarin and heparin.">
+    <entity id="s0.e0" charOffset="0-6" type="drug" text="Aspirin"/>
+    <entity id="s0.e1" charOffset="32-39" type="drug" text="warfarin"/>
+    <entity id="s0.e2" charOffset="45-51" type="drug" text="heparin"/>
+    <pair id="s0.p0" e1="s0.e0" e2="s0.e1" ddi="true" type="effect"/>
+    <pair id="s0.p1" e1="s0.e0" e2="s0.e2" ddi="true"/>
+    <pair id="s0.p2" e1="s0.e1" e2="s0.e2" ddi="false"/>
+  </sentence>
+  <sentence id="s1" text="Inactivated ND and AI vaccines with saponins.">
+    <entity id="s1.e0" charOffset="0-13;22-29" type="drug" text="Inactivated ND vaccines"/>
+    <entity id="s1.e1" charOffset="0-10;19-20;22-29" type="drug" text="Inactivated AI vaccines"/>
+    <pair id="s1.p0" e1="s1.e0" e2="s1.e1" ddi="true" type="mechanism"/>
+  </sentence>
+  <sentence id="s2" text="Digoxin or quinidine.">
+    <entity id="s2.e0" charOffset="0-6" type="drug" text="Digoxin"/>
+    <entity id="s2.e1" charOffset="11-19" type="drug" text="quinidine"/>
+    <pair id="s2.p0" e1="s2.e0" e2="s2.e1" ddi="false"/>
+  </sentence>
+</document>"""
+
+
+def _corpus(tmp_path):
+    path = tmp_path / ddi.CORPUS
+    path.parent.mkdir(parents=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        for n in range(40):
+            archive.writestr(f"DDICorpus/Train/DrugBank/d{n}.xml", DOC.format(n=n))
+        archive.writestr("DDICorpus/Test/Test for DDI Extraction task/DrugBank/t.xml", DOC.format(n=99))
+        archive.writestr("DDICorpus/Test/Test for DrugNER task/DrugBank/ner.xml", DOC.format(n=98))
+    return path
+
+
+def test_ddi_pairs_are_marked_and_labelled(tmp_path):
+    pairs = ddi.read_corpus(_corpus(tmp_path))
+    test = pairs["test"][:3]  # the DrugNER folder is not read; the untyped true pair is left out
+    assert [(p.label, p.text) for p in test] == [
+        ("effect", "[DRUG]Aspirin[/DRUG] increases the effect of [DRUG]warfarin[/DRUG] and heparin."),
+        ("negative", "Aspirin increases the effect of [DRUG]warfarin[/DRUG] and [DRUG]heparin[/DRUG]."),
+        ("mechanism", "[DRUG]Inactivated ND[/DRUG] and [DRUG]AI[/DRUG] vaccines with saponins."),
+    ]
+    assert len(pairs["train"]) == 40 * 4 and len(pairs["test"]) == 4
+    assert all(ddi.SCHEMA.parse(p.text) for p in test)
+
+
+def test_ddi_dataset_holds_out_whole_documents_and_keeps_every_test_pair(tmp_path):
+    _corpus(tmp_path)
+    data = ddi.load_ddi(tmp_path)
+    assert data.label_names == ddi.LABEL_NAMES and len(data.test) == 4  # every test pair
+    positives = sum(label != 0 for label in data.train.labels)
+    assert data.train.labels.count(0) == int(ddi.NEGATIVES_PER_POSITIVE * positives)  # negatives subsampled
+    assert len(data.val) % 4 == 0 and len(data.val) + positives * 4 // 2 == 160  # whole documents held out
+
+
+PHEE_ROW = {
+    "id": "1", "context": "A woman developed hepatitis after isoniazid 300 mg daily.",
+    "annotations": [{"events": [{
+        "event_type": "Adverse_event",
+        "Trigger": {"text": [["after"]], "start": [[28]]},
+        "Subject": {"text": [["A woman"]], "start": [[0]], "Gender": {"text": [["woman"]], "start": [[2]]}},
+        "Treatment": {"text": [["isoniazid 300 mg daily"]], "start": [[34]],
+                      "Drug": {"text": [["isoniazid"]], "start": [[34]]},
+                      "Dosage": {"text": [["300 mg"]], "start": [[44]]}},
+        "Effect": {"text": [["hepatitis"]], "start": [[18]]},
+        "Speculated": {"text": [["developed"]], "start": [[8]], "value": True},
+    }]}],
+}
+
+
+def _phee(tmp_path, rows):
+    folder = tmp_path / phee.FOLDER
+    folder.mkdir(parents=True)
+    for split in ("train", "dev", "test"):
+        (folder / f"{split}.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return tmp_path
+
+
+def test_phee_event_type_marks_the_trigger(tmp_path):
+    data = phee.load_phee_event_type(_phee(tmp_path, [PHEE_ROW]))
+    assert data.test.inputs == ["A woman developed hepatitis [TRIGGER]after[/TRIGGER] isoniazid 300 mg daily."]
+    assert data.label_names[data.test.labels[0]] == "adverse event"
+
+
+def test_gad_reads_both_file_layouts(tmp_path):
+    folder = tmp_path / gad.FOLDER
+    folder.mkdir(parents=True)
+    (folder / "train.tsv").write_text("".join(f"@GENE$ and @DISEASE$ row {i}.\t{i % 2}\n" for i in range(20)))
+    (folder / "test.tsv").write_text("index\tsentence\tlabel\n0\t@GENE$ \"quoted\" @DISEASE$.\t1\n")
+    data = gad.load_gad(tmp_path)
+    assert (len(data.train), len(data.val)) == (18, 2)
+    assert data.test.inputs == ['@GENE$ "quoted" @DISEASE$.'] and data.test.labels == [1]

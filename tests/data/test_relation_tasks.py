@@ -1,0 +1,80 @@
+"""The relation and event tasks end to end on a tiny random model: ``epee-demo train`` on a
+synthetic DDI corpus, the folder it writes, and the page's marked-text input on that folder."""
+
+import json
+
+import pytest
+import torch
+from gradio_client import Client
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from epee_demo.model.backbones import DEFAULT_TEXT_BASE, resolve_base
+from epee_demo.tools.cli import main
+from epee_demo.data.marked import MarkError
+from epee_demo.model.registry import ShippedModel
+from epee_demo.data.tasks import TASKS
+from epee_demo.ui import build_demo
+from epee_demo.ui.analyze_tab import analyze_marked, mark_check
+from tests.test_relation_data import _corpus
+
+
+@pytest.fixture(scope="module")
+def ddi_folder(tmp_path_factory):
+    """A DDI model trained for one epoch by ``epee-demo train`` around a tiny random BERT."""
+    root = tmp_path_factory.mktemp("ddi")
+    base = root / "base"
+    torch.manual_seed(0)
+    config = BertConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
+                        vocab_size=30522, max_position_embeddings=512)
+    BertModel(config, add_pooling_layer=False).save_pretrained(base)
+    AutoTokenizer.from_pretrained(resolve_base(DEFAULT_TEXT_BASE)).save_pretrained(base)
+    _corpus(root / "data")
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("EPEE_DATA_DIR", str(root / "data"))
+    folder = root / "ddi"
+    try:
+        assert main(["train", "--task", "ddi", "--base", str(base), "--out", str(folder), "--quiet"]) == 0
+    finally:
+        monkeypatch.undo()
+    return folder
+
+
+def test_train_writes_the_task_metric_and_the_examples(ddi_folder):
+    metrics = json.loads((ddi_folder / "metrics.json").read_text())
+    assert metrics["metric"] == "micro_f1_positive" and metrics["split_sizes"]["test"] == 4
+    assert len(metrics["test_micro_f1_positive_per_layer"]) == 3
+    rules = {row["rule"]: row for row in metrics["test_rules_at_default"]}
+    assert {"epee", "patience", "entropy"} <= set(rules) and "micro_f1_positive" in rules["epee"]
+    card = (ddi_folder / "MODEL_CARD.md").read_text()
+    assert "Micro-F1 over the positive classes of every exit" in card and "Non-commercial use only" in card
+    examples = json.loads((ddi_folder / "examples.json").read_text())
+    assert "CC BY-NC 4.0" in examples["licence"] and examples["examples"]
+    assert all(TASKS["ddi"].marks.parse(e["text"]) for e in examples["examples"])
+
+
+def test_marked_input_is_checked_before_the_model_runs(ddi_folder):
+    model = ShippedModel(TASKS["ddi"], ddi_folder)
+    trace, _ = analyze_marked(model, "[DRUG]Aspirin[/DRUG] raises [DRUG]warfarin[/DRUG] levels.")
+    assert trace.num_examples == 1 and trace.num_layers == 3
+    with pytest.raises(MarkError, match="is never closed"):
+        analyze_marked(model, "[DRUG]Aspirin raises warfarin levels.")
+    segments, message = mark_check(TASKS["ddi"].marks, "[DRUG]a[/DRUG] and [DRUG]b[/DRUG]")
+    assert segments == [("a", "DRUG"), (" and ", None), ("b", "DRUG")] and message.startswith("✓")
+    segments, message = mark_check(TASKS["ddi"].marks, "[DRUG]a[/DRUG] and b")
+    assert "2 needed" in message and TASKS["ddi"].marks.example in message
+
+
+def test_page_shows_the_examples_and_keeps_serving_after_bad_marks(ddi_folder):
+    demo = build_demo({"ddi": ShippedModel(TASKS["ddi"], ddi_folder)})
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        with pytest.raises(Exception, match="too many \\[DRUG\\] marks"):
+            client.predict("[DRUG]a[/DRUG] [DRUG]b[/DRUG] [DRUG]c[/DRUG]", api_name="/analyze_ddi")
+        notice, summary, *_ = client.predict("[DRUG]Aspirin[/DRUG] with [DRUG]warfarin[/DRUG].",
+                                             api_name="/analyze_ddi")
+        assert "stops at **layer" in summary
+        highlight, check = client.predict("[DRUG]a[/DRUG] [DRUG]b", api_name="/check_marks_ddi")
+        assert "never closed" in check
+    finally:
+        demo.close()
