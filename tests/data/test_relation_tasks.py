@@ -15,7 +15,7 @@ from epee_demo.model.registry import ShippedModel
 from epee_demo.data.tasks import TASKS
 from epee_demo.ui import build_demo
 from epee_demo.ui.analyze_tab import analyze_marked, mark_check
-from tests.test_relation_data import _corpus
+from tests.data.test_relation_data import _corpus
 
 
 @pytest.fixture(scope="module")
