@@ -20,3 +20,10 @@ CACHE_DELETION = (300, 900)
 # moves run without a limit, so they never wait behind analyses nor find the queue full of them.
 MAX_QUEUED_EVENTS = 200
 UPLOAD_WINDOW_S = sum(CACHE_DELETION)  # an upload is deleted within this many seconds of arriving
+# Batch analysis (one uploaded CSV of notes or zip of images): rows and bytes per batch. 500 notes of
+# up to 512 tokens run in well under a minute on a CPU core pair, and a batch holds one model slot
+# while it runs, so a larger one would keep the other visitors' analyses waiting.
+BATCH_MAX_ROWS = 500
+BATCH_MAX_BYTES = 10 * 1024 * 1024  # the CSV or zip as uploaded (a zip's members may inflate to 4x this in all)
+BATCH_MAX_INFLATED_BYTES = 4 * BATCH_MAX_BYTES
+BATCH_CHUNK = 32  # inputs run through the model at once (the progress bar moves once per chunk)
