@@ -104,3 +104,30 @@ def test_the_tab_builds_on_the_page(tiny_shipped_model, folder):
     demo = build_demo({"organ-system": tiny_shipped_model}, folder)
     assert {"batch", "batch_set_rule", "batch_set_model", "batch_set_tau"} <= {f.api_name for f in demo.fns.values()}
     assert batch_tab.LIMITS_NOTE.count("500") == 1
+
+
+def test_a_zip_of_images_on_an_image_model_and_a_broken_member(tiny_image_shipped_model, folder, upload):
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    models = {"pneumonia": tiny_image_shipped_model}
+    layers = tiny_image_shipped_model.classifier.num_layers
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(3):
+            image = io.BytesIO()
+            Image.fromarray(np.full((32, 40), 60 * i, dtype=np.uint8)).save(image, format="PNG")
+            archive.writestr(f"scans/{i}.png", image.getvalue())
+    done = batch_tab.on_run(models, folder, "pneumonia", upload(buffer.getvalue(), "upload.zip"), "maxprob",
+                            values("maxprob", layers))
+    assert list(done["table"]["row"]) == ["scans/0.png", "scans/1.png", "scans/2.png"]
+    assert "No row has a label" in done["summary"]
+    with zipfile.ZipFile(buffer, "a") as archive:
+        archive.writestr("scans/broken.png", b"\x89PNG\r\n\x1a\nnot really")
+    with pytest.raises(InputError, match="scans/broken.png: "):
+        batch_tab.on_run(models, folder, "pneumonia", upload(buffer.getvalue(), "upload.zip"), "maxprob",
+                         values("maxprob", layers))
+    with pytest.raises(InputError, match="not a zip"):
+        batch_tab.on_run(models, folder, "pneumonia", upload(b"text\nhello\n"), "maxprob", values("maxprob", layers))
