@@ -20,3 +20,10 @@ CACHE_DELETION = (300, 900)
 # moves run without a limit, so they never wait behind analyses nor find the queue full of them.
 MAX_QUEUED_EVENTS = 200
 UPLOAD_WINDOW_S = sum(CACHE_DELETION)  # an upload is deleted within this many seconds of arriving
+# Batch analysis (one uploaded CSV of notes or zip of images): rows and bytes per batch. A batch holds
+# one of the two model slots while it runs (every other visitor's analysis shares the other), so it is
+# kept to a size a class or a small evaluation set needs. 10 MB holds 500 notes of 20,000 characters.
+BATCH_MAX_ROWS = 500
+BATCH_MAX_BYTES = 10 * 1024 * 1024  # the CSV or zip as uploaded (a zip's members may inflate to 4x this in all)
+BATCH_MAX_INFLATED_BYTES = 4 * BATCH_MAX_BYTES
+BATCH_CHUNK = 32  # inputs run through the model at once (the progress bar moves once per chunk)

@@ -13,6 +13,7 @@ from epee_demo.limits import CACHE_DELETION, MAX_QUEUED_EVENTS, MAX_UPLOAD_BYTES
 from epee_demo.model.multi_exit import share_cpu_cores
 from epee_demo.model.registry import ASSETS_DIR, ShippedModel, shipped_models
 from epee_demo.ui.analyze_tab import MODEL_CALLS_AT_ONCE, build_analyze_tab
+from epee_demo.ui.batch_tab import build_batch_tab
 from epee_demo.ui.api import API_NAME, hide_internal, trace_endpoint
 from epee_demo.ui.explorer_tab import build_explorer_tab
 from epee_demo.ui.files import AppFolder, swept
@@ -79,6 +80,8 @@ def build_demo(models: dict[str, ShippedModel] | None = None, folder: AppFolder 
                 build_explorer_tab(models)
             with gr.Tab("Lesson", id="tab-lesson"):
                 build_lesson_tab(models)
+            with gr.Tab("Batch", id="tab-batch"):
+                build_batch_tab(models, folder)
         with gr.Accordion("Backbones side by side: every shipped model's exits on its test split", open=False):
             gr.Markdown(BACKBONES_NOTE + "\n\n" + backbone_table(m.folder for m in models.values()),
                         elem_id="backbone_table")

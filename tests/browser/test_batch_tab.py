@@ -1,0 +1,62 @@
+"""The Batch tab in headless Debian chromium (Playwright), on a page over the tiny shipped model."""
+
+import shutil
+
+import pytest
+
+from epee_demo.data.examples import EXAMPLE_NOTES
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def tiny_app_url(tiny_shipped_model):
+    from epee_demo.ui import build_demo, launch_options
+
+    demo = build_demo({"organ-system": tiny_shipped_model})
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
+    yield demo.local_url
+    demo.close()
+
+
+@pytest.fixture
+def page(tiny_app_url):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.goto(tiny_app_url)
+        page.get_by_text("Research and teaching only").first.wait_for(timeout=60_000)
+        yield page
+        browser.close()
+
+
+def upload_and_run(page, path):
+    page.locator("#batch_upload input[type=file]").first.set_input_files(str(path))
+    page.locator("#batch_upload table").first.wait_for(timeout=30_000)  # the upload has arrived
+    page.locator("#batch_run").first.click()
+
+
+def test_upload_a_csv_of_notes_then_a_malformed_one(page, tmp_path):
+    page.get_by_role("tab", name="Batch").click()
+    page.get_by_text("At most 500 rows or images").first.wait_for(timeout=10_000)
+    bad = tmp_path / "patient-smith.csv"
+    bad.write_text("note\nhello\n")
+    upload_and_run(page, bad)
+    page.get_by_text("The CSV has no `text` column").first.wait_for(timeout=30_000)
+    page.locator("#batch_upload button[aria-label='Clear']").first.click()
+
+    good = tmp_path / "notes.csv"
+    rows = "".join(f'"{n.text}",{n.expected_label}\n' for n in EXAMPLE_NOTES[:3])
+    good.write_text("text,label\n" + rows)
+    upload_and_run(page, good)  # the server kept serving after the malformed file
+    page.wait_for_function("document.querySelector('#batch_summary').innerText.includes('on 3 rows')",
+                           timeout=60_000)
+    assert "labelled rows" in page.locator("#batch_summary").inner_text()
+    table = page.locator("#batch_table").first.inner_text()
+    assert "line 2" in table and "line 4" in table
+    page.locator("#batch_download a").first.wait_for(timeout=30_000)
