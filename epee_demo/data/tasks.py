@@ -35,6 +35,8 @@ class Task:
     input_label: str = ""  # what an input is, for the page ("Chest X-ray image")
     medmnist: str | None = None  # the MedMNIST dataset an image task's examples come from
     depth_note: str = ""  # for the page: why depth matters, or does not, on this task
+    group: str = ""  # the page's task this model answers, when several models answer one (default: its name)
+    backbone: str = ""  # the backbone's name on the page's selector (default: read from the spec)
 
 
 def _organ_system_dataset(**kwargs):
@@ -220,7 +222,7 @@ TASKS: dict[str, Task] = {
         "organ-system", "Clinical note: which organ system?",
         _organ_system_dataset, _organ_system_spec,
         {"epochs": 3, "batch_size": 32, "learning_rate": 1e-3},
-        card_notes=ORGAN_SYSTEM_CARD_NOTES,
+        card_notes=ORGAN_SYSTEM_CARD_NOTES, backbone="MiniLM-L6 (pretrained)",
     ),
     "pneumonia": Task(
         "pneumonia", "Chest X-ray: pneumonia or normal?",
@@ -228,7 +230,7 @@ TASKS: dict[str, Task] = {
         partial(_vit_spec, channels=1, title="Pneumonia on a chest X-ray (ViT trained from scratch, 8 exits)"),
         {"epochs": 8, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.05},
         augment=augment, card_notes=PNEUMONIA_CARD_NOTES, input_label="Chest X-ray image",
-        medmnist="pneumoniamnist", depth_note=PNEUMONIA_DEPTH_NOTE,
+        medmnist="pneumoniamnist", depth_note=PNEUMONIA_DEPTH_NOTE, backbone="ViT (trained from scratch)",
     ),
     "retina": Task(
         "retina", "Fundus photo: retinopathy grade?",
@@ -237,7 +239,7 @@ TASKS: dict[str, Task] = {
                 title="Diabetic retinopathy grade on a fundus photograph (ViT trained from scratch, 8 exits)"),
         {"epochs": 40, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.05, "balance_classes": False},
         augment=partial(augment, flip=True), card_notes=RETINA_CARD_NOTES, input_label="Fundus photograph",
-        medmnist="retinamnist", depth_note=RETINA_DEPTH_NOTE,
+        medmnist="retinamnist", depth_note=RETINA_DEPTH_NOTE, backbone="ViT (trained from scratch)",
     ),
     "breast": Task(
         "breast", "Breast ultrasound: malignant?",
@@ -246,7 +248,7 @@ TASKS: dict[str, Task] = {
                 title="Malignancy on a breast ultrasound (ViT trained from scratch, 8 exits)"),
         {"epochs": 150, "batch_size": 32, "learning_rate": 1e-3, "weight_decay": 0.05, "balance_classes": False},
         augment=partial(augment, flip=True), card_notes=BREAST_CARD_NOTES, input_label="Breast ultrasound image",
-        medmnist="breastmnist", depth_note=BREAST_DEPTH_NOTE,
+        medmnist="breastmnist", depth_note=BREAST_DEPTH_NOTE, backbone="ViT (trained from scratch)",
     ),
     "organ-system-albert": Task(
         "organ-system-albert", "Clinical note: organ system? (ALBERT, trained from scratch)",
@@ -258,6 +260,7 @@ TASKS: dict[str, Task] = {
                 "all 6 applications, after 64-wide token embeddings projected to 128, as ALBERT factorizes them"),
             pooling="Exits: one after each application of the shared layer, reading the mean of the real "
                     "tokens' states."),
+        group="organ-system", backbone="ALBERT (trained from scratch)",
     ),
     "organ-system-gpt2": Task(
         "organ-system-gpt2", "Clinical note: organ system? (GPT-2-style decoder, trained from scratch)",
@@ -268,6 +271,7 @@ TASKS: dict[str, Task] = {
                 "6 pre-LayerNorm causal layers 128 wide (4 heads, feed-forward 512), GPT-2's layout"),
             pooling="Exits: one after each layer, reading the state of the last real token (`[SEP]`, which "
                     "attends to the whole text under the causal mask) through the final LayerNorm `ln_f`."),
+        group="organ-system", backbone="GPT-2-style decoder (trained from scratch)",
     ),
 }
 
