@@ -1,7 +1,7 @@
 """Screenshots of each task's Analyze view (as the page opens: its first example analyzed) into docs/.
 
 Starts the page on the shipped models in-process on loopback and drives headless Debian chromium
-(Playwright): one PNG per Analyze tab, ``docs/analyze-<task>.png``, at 1280 px wide, and one of the
+(Playwright): one PNG per model's Analyze view (chosen on the page's selector), ``docs/analyze-<task>.png``, at 1280 px wide, and one of the
 organ-system tab at 400 px wide (``docs/analyze-organ-system-400px.png``).
 
     python scripts/screenshots.py [--out docs]
@@ -26,10 +26,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from epee_demo.model.registry import shipped_models
     from epee_demo.ui import build_demo, launch_options
+    from epee_demo.ui.selector import backbone_name, task_groups, task_of, task_title
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     models = shipped_models()
+    groups = task_groups(models)
     demo = build_demo(models)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
@@ -42,8 +44,12 @@ def main(argv: list[str] | None = None) -> int:
                 page.goto(demo.local_url)
                 page.get_by_text("Research and teaching only").first.wait_for(timeout=60_000)
                 for model in models.values() if width == 1280 else [next(iter(models.values()))]:
-                    page.get_by_role("tab", name=model.task.title.split(":")[0]).first.click()
-                    panel = page.locator(f"#tab-{model.task.name}")
+                    task = task_of(model)
+                    page.locator("#task_choice input").first.click()
+                    page.get_by_role("option", name=task_title(models, task, groups[task])).first.click()
+                    if len(groups[task]) > 1:
+                        page.locator("#backbone_choice").get_by_label(backbone_name(model)).check()
+                    panel = page.locator(f"#analyze-{model.task.name}")
                     panel.locator(".js-plotly-plot").last.wait_for(state="visible", timeout=60_000)
                     page.wait_for_timeout(1_500)  # let plotly finish drawing
                     name = f"analyze-{model.task.name}{'' if width == 1280 else '-400px'}.png"

@@ -41,6 +41,8 @@ class Task:
     marks: object | None = None  # a relation or event task's MarkSchema (epee_demo.data.marked)
     metric: str = "accuracy"  # its headline metric, a name in epee_demo.analysis.task_metrics.METRICS
     page_note: str = ""  # shown above the input on the page (a licence's terms of use)
+    group: str = ""  # the page's task this model answers, when several models answer one (default: its name)
+    backbone: str = ""  # the backbone's name on the page's selector (default: read from the spec)
 
 
 ORGAN_SYSTEM_NOTES_PER_CLASS = 400  # composed note-like training texts per class (data/organ_notes.py)
@@ -319,7 +321,7 @@ TASKS: dict[str, Task] = {
         "organ-system", "Clinical note: which organ system?",
         _organ_system_dataset, _organ_system_spec,
         {"epochs": 3, "batch_size": 32, "learning_rate": 1e-3},
-        card_notes=ORGAN_SYSTEM_CARD_NOTES,
+        card_notes=ORGAN_SYSTEM_CARD_NOTES, backbone="MiniLM-L6 (pretrained)",
     ),
     "pneumonia": Task(
         "pneumonia", "Chest X-ray: pneumonia or normal?",
@@ -327,7 +329,7 @@ TASKS: dict[str, Task] = {
         partial(_vit_spec, channels=1, title="Pneumonia on a chest X-ray (ViT trained from scratch, 8 exits)"),
         {"epochs": 8, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.05},
         augment=augment, card_notes=PNEUMONIA_CARD_NOTES, input_label="Chest X-ray image",
-        medmnist="pneumoniamnist", depth_note=PNEUMONIA_DEPTH_NOTE,
+        medmnist="pneumoniamnist", depth_note=PNEUMONIA_DEPTH_NOTE, backbone="ViT (trained from scratch)",
     ),
     "retina": Task(
         "retina", "Fundus photo: retinopathy grade?",
@@ -336,7 +338,7 @@ TASKS: dict[str, Task] = {
                 title="Diabetic retinopathy grade on a fundus photograph (ViT trained from scratch, 8 exits)"),
         {"epochs": 40, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.05, "balance_classes": False},
         augment=partial(augment, flip=True), card_notes=RETINA_CARD_NOTES, input_label="Fundus photograph",
-        medmnist="retinamnist", depth_note=RETINA_DEPTH_NOTE,
+        medmnist="retinamnist", depth_note=RETINA_DEPTH_NOTE, backbone="ViT (trained from scratch)",
     ),
     "breast": Task(
         "breast", "Breast ultrasound: malignant?",
@@ -345,7 +347,7 @@ TASKS: dict[str, Task] = {
                 title="Malignancy on a breast ultrasound (ViT trained from scratch, 8 exits)"),
         {"epochs": 150, "batch_size": 32, "learning_rate": 1e-3, "weight_decay": 0.05, "balance_classes": False},
         augment=partial(augment, flip=True), card_notes=BREAST_CARD_NOTES, input_label="Breast ultrasound image",
-        medmnist="breastmnist", depth_note=BREAST_DEPTH_NOTE,
+        medmnist="breastmnist", depth_note=BREAST_DEPTH_NOTE, backbone="ViT (trained from scratch)",
     ),
     "organ-system-albert": Task(
         "organ-system-albert", "Clinical note: organ system? (ALBERT, trained from scratch)",
@@ -357,6 +359,7 @@ TASKS: dict[str, Task] = {
                 "all 6 applications, after 64-wide token embeddings projected to 128, as ALBERT factorizes them"),
             pooling="Exits: one after each application of the shared layer, reading the mean of the real "
                     "tokens' states."),
+        group="organ-system", backbone="ALBERT (trained from scratch)",
     ),
     "organ-system-gpt2": Task(
         "organ-system-gpt2", "Clinical note: organ system? (GPT-2-style decoder, trained from scratch)",
@@ -367,6 +370,7 @@ TASKS: dict[str, Task] = {
                 "6 pre-LayerNorm causal layers 128 wide (4 heads, feed-forward 512), GPT-2's layout"),
             pooling="Exits: one after each layer, reading the state of the last real token (`[SEP]`, which "
                     "attends to the whole text under the causal mask) through the final LayerNorm `ln_f`."),
+        group="organ-system", backbone="GPT-2-style decoder (trained from scratch)",
     ),
     "ddi": Task(
         "ddi", "Drug interaction?", load_ddi,

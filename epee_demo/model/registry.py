@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 
 from epee_demo.data import DATA_DIR_VARIABLE, data_dir
+from epee_demo.errors import CheckpointError
 from epee_demo.data.medmnist import ExampleImage, example_images, read_examples
 from epee_demo.analysis.task_metrics import METRICS
 from epee_demo.data.tasks import TASKS, Task
@@ -41,6 +42,12 @@ class ShippedModel:
         """The model with its preprocessing, on CUDA when there is one."""
         with self._lock:
             return model_folder.load_classifier(self.folder)
+
+    def check_files(self) -> None:
+        """Stop now, not when the model is first chosen, when its config is corrupt or its weights are missing."""
+        weights = model_folder.weights_path(self.folder)
+        if self.spec and not weights.is_file():
+            raise CheckpointError(f"checkpoint weights not found: {weights}")
 
     def trace(self, split: str) -> ExitTrace:
         """The cached per-layer trace of the ``val`` or ``test`` split (read once per process)."""

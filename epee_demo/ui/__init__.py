@@ -12,13 +12,14 @@ from epee_demo.errors import CheckpointError
 from epee_demo.limits import CACHE_DELETION, MAX_QUEUED_EVENTS, MAX_UPLOAD_BYTES
 from epee_demo.model.multi_exit import share_cpu_cores
 from epee_demo.model.registry import ASSETS_DIR, ShippedModel, shipped_models
-from epee_demo.ui.analyze_tab import MODEL_CALLS_AT_ONCE, build_analyze_tab
+from epee_demo.ui.analyze_tab import MODEL_CALLS_AT_ONCE, build_analyze_tab, open_when_chosen
 from epee_demo.ui.batch_tab import build_batch_tab
 from epee_demo.ui.api import API_NAME, hide_internal, trace_endpoint
 from epee_demo.ui.explorer_tab import build_explorer_tab
 from epee_demo.ui.files import AppFolder, swept
 from epee_demo.ui.guard import MODEL_GROUP, RequestGuard
 from epee_demo.ui.lesson_tab import build_lesson_tab
+from epee_demo.ui.selector import build_selector
 
 BANNER = (
     "⚠️ **Research and teaching only — not for diagnosis or any clinical decision.** "
@@ -65,6 +66,8 @@ def build_demo(models: dict[str, ShippedModel] | None = None, folder: AppFolder 
     models = shipped_models() if models is None else models
     if not models:
         raise CheckpointError(f"no shipped model found in {ASSETS_DIR}: run `epee-demo train` first")
+    for model in models.values():
+        model.check_files()  # a broken folder stops start-up, though only the first model loads then
     share_cpu_cores(MODEL_CALLS_AT_ONCE)  # the concurrent analyses split the cores, none oversubscribes them
     folder = folder or AppFolder()
     folder.use_for_gradio()  # before the Blocks: Gradio reads its cache folder when they are made
@@ -72,16 +75,24 @@ def build_demo(models: dict[str, ShippedModel] | None = None, folder: AppFolder 
                    delete_cache=CACHE_DELETION) as demo:
         gr.Markdown(BANNER, elem_id="banner")
         gr.Markdown(INTRO)
+        selector = build_selector(models)
+        first = next(iter(models))
         with gr.Tabs(overflow_behavior="wrap"):  # every tab stays a visible tab, on two rows if need be
-            for model in models.values():
-                with gr.Tab(model.task.title, id=f"tab-{model.task.name}", elem_id=f"tab-{model.task.name}"):
-                    build_analyze_tab(model)
+            with gr.Tab("Analyze", id="tab-analyze", elem_id="tab-analyze"):
+                views, openings = {}, {}
+                for name, model in models.items():  # one view per model, shown while it is selected
+                    with gr.Column(visible=name == first, elem_id=f"analyze-{name}") as views[name]:
+                        openings[name] = build_analyze_tab(model, analyze_now=name == first)
+                open_when_chosen(selector.selected, {n: o for n, o in openings.items() if o is not None})
             with gr.Tab("Trade-off explorer", id="tab-explorer"):
-                build_explorer_tab(models)
+                build_explorer_tab(models, selector.selected)
             with gr.Tab("Lesson", id="tab-lesson"):
-                build_lesson_tab(models)
+                build_lesson_tab(models, selector.selected)
             with gr.Tab("Batch", id="tab-batch"):
                 build_batch_tab(models, folder)
+        selector.selected.change(lambda chosen: {view: gr.update(visible=name == chosen) for name, view in views.items()},
+                                 selector.selected, list(views.values()), show_progress="hidden",
+                                 concurrency_limit=None, api_name=False, preprocess=False)
         with gr.Accordion("Backbones side by side: every shipped model's exits on its test split", open=False):
             gr.Markdown(BACKBONES_NOTE + "\n\n" + backbone_table(m.folder for m in models.values()),
                         elem_id="backbone_table")

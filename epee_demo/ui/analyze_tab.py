@@ -47,8 +47,8 @@ EMPTY_SUMMARY = "Pick an example, or paste a note or upload an image of your own
 SESSION_SECONDS = 3600  # a session's trace and settings are forgotten an hour after their last change
 MODEL_CALLS_AT_ONCE = 2  # analyses that run the model at the same time (slider moves never wait for them)
 OPENING_RULE = ("epee", catalogue.RULES["epee"].params)  # the rule (and its defaults) the page opens with
-OPENED_NOTE = ("The page opened with this example analyzed when it was built: its time is the model's first run "
-               "after loading. Press **Analyze** to run it again.")
+OPENED_NOTE = ("This example was analyzed when the page was built or the task chosen: its time is the model's first "
+               "run after loading. Press **Analyze** to run it again.")
 
 
 def render(trace: ExitTrace | None, settings: dict, rule: str) -> dict:
@@ -159,18 +159,20 @@ class InputPanel:
 
     ``run(raw input, rule, params)`` runs the model and returns the analysis's results by name:
     ``trace``, ``notice`` and one entry per component in ``outputs`` (name -> component);
-    ``opened`` is that result for the first example, which the input holds when the page opens
-    (None when the model has no example).
+    ``open(rule, params)`` is that result for the first example, which the input holds when the page
+    opens (None when the model has no example); ``opened`` is that result at the opening rule when the
+    panel was built to analyze it at once, else None.
     """
 
     input: gr.components.Component
     button: gr.Button
     run: Callable[..., dict]
     outputs: dict
+    open: Callable[..., dict] | None
     opened: dict | None
 
 
-def _text_input(model: ShippedModel) -> InputPanel:
+def _text_input(model: ShippedModel, analyze_now: bool) -> InputPanel:
     """Note box (holding the first example note, analyzed), example notes and Analyze button."""
 
     def run(text, rule, params) -> dict:
@@ -189,7 +191,10 @@ def _text_input(model: ShippedModel) -> InputPanel:
         example_labels=[n.title for n in EXAMPLE_NOTES], label="Example notes (written by us)",
     )
     button = gr.Button("Analyze", variant="primary", elem_id="analyze")
-    return InputPanel(note, button, run, {}, run(opening, *OPENING_RULE))
+    def open_first(rule, params) -> dict:
+        return run(opening, rule, params)
+
+    return InputPanel(note, button, run, {}, open_first, open_first(*OPENING_RULE) if analyze_now else None)
 
 
 def analyze_marked(model: ShippedModel, raw, rule: str = "epee", params: dict | None = None) -> tuple[ExitTrace, str]:
@@ -215,7 +220,7 @@ def mark_check(schema: MarkSchema, raw) -> tuple[list[tuple[str, str | None]], s
     return highlight_segments(text, schema.counts), f"{status}\n\n{warning}".strip()
 
 
-def _marked_input(model: ShippedModel) -> InputPanel:
+def _marked_input(model: ShippedModel, analyze_now: bool) -> InputPanel:
     """Marked-sentence box (holding the first test-split example, analyzed), its live highlight and
     check, the test-split examples and Analyze button."""
     schema = model.task.marks
@@ -246,7 +251,12 @@ def _marked_input(model: ShippedModel) -> InputPanel:
         trace, notice = analyze_marked(model, text, rule, params)
         return {"trace": trace, "notice": notice}
 
-    return InputPanel(sentence, button, run, {}, None if opening is None else run(opening, *OPENING_RULE))
+    def open_first(rule, params) -> dict:
+        return run(opening, rule, params)
+
+    if opening is None:
+        return InputPanel(sentence, button, run, {}, None, None)
+    return InputPanel(sentence, button, run, {}, open_first, open_first(*OPENING_RULE) if analyze_now else None)
 
 
 def analyze_image(model: ShippedModel, source, label: int | None = None, rule: str = "epee",
@@ -274,7 +284,7 @@ def model_view_html(pixels: np.ndarray, size: int) -> str:
             f'alt="{caption}" style="image-rendering:pixelated"><figcaption>{caption}</figcaption></figure>')
 
 
-def _image_input(model: ShippedModel) -> InputPanel:
+def _image_input(model: ShippedModel, analyze_now: bool) -> InputPanel:
     """Upload box (holding the first test-split example, analyzed), the examples (shipped, and more
     from the data directory) and the model's view."""
     examples = model.example_images()
@@ -295,7 +305,6 @@ def _image_input(model: ShippedModel) -> InputPanel:
         # unprocessed: Gradio's file data as sent, so only a file of this app's upload folder is read
         return analyzed(uploaded_path(upload), rule, params)
 
-    opened = analyzed(paths[0][0], *OPENING_RULE) if paths else None
     upload = gr.File(value=paths[0][0] if paths else None, type="filepath", elem_id="image_upload",
                      label=f"{model.task.input_label or 'Image'} (PNG or JPEG, any size)", file_types=["image"])
     if examples:
@@ -304,16 +313,31 @@ def _image_input(model: ShippedModel) -> InputPanel:
     gr.Markdown(model.examples_note(examples) if examples else
                 "No example images ship with this model. Upload an image of your own.", elem_id="examples_note")
     button = gr.Button("Analyze", variant="primary", elem_id="analyze")
+    open_first = (lambda rule, params: analyzed(paths[0][0], rule, params)) if paths else None
+    opened = open_first(*OPENING_RULE) if analyze_now and open_first else None
     view = gr.HTML(opened["model_view"] if opened else None, label="What the model sees", elem_id="model_view")
-    return InputPanel(upload, button, run, {"model_view": view}, opened)
+    return InputPanel(upload, button, run, {"model_view": view}, open_first, opened)
 
 
-def build_analyze_tab(model: ShippedModel) -> None:
-    """Lay out one model's Analyze tab inside the current Blocks context and wire its events.
+@dataclass
+class Opening:
+    """How a view analyzes its first example when first chosen: ``run(trace, settings, rule)`` returns
+    the updates keyed by component (none once the view holds a trace), reading ``inputs``."""
 
-    The tab opens with its first example analyzed (run once, when the page is built)."""
-    num_layers = model.classifier.num_layers
-    rules = [r for r in catalogue.RULES if r in model.trace("test").available_rules() and r != "fixed"]
+    run: Callable[..., dict]
+    inputs: list
+    outputs: list
+
+
+def build_analyze_tab(model: ShippedModel, analyze_now: bool = True) -> Opening | None:
+    """Lay out one model's Analyze view inside the current Blocks context and wire its events.
+
+    With ``analyze_now`` the view opens with its first example analyzed (the model loads and runs when
+    the page is built); else it returns the ``Opening`` that does so (None without an example), for
+    ``open_when_chosen``."""
+    test_trace = model.trace("test")  # the cached trace: the view's layers and classes without loading the model
+    num_layers = test_trace.num_layers
+    rules = [r for r in catalogue.RULES if r in test_trace.available_rules() and r != "fixed"]
 
     depth_note = model.depth_note()
     if depth_note:
@@ -321,7 +345,8 @@ def build_analyze_tab(model: ShippedModel) -> None:
     settings = default_settings(num_layers)
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
-            panel = {"marked": _marked_input, "text": _text_input, "image": _image_input}[input_kind(model)](model)
+            panel = {"marked": _marked_input, "text": _text_input, "image": _image_input}[input_kind(model)](
+                model, analyze_now)
             run = on_gpu(panel.run)  # the one call that runs the model: given a GPU on a Space
             opened = panel.opened or {"trace": None, "notice": None}
             notice = gr.Markdown(opened["notice"] and f"{OPENED_NOTE}\n\n{opened['notice']}", elem_id="notice")
@@ -330,7 +355,7 @@ def build_analyze_tab(model: ShippedModel) -> None:
                 choices=[(catalogue.RULES[r].title, r) for r in rules], value=OPENING_RULE[0],
                 label="Exit rule", elem_id="rule",
             )
-            controls = build_controls(num_layers, len(model.classifier.label_names))
+            controls = build_controls(num_layers, len(test_trace.label_names))
     start = render(opened["trace"], settings, OPENING_RULE[0])  # every view filled on first sight
     views = dict(summary=gr.Markdown(start["summary"], elem_id="summary"))
     with gr.Row():
@@ -393,3 +418,38 @@ def build_analyze_tab(model: ShippedModel) -> None:
                       trigger_mode="always_last", concurrency_limit=None, api_name=f"set_{name}_{key}", preprocess=False)
     rule.input(on_rule, [results["trace"], settings_state, rule], [*controls.values(), *views.values()],
                show_progress="hidden", concurrency_limit=None, api_name=f"set_rule_{key}", preprocess=False)
+    if panel.open is None:
+        return None
+
+    def on_chosen(trace, settings_now, rule_name) -> dict:
+        """The first example analyzed, and noted as such, the first time this model is chosen; else nothing."""
+        if trace is not None:
+            return {}
+        user_error(checked_rule, rule_name, rules)
+        done = run_opening(rule_name, settings_now[rule_name])
+        return {**{results[name]: value for name, value in done.items()},
+                notice: f"{OPENED_NOTE}\n\n{done['notice']}", **shown(done["trace"], settings_now, rule_name)}
+
+    run_opening = on_gpu(panel.open)
+    return Opening(on_chosen, [results["trace"], settings_state, rule],
+                   [results["trace"], notice, *views.values(), *panel.outputs.values()])
+
+
+def open_when_chosen(selected: gr.State, openings: dict[str, Opening]) -> None:
+    """One event (a session runs one analysis at a time): when ``selected`` names a model whose view
+    holds no analysis yet, that view analyzes its first example."""
+    names = list(openings)
+    if not names:
+        return
+    inputs = [selected, *(i for opening in openings.values() for i in opening.inputs)]
+    outputs = list(dict.fromkeys(o for opening in openings.values() for o in opening.outputs))
+
+    def on_selected(chosen, *values) -> dict:
+        done = {}
+        if chosen in openings:
+            start = sum(len(openings[name].inputs) for name in names[:names.index(chosen)])
+            done = openings[chosen].run(*values[start:start + len(openings[chosen].inputs)])
+        return done or {outputs[0]: gr.skip()}  # Gradio wants one output named at least
+
+    selected.change(on_selected, inputs, outputs, concurrency_limit=MODEL_CALLS_AT_ONCE, concurrency_id=MODEL_GROUP,
+                    api_name=False, preprocess=False)

@@ -206,8 +206,9 @@ def _user_error(err: InputError):
     return gr.Error(str(err), print_exception=False)
 
 
-def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
-    """Lay out the trade-off explorer inside the current Blocks context and wire its events."""
+def build_explorer_tab(models: dict[str, ShippedModel], selected: gr.State | None = None) -> None:
+    """Lay out the trade-off explorer inside the current Blocks context and wire its events; with the
+    page's ``selected`` model it follows that choice (and shows no model choice of its own)."""
     splits = prepare_splits(models)
     first = next(iter(models))
     num_layers = splits[(first, "test")].prep.num_layers
@@ -223,7 +224,7 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             model_choice = gr.Radio([(m.task.title, n) for n, m in models.items()], value=first, label="Model",
-                                    elem_id="explore_model")
+                                    elem_id="explore_model", visible=selected is None)
             split_choice = gr.Radio([("test split", "test"), ("validation split", "val")], value="test",
                                     label="Data split", elem_id="explore_split")
             rule = gr.Dropdown([(catalogue.RULES[r].title, r) for r in rules], value="epee", label="Exit rule",
@@ -410,6 +411,12 @@ def build_explorer_tab(models: dict[str, ShippedModel]) -> None:
                     *setting_outputs]
     model_choice.input(on_data, setting_inputs, data_outputs, api_name="explore_set_model", **fast)
     split_choice.input(on_data, setting_inputs, data_outputs, api_name="explore_set_split", **fast)
+    if selected is not None:
+        def on_selected(model_name, *rest) -> dict:
+            return {model_choice: model_name, **dict(zip(data_outputs, on_data(model_name, *rest)))}
+
+        selected.change(on_selected, [selected, *setting_inputs[1:]], [model_choice, *data_outputs], api_name=False,
+                        **fast)
     open_example.click(show_example, [*setting_inputs, example_index], [example_index, *example_outputs],
                        api_name="explore_open_example", concurrency_limit=None, preprocess=False)
     examples_table.select(on_select, setting_inputs, [example_index, *example_outputs],

@@ -182,11 +182,21 @@ def step_outputs(steps: list[LessonStep], step: int) -> tuple:
     )
 
 
-def build_lesson_tab(models: dict[str, ShippedModel]) -> None:
-    """Lay out the guided lesson inside the current Blocks context (call it inside a ``gr.Tab``)."""
-    steps = lesson_steps(lesson_model(models))
-    first = step_outputs(steps, 0)
+def build_lesson_tab(models: dict[str, ShippedModel], selected: gr.State | None = None) -> None:
+    """Lay out the guided lesson inside the current Blocks context (call it inside a ``gr.Tab``); with
+    the page's ``selected`` model it follows that choice, starting over at step 1."""
+    steps_by_model: dict[str, list[LessonStep]] = {}
+
+    def steps_of(name: str) -> list[LessonStep]:
+        """The lesson over one model, made the first time it is asked for (from cached traces only)."""
+        if name not in steps_by_model:
+            steps_by_model[name] = lesson_steps(models[name])
+        return steps_by_model[name]
+
+    start = lesson_model(models).task.name
+    first = step_outputs(steps_of(start), 0)
     step_state = gr.State(0, time_to_live=SESSION_SECONDS)
+    model_state = gr.State(start, time_to_live=SESSION_SECONDS)
     heading = gr.Markdown(first[1], elem_id="lesson_heading")
     text = gr.Markdown(first[2], elem_id="lesson_text")
     with gr.Row():
@@ -198,7 +208,10 @@ def build_lesson_tab(models: dict[str, ShippedModel]) -> None:
     table = gr.Dataframe(first[5]["value"], interactive=False, label=first[5]["label"],
                          elem_id="lesson_table")
     outputs = [step_state, heading, text, first_plot, second_plot, table, back, forward]
-    back.click(lambda step: step_outputs(steps, step - 1), step_state, outputs, api_name="lesson_back",
-               show_progress="hidden", concurrency_limit=None)
-    forward.click(lambda step: step_outputs(steps, step + 1), step_state, outputs, api_name="lesson_next",
-                  show_progress="hidden", concurrency_limit=None)
+    back.click(lambda step, name: step_outputs(steps_of(name), step - 1), [step_state, model_state], outputs,
+               api_name="lesson_back", show_progress="hidden", concurrency_limit=None)
+    forward.click(lambda step, name: step_outputs(steps_of(name), step + 1), [step_state, model_state], outputs,
+                  api_name="lesson_next", show_progress="hidden", concurrency_limit=None)
+    if selected is not None:
+        selected.change(lambda name: (name, *step_outputs(steps_of(name), 0)), selected, [model_state, *outputs],
+                        api_name=False, show_progress="hidden", concurrency_limit=None)

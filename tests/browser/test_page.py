@@ -31,7 +31,16 @@ def page(browser, app_url):
 
 
 def summary_text(page) -> str:
-    return page.locator("#summary").first.inner_text()
+    return page.locator("#summary:visible").first.inner_text()
+
+
+def choose(page, control: str, option: str):
+    """Pick ``option`` in the page's task dropdown or backbone radio (``control``: its elem id)."""
+    if control == "task_choice":
+        page.locator("#task_choice input").first.click()
+        page.get_by_role("option", name=option).first.click()
+    else:
+        page.locator(f"#{control}").get_by_label(option).check()
 
 
 def pick_example_note(page, name="Chest pain, ST elevation"):
@@ -101,8 +110,8 @@ def test_every_control_is_labelled_and_the_keyboard_moves_the_patience_slider(pa
     page.wait_for_function(f"document.querySelector('#summary').innerText !== {before!r}", timeout=30_000)
     assert "stops at" in summary_text(page)
     assert unnamed_controls(page) == []  # the views that appeared are labelled too
-    page.get_by_role("tab", name="Chest X-ray").first.click()
-    page.locator("#image_upload").first.wait_for(timeout=30_000)
+    choose(page, "task_choice", "Chest X-ray: pneumonia or normal?")
+    page.locator("#image_upload:visible").first.wait_for(timeout=30_000)
     assert unnamed_controls(page) == []
 
 
@@ -120,8 +129,8 @@ def test_a_note_with_identifiers_is_flagged_while_it_is_typed(page):
 
 
 @pytest.mark.parametrize("tab, seen, warning", [
-    ("Chest X-ray", "28×28 grayscale", None),
-    ("Fundus photo", "28×28 RGB", "Grayscale image, colour model"),
+    ("Chest X-ray: pneumonia or normal?", "28×28 grayscale", None),
+    ("Fundus photo: retinopathy grade?", "28×28 RGB", "Grayscale image, colour model"),
 ])
 def test_an_uploaded_image_shows_what_the_model_sees(page, tmp_path, tab, seen, warning):
     import numpy as np
@@ -129,14 +138,17 @@ def test_an_uploaded_image_shows_what_the_model_sees(page, tmp_path, tab, seen, 
 
     path = tmp_path / "xray.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400), dtype=np.uint8)).save(path)
-    page.get_by_role("tab", name=tab).first.click()
+    choose(page, "task_choice", tab)
     upload = page.locator("#image_upload:visible").first
-    assert "test-" in upload.inner_text()  # the tab opens holding its first test-split example, analyzed
+    assert "test-" in upload.inner_text()  # the task opens holding its first test-split example
+    page.wait_for_function(  # ... analyzed when first chosen
+        "[...document.querySelectorAll('#model_view img')].some(img => img.complete && img.naturalWidth > 0)",
+        timeout=60_000)
     upload.get_by_role("button", name="Clear").click()
     page.locator("#image_upload:visible input[type=file]").first.set_input_files(str(path))
     page.locator("#analyze:visible").first.click()
-    page.wait_for_function(
-        "[...document.querySelectorAll('#model_view img')].some(img => img.complete && img.naturalWidth > 0)",
+    page.wait_for_function(  # the upload's analysis replaced the first example's
+        "[...document.querySelectorAll('#notice')].some(n => n.offsetParent && n.innerText.includes('Image 400×300'))",
         timeout=60_000)
     image = page.locator("#model_view:visible img").first
     assert image.get_attribute("src").startswith("data:image/png;base64,")
@@ -181,7 +193,31 @@ def test_the_page_is_usable_400_px_wide(browser, app_url):
             box = narrow.locator(selector).first.bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 400, selector
         narrow.locator("#analyze").first.click()
-        narrow.wait_for_function("!document.querySelector('#notice').innerText.includes('page opened with')",
+        assert "analyzed when the page was built" in narrow.locator("#notice").first.inner_text()
+        narrow.wait_for_function("!document.querySelector('#notice').innerText.includes('analyzed when the page')",
                                  timeout=60_000)  # the new analysis replaced the opening one
     finally:
         narrow.close()
+
+
+def test_the_selector_swaps_the_input_the_classes_and_the_backbone(page):
+    assert page.locator("#note:visible textarea").count() == 1  # a clinical note task opens the page
+    assert "Cardiovascular" in page.locator("#class_table:visible").first.inner_text()
+    assert page.locator("#backbone_choice:visible").count() == 1  # three backbones answer it
+    choose(page, "task_choice", "Chest X-ray: pneumonia or normal?")
+    page.locator("#image_upload:visible").first.wait_for(timeout=30_000)
+    assert page.locator("#note:visible").count() == 0 and page.locator("#backbone_choice:visible").count() == 0
+    page.wait_for_function(  # analyzed the first time the task is chosen: its classes, its 8 layers
+        "[...document.querySelectorAll('#summary')].some(s => s.offsetParent && s.innerText.includes('of 8'))",
+        timeout=60_000)
+    classes = page.locator("#class_table:visible").first.inner_text()
+    assert "pneumonia" in classes and "Cardiovascular" not in classes
+    assert page.locator("#patience:visible input[type=range]").first.get_attribute("max") == "8"
+    choose(page, "task_choice", "Clinical note: which organ system?")
+    page.locator("#note:visible textarea").first.wait_for(timeout=30_000)
+    choose(page, "backbone_choice", "GPT-2-style decoder (trained from scratch)")
+    page.locator("#analyze-organ-system-gpt2 #note textarea").first.wait_for(state="visible", timeout=30_000)
+    assert page.locator("#analyze-organ-system #note").first.is_hidden()
+    page.wait_for_function(
+        "document.querySelector('#analyze-organ-system-gpt2 #summary').innerText.includes('stops at')",
+        timeout=60_000)
