@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from epee_demo.model import folder as model_folder
 from epee_demo.rules import catalogue
-from epee_demo import task_metrics
+from epee_demo.analysis import task_metrics
 from epee_demo.data import LabelledDataset
 from epee_demo.model.multi_exit import (
     LORA_ADAPTER, MultiExitClassifier, MultiExitModel, ModelSpec, default_device, depth_weighted,

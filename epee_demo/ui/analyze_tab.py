@@ -15,7 +15,6 @@ from typing import Callable
 
 import gradio as gr
 import numpy as np
-from gradio.utils import get_upload_folder, is_in_or_equal
 import pandas as pd
 from PIL import Image
 
@@ -37,6 +36,7 @@ from epee_demo.data.privacy import identifier_warning
 from epee_demo.model.registry import ShippedModel
 from epee_demo.trace.exit_trace import ExitTrace
 from epee_demo.limits import MAX_NOTE_CHARS
+from epee_demo.ui.files import uploaded_path
 from epee_demo.ui.guard import MODEL_GROUP
 from epee_demo.ui.controls import (
     CONTROLS, build_controls, checked_call, checked_rule, control_values, controls_of, default_settings,
@@ -118,16 +118,6 @@ def image_input(model: ShippedModel, source) -> tuple[np.ndarray, list[str]]:
                f"{preprocessor.color_name}."]
     return preprocessor.pixels(image), notices
 
-
-def uploaded_path(upload) -> str:
-    """The server path of a file uploaded to this app (a path string or Gradio's file data, as sent);
-    anything outside the app's upload folder is refused, so a caller cannot name a server file."""
-    path = upload.get("path") if isinstance(upload, dict) else getattr(upload, "path", upload)
-    if not isinstance(path, str) or not path:
-        raise InputError("Please upload an image (nothing was given).")
-    if "://" in path or not is_in_or_equal(path, get_upload_folder()):
-        raise InputError("An image must be a file uploaded to this demo.")
-    return path
 
 
 def marked_input(model: ShippedModel, raw) -> tuple[str, list[str]]:

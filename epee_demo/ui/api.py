@@ -20,7 +20,8 @@ from epee_demo.errors import InputError
 from epee_demo.model.registry import ShippedModel
 from epee_demo.trace.timing import AnalysisTiming, measure_one
 from epee_demo.trace.exit_trace import ExitTrace
-from epee_demo.ui.analyze_tab import INPUT_READERS, input_kind, traced, uploaded_path
+from epee_demo.ui.analyze_tab import INPUT_READERS, input_kind, traced
+from epee_demo.ui.files import uploaded_path
 from epee_demo.ui.controls import default_settings
 
 API_NAME = "trace"

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import gradio as gr
 import pandas as pd
-from gradio.utils import get_upload_folder, is_in_or_equal
 
 from epee_demo.analysis.batch import ROW_HEADERS, analyze_batch, concatenate
 from epee_demo.data.batch_input import read_batch
@@ -29,7 +28,7 @@ from epee_demo.ui.controls import (
     CONTROLS, build_controls, checked_call, checked_rule, control_values, controls_of, default_settings,
     params_from_controls,
 )
-from epee_demo.ui.files import AppFolder
+from epee_demo.ui.files import AppFolder, uploaded_path
 from epee_demo.ui.guard import MODEL_GROUP
 
 LIMITS_NOTE = (
@@ -51,16 +50,6 @@ class Batch:
     trace: ExitTrace
     names: list[str]
 
-
-def uploaded_file(upload) -> str:
-    """The server path of a file uploaded to this app (a path or Gradio's file data, as sent);
-    anything outside the app's upload folder is refused, so a caller cannot name a server file."""
-    path = upload.get("path") if isinstance(upload, dict) else getattr(upload, "path", upload)
-    if not isinstance(path, str) or not path:
-        raise InputError("Please upload a CSV of notes or a zip of images (nothing was given).")
-    if "://" in path or not is_in_or_equal(path, get_upload_folder()):
-        raise InputError("A batch must be a file uploaded to this demo.")
-    return path
 
 
 def batch_rules(model: ShippedModel) -> list[str]:
@@ -117,7 +106,7 @@ def on_run(models, folder, model_name, upload, rule, values, progress=None) -> d
     """Analyze batch: check the call, run the model over the upload, show the batch at the setting."""
     model = _model(models, model_name)
     rule, params = _setting(model, rule, values)
-    batch = _trace_batch_on_gpu(model, uploaded_file(upload), progress)
+    batch = _trace_batch_on_gpu(model, uploaded_path(upload, "a CSV of notes or a zip of images"), progress)
     return {"batch": batch, **batch_views(batch, rule, params, folder)}
 
 

@@ -19,6 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from gradio.utils import get_upload_folder, is_in_or_equal
+
+from epee_demo.errors import InputError
+
 
 class AppFolder:
     """A fresh folder under the system's temporary folder (or at ``root``), with ``gradio/`` and ``tmp/``."""
@@ -86,3 +90,15 @@ async def swept(app, every: float, max_age: float):
     finally:
         task.cancel()
         folder.remove()
+
+
+def uploaded_path(upload, what: str = "an image") -> str:
+    """The server path of a file uploaded to this app (a path string or Gradio's file data, as sent);
+    anything outside the app's upload folder is refused, so a caller cannot name a server file.
+    ``what`` names what was asked for, in the messages ("an image", "a CSV of notes or a zip of images")."""
+    path = upload.get("path") if isinstance(upload, dict) else getattr(upload, "path", upload)
+    if not isinstance(path, str) or not path:
+        raise InputError(f"Please upload {what} (nothing was given).")
+    if "://" in path or not is_in_or_equal(path, get_upload_folder()):
+        raise InputError(f"The file must be {what} uploaded to this demo.")
+    return path

@@ -102,7 +102,7 @@ def test_a_server_path_or_an_address_is_refused_as_an_image(app, tiny_image_ship
     """gradio_client uploads a local file first; a raw call naming a server file or a URL is refused unread."""
     import gradio as gr
 
-    with pytest.raises(gr.Error, match="must be a file uploaded to this demo"):
+    with pytest.raises(gr.Error, match="uploaded to this demo"):
         trace_endpoint({"pneumonia": tiny_image_shipped_model})(task="pneumonia", image=image)
 
 
