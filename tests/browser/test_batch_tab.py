@@ -51,7 +51,7 @@ def test_upload_a_csv_of_notes_then_a_malformed_one(page, tmp_path):
     page.locator("#batch_upload button[aria-label='Clear']").first.click()
 
     good = tmp_path / "notes.csv"
-    rows = "".join(f'"{n.text}",{n.expected_label}\n' for n in EXAMPLE_NOTES[:3])
+    rows = "".join(f'"{" ".join(n.text.split())}",{n.expected_label}\n' for n in EXAMPLE_NOTES[:3])  # one line each
     good.write_text("text,label\n" + rows)
     upload_and_run(page, good)  # the server kept serving after the malformed file
     page.wait_for_function("document.querySelector('#batch_summary').innerText.includes('on 3 rows')",
