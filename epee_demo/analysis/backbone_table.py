@@ -4,7 +4,7 @@ One row per model folder: its task, its backbone (pretrained or trained from scr
 the test metric of every exit, the full model's (the last exit's) and EPEE's at its
 default setting with the mean exit layer and speed-up, read through ``model.folder``. A folder's ``metrics.json`` names
 its metric in ``"metric"`` (``"accuracy"`` when absent); the figures are then read from
-``test_<metric>_per_layer`` and ``test_epee_default[<metric>]``, so a folder reporting
+``test_<metric>_per_layer`` and ``test_epee_default[<metric>]`` (or the ``epee`` row of ``test_rules_at_default``), so a folder reporting
 micro-F1 (``"metric": "micro_f1"``) takes its place beside the accuracy ones.
 """
 
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from epee_demo.analysis.task_metrics import METRICS
 from epee_demo.model.backbones import DEFAULT_TEXT_BASE
 from epee_demo.model.folder import read_metrics, read_spec
 from epee_demo.model.multi_exit import ModelSpec
 
-METRIC_TITLES = {"accuracy": "accuracy", "micro_f1": "micro-F1", "macro_f1": "macro-F1", "f1": "F1"}
 FAMILY_TITLES = {"albert": "ALBERT", "gpt2": "GPT-2-style decoder", "vit": "ViT", "deit": "DeiT", "bert": "BERT",
                  "dinov2": "DINOv2", "roberta": "RoBERTa", "electra": "ELECTRA"}
 
@@ -72,6 +72,8 @@ def backbone_row(folder: str | Path) -> BackboneRow | None:
     if per_exit_key not in metrics:
         raise KeyError(f"{folder.name}: metrics.json names the metric {metric!r} but holds no {per_exit_key!r}")
     epee = metrics["test_epee_default"]
+    if metric not in epee:  # a task scored by its own metric keeps every rule's figures in test_rules_at_default
+        epee = next(row for row in metrics["test_rules_at_default"] if row["rule"] == "epee")
     return BackboneRow(
         task=metrics.get("dataset", folder.name), backbone=backbone_title(read_spec(folder)), metric=metric,
         per_exit=tuple(float(x) for x in metrics[per_exit_key]), epee=float(epee[metric]),
@@ -98,7 +100,7 @@ def backbone_markdown(rows: list[BackboneRow]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         exits = [f"{x:.3f}" for x in row.per_exit] + [""] * (depth - len(row.per_exit))
-        cells = [row.task, row.backbone, METRIC_TITLES.get(row.metric, row.metric), *exits, f"{row.full_model:.3f}",
+        cells = [row.task, row.backbone, METRICS[row.metric].title if row.metric in METRICS else row.metric, *exits, f"{row.full_model:.3f}",
                  f"{row.epee:.3f}", f"{row.average_exit:.2f} of {len(row.per_exit)}", f"{row.speedup:.2f}×"]
         lines.append("| " + " | ".join(cells) + " |")
     settings = {json.dumps(row.epee_params, sort_keys=True) for row in rows}

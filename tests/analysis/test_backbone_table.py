@@ -34,10 +34,13 @@ def folders(tmp_path):
         model_folder(tmp_path, "notes", DEFAULT_TEXT_BASE, accuracy_metrics("notes", [0.5, 0.7, 0.8], 0.75, 1.5),
                      lora={"rank": 16, "alpha": 32, "targets": ["query"]}),
         model_folder(tmp_path, "ddi", DEFAULT_TEXT_BASE, {
-            "dataset": "ddi", "metric": "micro_f1", "test_micro_f1_per_layer": [0.4, 0.6],
+            "dataset": "ddi", "metric": "micro_f1_positive", "test_micro_f1_positive_per_layer": [0.4, 0.6],
             "test_accuracy_per_layer": [0.9, 0.95],  # present but not the named metric: not read
-            "test_epee_default": {"params": {"tau": 0.2, "patience": 3}, "micro_f1": 0.55, "accuracy": 0.93,
-                                  "average_exit_layer": 1.25}}),
+            "test_epee_default": {"params": {"tau": 0.2, "patience": 3}, "accuracy": 0.93, "average_exit_layer": 1.5},
+            "test_rules_at_default": [  # the task metric of every rule at its default, as epee-demo train writes it
+                {"rule": "entropy", "params": {"tau": 0.2}, "micro_f1_positive": 0.6, "average_exit_layer": 2.0},
+                {"rule": "epee", "params": {"tau": 0.2, "patience": 3}, "micro_f1_positive": 0.55,
+                 "accuracy": 0.93, "average_exit_layer": 1.25}]}),
         model_folder(tmp_path, "notes-albert", ALBERT, accuracy_metrics("notes", [0.3, 0.4, 0.45], 0.42, 2.0)),
         model_folder(tmp_path, "untrained", GPT2, None),
     ]
@@ -46,7 +49,7 @@ def folders(tmp_path):
 def test_rows_read_each_folders_named_metric_and_group_by_task(folders):
     rows = backbone_rows(folders)
     assert [(row.task, row.metric) for row in rows] == [("notes", "accuracy"), ("notes", "accuracy"),
-                                                        ("ddi", "micro_f1")]
+                                                        ("ddi", "micro_f1_positive")]
     minilm, albert, ddi = rows
     assert minilm.per_exit == (0.5, 0.7, 0.8) and minilm.full_model == 0.8 and minilm.epee == 0.75
     assert minilm.speedup == pytest.approx(2.0)
@@ -58,7 +61,7 @@ def test_markdown_pads_shallower_models_and_names_metric_and_setting(folders):
     lines = backbone_table(folders).splitlines()
     assert lines[0].count("exit ") == 3 + 1  # exits 1-3, then "mean exit layer"
     ddi = next(line for line in lines if line.startswith("| ddi |"))
-    assert ddi == ("| ddi | MiniLM-L6 (pretrained) | micro-F1 | 0.400 | 0.600 |  | 0.600 | 0.550 | "
+    assert ddi == ("| ddi | MiniLM-L6 (pretrained) | micro-F1 over the positive classes | 0.400 | 0.600 |  | 0.600 | 0.550 | "
                    "1.25 of 2 | 1.60× |")
     assert lines[-1].startswith("Test split; EPEE at its default setting (tau 0.2, patience 3)")
     assert sum("trained from scratch" in line for line in lines) == 1
