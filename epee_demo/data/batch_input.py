@@ -69,8 +69,8 @@ def read_notes_csv(data: bytes, label_names) -> BatchInput:
     reader.fieldnames = header
     inputs, names, labels = [], [], []
     try:
+        line = reader.line_num + 1  # where the next record starts (a quoted note may span several lines)
         for record in reader:
-            line = reader.line_num
             if len(inputs) == BATCH_MAX_ROWS:
                 raise InputError(f"The CSV has more than {BATCH_MAX_ROWS} rows; a batch may have at most "
                                  f"{BATCH_MAX_ROWS}. Split it into smaller files.")
@@ -83,6 +83,7 @@ def read_notes_csv(data: bytes, label_names) -> BatchInput:
                 raise InputError(f"Line {line}: {err}") from None
             labels.append(_label_index(record.get("label") or "", label_names, f"Line {line}"))
             names.append(f"line {line}")
+            line = reader.line_num + 1
     except csv.Error as err:
         raise InputError(f"Line {reader.line_num}: the CSV cannot be read ({err}).") from None
     if not inputs:

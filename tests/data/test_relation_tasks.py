@@ -13,7 +13,8 @@ from epee_demo.tools.cli import main
 from epee_demo.data.marked import MarkError
 from epee_demo.model.registry import ShippedModel
 from epee_demo.data.tasks import TASKS
-from epee_demo.ui import build_demo
+from epee_demo.model.folder import read_card, read_spec
+from epee_demo.ui import build_demo, launch_options
 from epee_demo.ui.analyze_tab import analyze_marked, mark_check
 from tests.data.test_relation_data import _corpus
 
@@ -45,7 +46,7 @@ def test_train_writes_the_task_metric_and_the_examples(ddi_folder):
     assert len(metrics["test_micro_f1_positive_per_layer"]) == 3
     rules = {row["rule"]: row for row in metrics["test_rules_at_default"]}
     assert {"epee", "patience", "entropy"} <= set(rules) and "micro_f1_positive" in rules["epee"]
-    card = (ddi_folder / "MODEL_CARD.md").read_text()
+    card = read_card(ddi_folder)
     assert "Micro-F1 over the positive classes of every exit" in card and "Non-commercial use only" in card
     examples = json.loads((ddi_folder / "examples.json").read_text())
     assert "CC BY-NC 4.0" in examples["licence"] and examples["examples"]
@@ -66,14 +67,14 @@ def test_marked_input_is_checked_before_the_model_runs(ddi_folder):
 
 def test_page_shows_the_examples_and_keeps_serving_after_bad_marks(ddi_folder):
     demo = build_demo({"ddi": ShippedModel(TASKS["ddi"], ddi_folder)})
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
     try:
         client = Client(demo.local_url, verbose=False)
         with pytest.raises(Exception, match="too many \\[DRUG\\] marks"):
-            client.predict("[DRUG]a[/DRUG] [DRUG]b[/DRUG] [DRUG]c[/DRUG]", api_name="/analyze_ddi")
-        notice, summary, *_ = client.predict("[DRUG]Aspirin[/DRUG] with [DRUG]warfarin[/DRUG].",
-                                             api_name="/analyze_ddi")
-        assert "stops at **layer" in summary
+            client.predict(task="ddi", text="[DRUG]a[/DRUG] [DRUG]b[/DRUG] [DRUG]c[/DRUG]", api_name="/trace")
+        reply = client.predict(task="ddi", text="[DRUG]Aspirin[/DRUG] with [DRUG]warfarin[/DRUG].", api_name="/trace")
+        assert reply["label_names"] == read_spec(ddi_folder).label_names
+        assert len(reply["predictions"]) == reply["num_layers"] and reply["rule"] == "epee"
         highlight, check = client.predict("[DRUG]a[/DRUG] [DRUG]b", api_name="/check_marks_ddi")
         assert "never closed" in check
     finally:

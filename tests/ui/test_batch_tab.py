@@ -59,7 +59,8 @@ def test_a_batch_runs_the_model_once_in_chunks_and_rules_recompute_from_its_trac
     batch = done["batch"]
     whole = tiny_shipped_model.classifier.trace([e.text for e in EXAMPLE_NOTES])
     np.testing.assert_allclose(batch.trace.probs, whole.probs, atol=1e-5)
-    assert batch.names == [f"line {i + 2}" for i in range(n)]
+    starts = np.cumsum([2] + [e.text.count("\n") + 1 for e in EXAMPLE_NOTES[:-1]])  # a note may span lines
+    assert batch.names == [f"line {start}" for start in starts]
     assert len(done["table"]) == n and "labelled rows" in done["summary"]
     saved = batch_tab.Path(done["download"])
     assert batch_tab.Path(folder.tmp) in saved.parents
