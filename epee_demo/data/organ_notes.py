@@ -20,9 +20,7 @@ import random
 import re
 from collections import defaultdict
 
-from epee_demo.data.organ_system import (
-    HPO_BEHAVIOUR, HPO_CATEGORIES, HPO_ROOT, ICD_CHAPTERS, LABEL_NAMES, _ancestors, _hpo_obo_path, _split_of,
-)
+from epee_demo.data.organ_system import ICD_CHAPTERS, LABEL_NAMES, _hpo_obo_path, _split_of, hpo_label
 
 # Written by the team: what each organ system's notes talk about besides the diagnosis.
 CONTEXT = {
@@ -255,16 +253,11 @@ def _hpo_entries(seed: int) -> tuple[dict, dict]:
     for term_id, term in terms.items():
         if term["obsolete"] or "name" not in term or not term["parents"]:
             continue
-        ancestors = _ancestors(terms, term_id, memo)
-        if HPO_ROOT not in ancestors or _split_of("hpo:" + term["parents"][0], seed) != "train":
+        if _split_of("hpo:" + term["parents"][0], seed) != "train":
             continue
-        if HPO_BEHAVIOUR in ancestors or term_id == HPO_BEHAVIOUR:
-            labels = {"Mental & behavioural"}
-        else:
-            labels = {HPO_CATEGORIES[a] for a in ancestors | {term_id} if a in HPO_CATEGORIES}
-        if len(labels) != 1:
+        label = hpo_label(terms, term_id, memo)
+        if label is None:
             continue
-        label = labels.pop()
         names[label].append(_clean(term["name"]))
         for text, kind in synonyms.get(term_id, []):
             (lay if kind == "layperson" else names)[label].append(_clean(text))

@@ -125,6 +125,18 @@ def _ancestors(terms: dict, term_id: str, memo: dict) -> frozenset:
     return memo[term_id]
 
 
+def hpo_label(terms: dict, term_id: str, memo: dict) -> str | None:
+    """The one label an HPO term falls under (its top-level category), or None when it falls under
+    none or several."""
+    ancestors = _ancestors(terms, term_id, memo)
+    if HPO_ROOT not in ancestors:
+        return None
+    if HPO_BEHAVIOUR in ancestors or term_id == HPO_BEHAVIOUR:
+        return "Mental & behavioural"
+    labels = {HPO_CATEGORIES[a] for a in ancestors | {term_id} if a in HPO_CATEGORIES}
+    return labels.pop() if len(labels) == 1 else None
+
+
 def hpo_examples() -> list[tuple[str, str, str]]:
     """(text, label, group) for every defined HPO term that falls under exactly one label."""
     terms = parse_obo(_hpo_obo_path())
@@ -133,17 +145,11 @@ def hpo_examples() -> list[tuple[str, str, str]]:
     for term_id, term in terms.items():
         if term["obsolete"] or not term.get("definition") or "name" not in term:
             continue
-        ancestors = _ancestors(terms, term_id, memo)
-        if HPO_ROOT not in ancestors:
-            continue
-        if HPO_BEHAVIOUR in ancestors or term_id == HPO_BEHAVIOUR:
-            labels = {"Mental & behavioural"}
-        else:
-            labels = {HPO_CATEGORIES[a] for a in ancestors | {term_id} if a in HPO_CATEGORIES}
-        if len(labels) != 1:
+        label = hpo_label(terms, term_id, memo)
+        if label is None:
             continue
         text = f"{term['name']}. {term['definition']}"
-        examples.append((text, labels.pop(), "hpo:" + term["parents"][0]))
+        examples.append((text, label, "hpo:" + term["parents"][0]))
     return examples
 
 
