@@ -1,3 +1,4 @@
+import contextlib
 import os
 
 import pytest
@@ -138,12 +139,22 @@ def tiny_rgb_shipped_model(tmp_path_factory):
     return ShippedModel(TASKS["retina"], folder)
 
 
+@contextlib.contextmanager
+def launched_demo(models=None):
+    """The page over ``models`` (default: the shipped ones), launched on loopback with the app's
+    launch options, and closed when the block ends."""
+    from epee_demo.ui import build_demo, launch_options
+
+    demo = build_demo(models)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
+    try:
+        yield demo
+    finally:
+        demo.close()
+
+
 @pytest.fixture(scope="module")
 def app_url():
     """The real page on the shipped models, launched on loopback for one test module."""
-    from epee_demo.ui import build_demo, launch_options
-
-    demo = build_demo()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
-    yield demo.local_url
-    demo.close()
+    with launched_demo() as demo:
+        yield demo.local_url

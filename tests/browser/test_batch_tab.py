@@ -5,6 +5,7 @@ import shutil
 import pytest
 
 from epee_demo.data.examples import EXAMPLE_NOTES
+from tests.conftest import launched_demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -15,12 +16,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 @pytest.fixture(scope="module")
 def tiny_app_url(tiny_shipped_model):
-    from epee_demo.ui import build_demo, launch_options
-
-    demo = build_demo({"organ-system": tiny_shipped_model})
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
-    yield demo.local_url
-    demo.close()
+    
+    with launched_demo({"organ-system": tiny_shipped_model}) as demo:
+        yield demo.local_url
 
 
 @pytest.fixture

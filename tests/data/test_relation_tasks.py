@@ -14,8 +14,8 @@ from epee_demo.data.marked import MarkError
 from epee_demo.model.registry import ShippedModel
 from epee_demo.data.tasks import TASKS
 from epee_demo.model.folder import read_card, read_spec
-from epee_demo.ui import build_demo, launch_options
 from epee_demo.ui.analyze_tab import analyze_marked, mark_check
+from tests.conftest import launched_demo
 from tests.data.test_relation_data import _corpus
 
 
@@ -66,9 +66,7 @@ def test_marked_input_is_checked_before_the_model_runs(ddi_folder):
 
 
 def test_page_shows_the_examples_and_keeps_serving_after_bad_marks(ddi_folder):
-    demo = build_demo({"ddi": ShippedModel(TASKS["ddi"], ddi_folder)})
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
-    try:
+    with launched_demo({"ddi": ShippedModel(TASKS["ddi"], ddi_folder)}) as demo:
         client = Client(demo.local_url, verbose=False)
         with pytest.raises(Exception, match="too many \\[DRUG\\] marks"):
             client.predict(task="ddi", text="[DRUG]a[/DRUG] [DRUG]b[/DRUG] [DRUG]c[/DRUG]", api_name="/trace")
@@ -77,5 +75,3 @@ def test_page_shows_the_examples_and_keeps_serving_after_bad_marks(ddi_folder):
         assert len(reply["predictions"]) == reply["num_layers"] and reply["rule"] == "epee"
         highlight, check = client.predict("[DRUG]a[/DRUG] [DRUG]b", api_name="/check_marks_ddi")
         assert "never closed" in check
-    finally:
-        demo.close()

@@ -11,6 +11,7 @@ from gradio_client import Client
 
 from epee_demo.data.examples import EXAMPLE_NOTES
 from epee_demo.ui import CACHE_DELETION, build_demo, launch_options
+from tests.conftest import launched_demo
 
 pytestmark = pytest.mark.integration  # starts the page or its server process
 
@@ -19,10 +20,8 @@ MARKER = "Zyxquorbian-7731"  # a word no file on this machine holds unless we wr
 
 @pytest.fixture(scope="module")
 def demo(tiny_shipped_model):
-    demo = build_demo({"organ-system": tiny_shipped_model})
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
-    yield demo
-    demo.close()
+    with launched_demo({"organ-system": tiny_shipped_model}) as demo:
+        yield demo
 
 
 def files_changed_since(folder: Path, since: float) -> list[Path]:

@@ -18,8 +18,8 @@ from PIL import Image
 from epee_demo.data.examples import EXAMPLE_NOTES
 from epee_demo.data.images import MAX_PIXELS, load_image
 from epee_demo.data.preprocess import InputError, MAX_NOTE_CHARS, clean_note
-from epee_demo.ui import build_demo, launch_options
 from epee_demo.ui.analyze_tab import analyze_image, analyze_note
+from tests.conftest import launched_demo
 
 pytestmark = pytest.mark.integration  # starts the page or its server process
 
@@ -35,11 +35,9 @@ def app(tiny_shipped_model, tiny_image_shipped_model, tiny_rgb_shipped_model):
     from epee_demo.data.tasks import TASKS
 
     breast = ShippedModel(TASKS["breast"], tiny_image_shipped_model.folder)
-    demo = build_demo({"organ-system": tiny_shipped_model, "pneumonia": tiny_image_shipped_model,
-                       "retina": tiny_rgb_shipped_model, "breast": breast})
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
-    yield demo
-    demo.close()
+    with launched_demo({"organ-system": tiny_shipped_model, "pneumonia": tiny_image_shipped_model,
+                        "retina": tiny_rgb_shipped_model, "breast": breast}) as demo:
+        yield demo
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,16 @@ from PIL import Image
 
 from epee_demo.rules import catalogue
 from epee_demo.data.examples import EXAMPLE_NOTES
-from epee_demo.ui import build_demo, launch_options
 from epee_demo.ui.api import trace_endpoint
+from tests.conftest import launched_demo
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture(scope="module")
 def app(tiny_shipped_model, tiny_image_shipped_model):
-    demo = build_demo({"organ-system": tiny_shipped_model, "pneumonia": tiny_image_shipped_model})
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
-    yield demo
-    demo.close()
+    with launched_demo({"organ-system": tiny_shipped_model, "pneumonia": tiny_image_shipped_model}) as demo:
+        yield demo
 
 
 @pytest.fixture(scope="module")

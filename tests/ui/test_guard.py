@@ -15,6 +15,7 @@ from gradio_client import Client, handle_file
 from epee_demo.data.examples import EXAMPLE_NOTES
 from epee_demo.limits import ANALYSES_PER_SESSION, MAX_REQUEST_BYTES
 from epee_demo.ui import build_demo, guard, launch_options
+from tests.conftest import launched_demo
 
 MARKER = "Qwxzyvorbian-5521"  # a word nobody writes: found in the log only if the server printed what we sent
 SLIDER = ("epee", 0.3, 3, 0.9, 0.05, "js", 1)
@@ -22,10 +23,8 @@ SLIDER = ("epee", 0.3, 3, 0.9, 0.05, "js", 1)
 
 @pytest.fixture(scope="module")
 def app(tiny_shipped_model, tiny_image_shipped_model):
-    demo = build_demo({"organ-system": tiny_shipped_model, "pneumonia": tiny_image_shipped_model})
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
-    yield demo
-    demo.close()
+    with launched_demo({"organ-system": tiny_shipped_model, "pneumonia": tiny_image_shipped_model}) as demo:
+        yield demo
 
 
 @pytest.fixture(scope="module")
