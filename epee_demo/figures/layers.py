@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 
 from epee_demo.rules import catalogue
 from epee_demo.analysis.one_example import ExampleAnalysis
+from epee_demo.analysis.task_metrics import METRICS
 from epee_demo.figures import PALETTE, TEMPLATE, build_figure
 
 _LAYOUT = dict(
@@ -190,3 +191,20 @@ def summary_markdown(analysis: ExampleAnalysis) -> str:
         if analysis.overthinks:
             lines.append("Overthinking: a layer had it right, and the last layer got it wrong.")
     return "\n\n".join(lines)
+
+
+def depth_markdown(metrics: dict, task_note: str = "") -> str:
+    """What depth buys a model, from its shipped ``metrics`` (the test score of the first, best and last
+    exit: accuracy, or the task's own metric when it has one), followed by the task's own explanation
+    ``task_note``; "" without metrics."""
+    metric = metrics.get("metric", "accuracy")
+    scores = metrics.get(f"test_{metric}_per_layer")
+    if not scores:
+        return ""
+    best = int(max(range(len(scores)), key=scores.__getitem__))
+    spread = 100 * (max(scores) - min(scores))
+    scored = "" if metric == "accuracy" else f", {METRICS[metric].title}"
+    text = (f"**Depth on this model** (test split{scored}): layer 1 scores {scores[0]:.3f}, the best exit "
+            f"{scores[best]:.3f} (layer {best + 1}), the last {scores[-1]:.3f}: the exits span "
+            f"{spread:.1f} points.")
+    return f"{text} {task_note}".strip()

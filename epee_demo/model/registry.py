@@ -11,7 +11,6 @@ from pathlib import Path
 from epee_demo.data import DATA_DIR_VARIABLE, data_dir
 from epee_demo.errors import CheckpointError
 from epee_demo.data.medmnist import ExampleImage, example_images, read_examples
-from epee_demo.analysis.task_metrics import METRICS
 from epee_demo.data.tasks import TASKS, Task
 from epee_demo.data.text_examples import TextExample, read_text_examples
 from epee_demo.model import folder as model_folder
@@ -83,22 +82,6 @@ class ShippedModel:
     def example_texts(self) -> tuple[list[TextExample], str]:
         """A marked-text model's shipped test sentences and their attribution line (``examples.json``)."""
         return read_text_examples(model_folder.text_examples_path(self.folder))
-
-    def depth_note(self) -> str:
-        """What depth buys this model, from its shipped metrics (the test score of the first, best and
-        last exit: accuracy, or the task's own metric when it has one), followed by the task's own
-        explanation when it has one; "" without metrics."""
-        metric = self.metrics.get("metric", "accuracy")
-        accuracy = self.metrics.get(f"test_{metric}_per_layer")
-        if not accuracy:
-            return ""
-        best = int(max(range(len(accuracy)), key=accuracy.__getitem__))
-        spread = 100 * (max(accuracy) - min(accuracy))
-        scored = "" if metric == "accuracy" else f", {METRICS[metric].title}"
-        text = (f"**Depth on this model** (test split{scored}): layer 1 scores {accuracy[0]:.3f}, the best exit "
-                f"{accuracy[best]:.3f} (layer {best + 1}), the last {accuracy[-1]:.3f}: the exits span "
-                f"{spread:.1f} points.")
-        return f"{text} {self.task.depth_note}".strip()
 
     def card(self) -> str:
         """The model card's Markdown (its Hub metadata left out)."""

@@ -26,8 +26,8 @@ from epee_demo.data.medmnist import DATASETS
 from epee_demo.data.examples import EXAMPLE_NOTES
 from epee_demo.data.long_notes import HEAD_FRACTION, window_room
 from epee_demo.figures.layers import (
-    LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, class_heatmap_figure, class_table, counter_figure, entropy_figure,
-    layer_table, rule_table, summary_markdown,
+    LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, class_heatmap_figure, class_table, counter_figure, depth_markdown,
+    entropy_figure, layer_table, rule_table, summary_markdown,
 )
 from epee_demo.model.device import on_gpu
 from epee_demo.data.images import load_image
@@ -329,7 +329,7 @@ def build_analyze_tab(model: ShippedModel, analyze_now: bool = True) -> Opening 
     num_layers = test_trace.num_layers
     rules = [r for r in catalogue.RULES if r in test_trace.available_rules() and r != "fixed"]
 
-    depth_note = model.depth_note()
+    depth_note = depth_markdown(model.metrics, model.task.depth_note)
     if depth_note:
         gr.Markdown(depth_note, elem_id="depth_note")
     settings = default_settings(num_layers)

@@ -82,3 +82,22 @@ def test_every_layer_figure_is_valid_plotly(rule):
     analysis = analyze_example(ExitTrace(probs, ("x", "y", "z"), labels=[2]), default_settings(4), rule)
     for fig in (entropy_figure(analysis, 0.3), counter_figure(analysis, 2), class_heatmap_figure(analysis)):
         go.Figure(fig.to_dict())  # raises on any invalid property
+
+
+def test_depth_note_reads_the_shipped_metrics(tmp_path):
+    import json
+
+    from epee_demo.data.tasks import TASKS
+    from epee_demo.figures.layers import depth_markdown
+    from epee_demo.model.registry import ShippedModel
+
+    folder = tmp_path / "retina"
+    folder.mkdir()
+    model = ShippedModel(TASKS["retina"], folder)
+    assert depth_markdown(model.metrics, model.task.depth_note) == ""
+    (folder / "metrics.json").write_text(json.dumps({"test_accuracy_per_layer": [0.41, 0.5, 0.555, 0.53]}))
+    model = ShippedModel(TASKS["retina"], folder)
+    note = depth_markdown(model.metrics, model.task.depth_note)
+    assert note.startswith("**Depth on this model** (test split): layer 1 scores 0.410, the best exit 0.555 "
+                           "(layer 3), the last 0.530: the exits span 14.5 points.")
+    assert note.endswith(TASKS["retina"].depth_note)

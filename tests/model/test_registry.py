@@ -120,22 +120,6 @@ def test_shipped_from_scratch_models_say_so_fit_the_budget_and_reproduce_their_t
     np.testing.assert_allclose(accuracy, model.metrics["test_accuracy_per_layer"], atol=1e-9)
 
 
-def test_depth_note_reads_the_shipped_metrics(tmp_path):
-    import json
-
-    from epee_demo.model.registry import ShippedModel
-
-    folder = tmp_path / "retina"
-    folder.mkdir()
-    model = ShippedModel(TASKS["retina"], folder)
-    assert model.depth_note() == ""
-    (folder / "metrics.json").write_text(json.dumps({"test_accuracy_per_layer": [0.41, 0.5, 0.555, 0.53]}))
-    note = ShippedModel(TASKS["retina"], folder).depth_note()
-    assert note.startswith("**Depth on this model** (test split): layer 1 scores 0.410, the best exit 0.555 "
-                           "(layer 3), the last 0.530: the exits span 14.5 points.")
-    assert note.endswith(TASKS["retina"].depth_note)
-
-
 @slow
 def test_depth_notes_quote_the_shipped_metrics():
     models = shipped_models()
