@@ -19,6 +19,7 @@ p95 under 2 s and slider p95 under 300 ms with no refusal during any attack, RSS
 from __future__ import annotations
 
 import argparse
+import asyncio
 import concurrent.futures
 import json
 import multiprocessing
@@ -97,23 +98,40 @@ def timed(call) -> tuple[float, str]:
         return time.perf_counter() - started, f"{type(err).__name__}: {err}"[:200]
 
 
+async def _victim_calls(url: str, ready, stop) -> list:
+    import httpx
+
+    from page_client import PageSession, page_config
+
+    async def timed_call(session, *values) -> tuple[float, str]:
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(session.call(*values), 60)
+            return time.perf_counter() - started, ""
+        except Exception as err:  # noqa: BLE001 - every failure is counted
+            return time.perf_counter() - started, f"{type(err).__name__}: {err}"[:200]
+
+    async with httpx.AsyncClient(timeout=60) as http:
+        victim = PageSession(http, url, await page_config(http, url))
+        await victim.call(ANALYZE, NOTE, "epee")  # warm: a trace in the session
+        ready.set()
+        calls = []
+        while not stop.is_set():
+            calls.append(("analysis", *await timed_call(victim, ANALYZE, NOTE, "epee")))
+            for _ in range(3):
+                if stop.is_set():
+                    break
+                calls.append(("slider", *await timed_call(victim, MOVE, *SLIDER)))
+                await asyncio.sleep(0.1)
+    return calls
+
+
 def victim_loop(url: str, ready, stop, out) -> None:
-    """Another visitor, in a process of its own (so the attacker's threads cannot slow its client):
-    analyzes a note, then moves the tau slider three times, again and again until ``stop`` is set."""
-    victim = client(url)
-    victim.predict(NOTE, "epee", api_name=ANALYZE)  # warm: a trace in the session
-    ready.set()
-    calls = []
-    while not stop.is_set():
-        seconds, error = timed(lambda: victim.submit(NOTE, "epee", api_name=ANALYZE).result(timeout=60))
-        calls.append(("analysis", seconds, error))
-        for _ in range(3):
-            if stop.is_set():
-                break
-            seconds, error = timed(lambda: victim.submit(*SLIDER, api_name=MOVE).result(timeout=60))
-            calls.append(("slider", seconds, error))
-            time.sleep(0.1)
-    out.put(calls)
+    """Another visitor, in a process of its own (so the attacker's threads cannot slow its client),
+    speaking the page's protocol as the browser does (``page_client``): analyzes a note, then moves
+    the tau slider three times, again and again until ``stop`` is set."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    out.put(asyncio.run(_victim_calls(url, ready, stop)))
 
 
 def during(url: str, attack) -> dict:
@@ -162,25 +180,27 @@ def attack_regex(url: str, seconds: float) -> dict:
 
 
 def attack_flood(url: str, seconds: float) -> dict:
-    """230 analyses from one session at once, kept topped up for ``seconds`` (at most 1,000 sent)."""
-    attacker = client(url)
-    jobs, refused, sent = [], 0, 0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and sent < 1000:
-        live = [j for j in jobs if not j.done()]
-        for _ in range(min(230 - len(live), 1000 - sent)):
-            jobs.append(attacker.submit(NOTE, "epee", api_name=ANALYZE))
-            sent += 1
-        time.sleep(0.2)
-    for job in jobs:
-        job.cancel()
-    for job in jobs:
-        try:
-            job.result(timeout=0.01)
-        except Exception as err:  # noqa: BLE001 - counting refusals
-            refused += "queue" in str(err).lower() or "waiting" in str(err).lower()
-    attacker.close()
-    return {"sent": sent, "refused_or_limited": refused}
+    """Analyses from one session as fast as the server takes them, 230 at a time, kept topped up for
+    ``seconds`` (at most 1,000 sent): raw joins of the queue, as a hostile client needs no client
+    library (and ``gradio_client``'s thread per call would load this machine's cores, not a remote
+    attacker's)."""
+    import httpx
+
+    with httpx.Client(timeout=30) as http:
+        config = http.get(f"{url}/config").json()
+        index = next(d["id"] for d in config["dependencies"] if f"/{d.get('api_name')}" == ANALYZE)
+        body = {"data": [NOTE, None, "epee"], "fn_index": index, "session_hash": "flood-attacker",
+                "event_data": None, "trigger_id": None}
+        codes: dict[int, int] = {}
+        sent = 0
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and sent < 1000:
+            for _ in range(min(230, 1000 - sent)):
+                code = http.post(f"{url}/gradio_api/queue/join", json=body).status_code
+                codes[code] = codes.get(code, 0) + 1
+                sent += 1
+            time.sleep(0.2)
+    return {"sent": sent, "accepted": codes.get(200, 0), "refused_or_limited": sent - codes.get(200, 0)}
 
 
 def attack_big_notes(url: str, seconds: float, clients: int = 20, megabytes: int = 10) -> dict:

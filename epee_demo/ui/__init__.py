@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import partial
 
 import gradio as gr
@@ -17,7 +18,7 @@ from epee_demo.ui.batch_tab import build_batch_tab
 from epee_demo.ui.api import API_NAME, hide_internal, trace_endpoint
 from epee_demo.ui.explorer_tab import build_explorer_tab
 from epee_demo.ui.files import AppFolder, swept
-from epee_demo.ui.guard import MODEL_GROUP, RequestGuard
+from epee_demo.ui.guard import MODEL_GROUP, RequestGuard, skip_queue_unless_model
 from epee_demo.ui.lesson_tab import build_lesson_tab
 from epee_demo.ui.selector import build_selector
 
@@ -99,6 +100,12 @@ def build_demo(models: dict[str, ShippedModel] | None = None, folder: AppFolder 
         gr.api(trace_endpoint(models), api_name=API_NAME, concurrency_limit=MODEL_CALLS_AT_ONCE,
                concurrency_id=MODEL_GROUP)
     hide_internal(demo)  # "Use via API" lists /trace alone
-    demo.queue(max_size=MAX_QUEUED_EVENTS, api_open=False)  # no direct REST call skips the queue and its limits
+    skip_queue_unless_model(demo)  # slider, rule and check events: one POST each, never a queue slot
+    # Gradio keeps a record of the last 10,000 events and, after every queued event, summarizes them all
+    # in a pandas DataFrame for its monitoring page, which this page does not serve (enable_monitoring
+    # is off): a cost per event that grows with the server's age. Keep one record and never summarize.
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1")
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(2**62))
+    demo.queue(max_size=MAX_QUEUED_EVENTS, api_open=False)  # no queued event is called past the queue and its limits
     demo.app_folder = folder
     return demo

@@ -16,6 +16,10 @@ an unknown ``fn_index`` with a server error. ``RequestGuard`` adds those checks:
 
 Refused analyses get Gradio's own validation reply (HTTP 422), which the page shows on the
 input and ``gradio_client`` raises as a ``ValidationError`` with the message.
+
+``skip_queue_unless_model`` takes every event that runs no model out of Gradio's queue: the
+browser sends it as one POST (``/gradio_api/run/...``) and it never holds, nor waits for, a
+queue slot. The guard checks those calls' shape too.
 """
 
 from __future__ import annotations
@@ -117,7 +121,7 @@ class RequestGuard:
                 f"This request is larger than {MAX_REQUEST_BYTES // 1024} KB. A note is read only up to its "
                 f"first {MAX_NOTE_CHARS:,} characters: please send a shorter one.")})
         body = b"".join(chunks)
-        if path.endswith("/queue/join") or "/call/" in path:
+        if path.endswith("/queue/join") or "/call/" in path or "/run/" in path:
             refused = self._call_refusal(scope["app"].get_blocks(), path, body, client)
             if refused:
                 return await _reply(send, *refused)
@@ -160,6 +164,10 @@ class RequestGuard:
             name = path.rsplit("/call/", 1)[1].removeprefix("v2/")  # /call/NAME and /call/v2/NAME
             fn = next((f for f in blocks.fns.values() if f.api_name == name), None)
             key = f"address {client}"  # each /call/ request gets a session of its own
+        elif "/run/" in path and request.get("fn_index") is None:  # /run/NAME without an index: Gradio finds NAME
+            name = path.rsplit("/run/", 1)[1]
+            fn = next((f for f in blocks.fns.values() if f.api_name == name), None)
+            key = request.get("session_hash")
         else:
             index = request.get("fn_index")
             fn = blocks.fns.get(index) if isinstance(index, int) and not isinstance(index, bool) else None
@@ -173,7 +181,7 @@ class RequestGuard:
             return 422, {"detail": refusal}
         if fn.concurrency_id != MODEL_GROUP:
             return None
-        waiting = [e for e in list(blocks._queue.event_ids_to_events.values()) if e.concurrency_id == MODEL_GROUP]
+        waiting = _model_events(blocks._queue)
         mine = sum(1 for e in waiting if _event_key(e) == key)
         if mine >= ANALYSES_PER_SESSION:
             return 422, _refusal(
@@ -205,9 +213,32 @@ def _shape_refusal(fn, data) -> str:
     return ""
 
 
+def _model_events(queue) -> list:
+    """The analyses waiting in Gradio's queue or running. Not the queue's record of every event it
+    holds: an event stays there a while after its result was sent, so a visitor who pressed Analyze
+    again at once would be told their last one is still waiting (1 of 150 in a 20-client load)."""
+    model_queue = queue.event_queue_per_concurrency_id.get(MODEL_GROUP)
+    waiting = list(model_queue.queue) if model_queue is not None else []
+    running = [e for job in list(queue.active_jobs) if job for e in job if e.concurrency_id == MODEL_GROUP]
+    return waiting + running
+
+
 def _event_key(event) -> str:
     """Whose analysis a queued event is: its session, or its client address for plain /call/ requests."""
     request = event.request
     if request is not None and "/call/" in request.url.path:
         return f"address {request.client.host if request.client else 'unknown'}"
     return event.session_hash
+
+
+def skip_queue_unless_model(blocks) -> None:
+    """Every event that runs no model skips Gradio's queue (``queue=False``): an event outside
+    ``MODEL_GROUP`` declared with no concurrency limit (a slider, a rule or task choice, a check as a
+    note is typed), which re-renders from what the session holds. Through the queue such an event
+    costs two requests (join, then the event stream) and can find the queue full of analyses; without
+    it, one POST. Events that run the model, and those with a limit of their own (the exports), stay
+    queued. Call it once the Blocks are built, before launch."""
+    for fn in blocks.fns.values():
+        if (fn.fn is not None and fn.concurrency_id != MODEL_GROUP and fn.concurrency_limit is None
+                and not fn.types_generator and not fn.tracks_progress):
+            fn.queue = False

@@ -220,3 +220,51 @@ def test_no_direct_call_skips_the_queue_and_its_limits(app, victim):
                        json={"data": [EXAMPLE_NOTES[0].text, None, "epee"]}, timeout=30)
     assert reply.status_code == 404 and "join the queue" in reply.text
     served(victim)
+
+
+def run(app, api_name: str, data: list, session: str, **extra) -> httpx.Response:
+    """An event sent as the browser sends one that skips the queue: one POST to /gradio_api/run/."""
+    body = {"data": data, "fn_index": fn_index(app, api_name), "session_hash": session, "event_data": None,
+            "trigger_id": None, **extra}
+    return httpx.post(f"{app.local_url}gradio_api/run/{api_name}", json=body, timeout=30)
+
+
+def analyzed_in(app, session: str) -> None:
+    """An analysis in ``session`` through the queue, as the page sends it (join, then the event stream)."""
+    assert join(app, "analyze_organ_system", [EXAMPLE_NOTES[0].text, None, "epee"], session).status_code == 200
+    with httpx.stream("GET", f"{app.local_url}gradio_api/queue/data", params={"session_hash": session},
+                      timeout=30) as stream:
+        messages = [line for line in stream.iter_lines() if line.startswith("data:")]
+    assert any('"process_completed"' in m and '"success":true' in m.replace(" ", "") for m in messages)
+
+
+def test_only_the_events_that_run_a_model_or_have_a_limit_wait_in_the_queue(app):
+    queued = {fn.api_name for fn in app.fns.values() if fn.queue}
+    assert {"analyze_organ_system", "analyze_pneumonia", "trace", "explore_export_figure"} <= queued
+    assert not {"set_tau_organ_system", "set_rule_organ_system", "check_note_organ_system", "explore_set_tau",
+                "batch_set_rule", "select_task", "lesson_next"} & queued
+    assert all(fn.queue for fn in app.fns.values() if fn.concurrency_id == guard.MODEL_GROUP)
+
+
+def test_a_slider_move_is_one_post_served_from_the_session_while_the_queue_is_full(app, victim, monkeypatch):
+    analyzed_in(app, "slider-session")
+    monkeypatch.setattr(app._queue, "max_size", 0)  # every queued event is now refused as "Queue is full"
+    refused = join(app, "analyze_organ_system", [EXAMPLE_NOTES[1].text, None, "epee"], "slider-session")
+    assert refused.status_code == 503
+    reply = run(app, "set_tau_organ_system", [None, None, "epee", 0.3, 3, 0.9, 0.05, "js", 1], "slider-session")
+    assert reply.status_code == 200 and "stops at" in reply.json()["data"][1]
+    fresh = run(app, "set_tau_organ_system", [None, None, "epee", 0.3, 3, 0.9, 0.05, "js", 1], "no-trace-session")
+    assert fresh.status_code == 200 and "stops at" in fresh.json()["data"][1]  # a new session: the opening example
+
+
+def test_calls_that_skip_the_queue_are_checked_too(app, victim, capfd):
+    unknown = httpx.post(f"{app.local_url}gradio_api/run/predict",
+                         json={"data": [], "fn_index": 10_000, "session_hash": "s"}, timeout=30)
+    assert unknown.status_code == 422 and "no such endpoint" in unknown.text
+    short = run(app, "set_tau_organ_system", [None, f"note {MARKER}"], "s")
+    wrong = run(app, "set_tau_organ_system", [None, None, "epee", f"note {MARKER}", 3, 0.9, 0.05, "js", 1], "s")
+    assert short.status_code == 422 and "enough input values" in short.text
+    assert wrong.status_code == 500 and "tau" in wrong.text
+    served(victim)
+    out, err = capfd.readouterr()
+    assert MARKER not in short.text + wrong.text + out + err
