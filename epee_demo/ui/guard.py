@@ -233,12 +233,17 @@ def _event_key(event) -> str:
 
 def skip_queue_unless_model(blocks) -> None:
     """Every event that runs no model skips Gradio's queue (``queue=False``): an event outside
-    ``MODEL_GROUP`` declared with no concurrency limit (a slider, a rule or task choice, a check as a
-    note is typed), which re-renders from what the session holds. Through the queue such an event
-    costs two requests (join, then the event stream) and can find the queue full of analyses; without
-    it, one POST. Events that run the model, and those with a limit of their own (the exports), stay
-    queued. Call it once the Blocks are built, before launch."""
+    ``MODEL_GROUP`` declared with no concurrency limit (a slider, a rule choice, a check as a note is
+    typed), which re-renders from what the session holds. Through the queue such an event costs two
+    requests (join, then the event stream) and can find the queue full of analyses; without it, one
+    POST. Events that run the model, those with a limit of their own (the exports), and those that set
+    a ``gr.State`` another event listens to (the task selector's choice) stay queued: the browser fires
+    a state's change events only from a queued event's reply. Call it once the Blocks are built."""
+    from gradio import State
+
+    watched = {block for fn in blocks.fns.values() for block, event in fn.targets if event == "change"}
     for fn in blocks.fns.values():
+        sets_watched_state = any(isinstance(out, State) and out._id in watched for out in fn.outputs)
         if (fn.fn is not None and fn.concurrency_id != MODEL_GROUP and fn.concurrency_limit is None
-                and not fn.types_generator and not fn.tracks_progress):
+                and not fn.types_generator and not fn.tracks_progress and not sets_watched_state):
             fn.queue = False
