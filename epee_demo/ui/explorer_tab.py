@@ -1,6 +1,7 @@
 """The "Trade-off explorer" tab: accuracy against speed-up over a whole split, live.
 
-Every (model, split) is prepared once when the page is built (``prepare_splits``); a slider
+Every (model, split) is prepared once, the first time it is shown (``PreparedSplits``: only the
+first model's test split when the page is built, which keeps start-up short); a slider
 move re-evaluates the chosen rule over the prepared trace and redraws the figures, without
 any model call. Calibration, overthinking examples and exports read the same prepared data.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import html
 import math
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,9 +97,24 @@ def prepare_split(trace) -> PreparedSplit:
     return PreparedSplit(prep, all_frontiers(prep), overthinking(prep) if prep.has_labels else None)
 
 
-def prepare_splits(models: dict[str, ShippedModel]) -> dict[tuple[str, str], PreparedSplit]:
-    """Every (model name, split) of the shipped models, prepared once."""
-    return {(name, split): prepare_split(model.trace(split)) for name, model in models.items() for split in SPLITS}
+class PreparedSplits:
+    """Every (model name, split) of the shipped models, each prepared the first time it is asked for."""
+
+    def __init__(self, models: dict[str, ShippedModel]):
+        self.models = models
+        self._prepared: dict[tuple[str, str], PreparedSplit] = {}
+        self._lock = threading.Lock()
+
+    def __contains__(self, key) -> bool:
+        return (isinstance(key, tuple) and len(key) == 2 and all(isinstance(part, str) for part in key)
+                and key[0] in self.models and key[1] in SPLITS)
+
+    def __getitem__(self, key: tuple[str, str]) -> PreparedSplit:
+        with self._lock:  # one preparation at a time: two sessions never prepare the same split twice
+            if key not in self._prepared:
+                name, split = key
+                self._prepared[key] = prepare_split(self.models[name].trace(split))
+            return self._prepared[key]
 
 
 def point_markdown(view: SettingView, split: str, label_names: tuple) -> str:
@@ -247,7 +264,7 @@ def build_explorer_tab(models: dict[str, ShippedModel], selected: gr.State | Non
     """Lay out the trade-off explorer inside the current Blocks context and wire its events; with the
     page's ``selected`` model it follows that choice (and shows no model choice of its own). Returns
     the ``ExampleSource`` of its "show this example layer by layer" button."""
-    splits = prepare_splits(models)
+    splits = PreparedSplits(models)
     first = next(iter(models))
     start = splits[(first, "test")]
     num_layers = start.prep.num_layers
@@ -335,7 +352,7 @@ def build_explorer_tab(models: dict[str, ShippedModel], selected: gr.State | Non
 
     setting_outputs = [shown[name] for name in SETTING_VIEWS]
     setting_inputs = [model_choice, split_choice, rule, *controls.values()]
-    most_layers = max(split.prep.num_layers for split in splits.values())
+    most_layers = max(model.trace("test").num_layers for model in models.values())
 
     def keyed(values: dict) -> dict:
         """Views by name -> updates keyed by component."""
