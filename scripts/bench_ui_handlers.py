@@ -54,7 +54,7 @@ def main() -> None:
                 start = time.perf_counter()
                 outputs = block_fn.fn(*call)
                 middle = time.perf_counter()
-                for component, value in zip(block_fn.outputs, outputs):
+                for component, value in outputs.items():  # the handlers return updates keyed by component
                     if not isinstance(value, dict):  # gr.update(...) dicts are not postprocessed
                         component.postprocess(value)
                 end = time.perf_counter()

@@ -1,8 +1,9 @@
 """Screenshots of each task's Analyze view (as the page opens: its first example analyzed) into docs/.
 
 Starts the page on the shipped models in-process on loopback and drives headless Debian chromium
-(Playwright): one PNG per model's Analyze view (chosen on the page's selector), ``docs/analyze-<task>.png``, at 1280 px wide, and one of the
-organ-system tab at 400 px wide (``docs/analyze-organ-system-400px.png``).
+(Playwright): one PNG per model, chosen on the page's task and backbone selector, from the selector
+down to the end of that model's Analyze view, ``docs/analyze-<task>.png``, at 1280 px wide, and the
+first model's at 400 px wide (``docs/analyze-organ-system-400px.png``).
 
     python scripts/screenshots.py [--out docs]
 """
@@ -53,7 +54,12 @@ def main(argv: list[str] | None = None) -> int:
                     panel.locator(".js-plotly-plot").last.wait_for(state="visible", timeout=60_000)
                     page.wait_for_timeout(1_500)  # let plotly finish drawing
                     name = f"analyze-{model.task.name}{'' if width == 1280 else '-400px'}.png"
-                    panel.screenshot(path=str(out / name))
+                    top, bottom = page.evaluate(  # in page coordinates, whatever the scroll
+                        "([a, b]) => [document.querySelector(a).getBoundingClientRect().top + scrollY, "
+                        "document.querySelector(b).getBoundingClientRect().bottom + scrollY]",
+                        ["#selector", f"#analyze-{model.task.name}"])
+                    page.screenshot(path=str(out / name), full_page=True,
+                                    clip={"x": 0, "y": top, "width": width, "height": bottom - top})
                     print(out / name)
                 page.close()
             browser.close()

@@ -17,6 +17,12 @@ LONG_NOTE_MODES = ("truncate", "head-tail", "chunks")
 HEAD_FRACTION = 0.25
 
 
+def head_tail_split(room: int) -> tuple[int, int]:
+    """How many tokens ``head-tail`` reads from a long text's start and from its end, of ``room``."""
+    head = int(room * HEAD_FRACTION)
+    return head, room - head
+
+
 def content_windows(token_ids: list[int], room: int, mode: str) -> list[list[int]]:
     """The token windows (special tokens not included) that ``mode`` reads of one text;
     ``room`` is how many content tokens one window holds."""
@@ -25,8 +31,8 @@ def content_windows(token_ids: list[int], room: int, mode: str) -> list[list[int
     if mode == "truncate":
         return [token_ids[:room]]
     if mode == "head-tail":
-        head = int(room * HEAD_FRACTION)
-        return [token_ids[:head] + token_ids[len(token_ids) - (room - head):]]
+        head, tail = head_tail_split(room)
+        return [token_ids[:head] + token_ids[len(token_ids) - tail:]]
     if mode == "chunks":
         return [token_ids[start:start + room] for start in range(0, len(token_ids), room)]
     raise ValueError(f"unknown long-note mode {mode!r}; expected one of {LONG_NOTE_MODES}")

@@ -160,6 +160,19 @@ def tau_in_nats(tau: float, num_classes: int) -> str:
     return f"tau {tau:g} = {tau * math.log(num_classes):.3g} nats of raw entropy (tau × ln {num_classes})"
 
 
+def nats_factor(num_classes: int) -> str:
+    """The tau slider's line: how its normalized tau becomes DeeBERT's threshold in nats."""
+    return f"DeeBERT's threshold is raw entropy in nats: tau × ln {num_classes} = tau × {math.log(num_classes):.3f}"
+
+
+def deebert_unit(rule: str, params: dict, num_classes: int) -> str:
+    """The line saying what a rule's normalized tau is in DeeBERT's nats ('' for a rule without one)."""
+    spec = catalogue.RULES[rule]
+    if "tau" in spec.params and spec.parameter("tau").control == "tau":
+        return f"DeeBERT's unit: {tau_in_nats(params['tau'], num_classes)}."
+    return ""
+
+
 def summary_markdown(analysis: ExampleAnalysis) -> str:
     """Plain-language answer: where the selected rule exits, its answer and the full model's."""
     e = analysis.selected
@@ -177,8 +190,9 @@ def summary_markdown(analysis: ExampleAnalysis) -> str:
     if e.label != analysis.final_label:
         lines.append("Note: the early answer differs from the full model's.")
     spec = catalogue.RULES[e.rule]
-    if "tau" in spec.params and spec.parameter("tau").control == "tau":
-        lines.append(f"DeeBERT's unit: {tau_in_nats(e.params['tau'], len(analysis.label_names))}.")
+    unit = deebert_unit(e.rule, e.params, len(analysis.label_names))
+    if unit:
+        lines.append(unit)
     if spec.note:
         lines.append(spec.note)
     if analysis.gold_label is not None:

@@ -44,6 +44,7 @@ LEARNED_EXITS_FILE = "learned_exits.safetensors"
 LEARNED_EXITS_CONFIG = "learned_exits.json"
 EXAMPLES_DIR = "examples"
 TEXT_EXAMPLES_FILE = "examples.json"  # a marked-text model's shipped test sentences
+SPLIT_INPUTS_FILE = "split_inputs.npz"  # the inputs of the split examples the page shows
 SPLITS = ("val", "test")
 # Every shipped model is trained on CC BY 4.0 (or public-domain) data, whose attribution terms its weights carry.
 MODEL_LICENSE = "cc-by-4.0"
@@ -87,6 +88,10 @@ def examples_dir(folder: str | Path) -> Path:
 
 def text_examples_path(folder: str | Path) -> Path:
     return Path(folder) / TEXT_EXAMPLES_FILE
+
+
+def split_inputs_path(folder: str | Path) -> Path:
+    return Path(folder) / SPLIT_INPUTS_FILE
 
 
 # ---------------------------------------------------------------- the model: config.json, model.safetensors

@@ -11,6 +11,7 @@ from pathlib import Path
 from epee_demo.data import DATA_DIR_VARIABLE, data_dir
 from epee_demo.errors import CheckpointError
 from epee_demo.data.medmnist import ExampleImage, example_images, read_examples
+from epee_demo.data.split_inputs import SplitInputs, read_split_inputs
 from epee_demo.data.tasks import TASKS, Task
 from epee_demo.data.text_examples import TextExample, read_text_examples
 from epee_demo.model import folder as model_folder
@@ -82,6 +83,11 @@ class ShippedModel:
     def example_texts(self) -> tuple[list[TextExample], str]:
         """A marked-text model's shipped test sentences and their attribution line (``examples.json``)."""
         return read_text_examples(model_folder.text_examples_path(self.folder))
+
+    @cached_property
+    def split_inputs(self) -> SplitInputs:
+        """The shipped inputs of the split examples the page shows (``split_inputs.npz``; empty without one)."""
+        return read_split_inputs(model_folder.split_inputs_path(self.folder))
 
     def card(self) -> str:
         """The model card's Markdown (its Hub metadata left out)."""

@@ -275,8 +275,8 @@ class Control:
 
 CONTROLS: dict[str, Control] = {c.name: c for c in (
     Control("tau", "tau: normalized entropy threshold (exit when Hn < tau; Hn = entropy / ln C)"),
-    Control("patience", "patience: exit when the counter reaches it", 1, None, 1,
-            info="patience 0 (Python API, exit_layers, only) runs every layer, as in the PABEE code"),
+    Control("patience", "patience: exit when the counter reaches it", 0, None, 1,
+            info="patience 0 runs every layer (the full model), as in the PABEE code"),
     Control("threshold", "threshold"),
     Control("divergence_tau", "divergence tau, nats (count layers with divergence < tau)", 0.0, 0.7, 0.005),
     Control("measure", "divergence", choices=DIVERGENCES, info=FPABEE_NOTE),

@@ -13,7 +13,9 @@ from epee_demo.errors import CheckpointError
 from epee_demo.limits import CACHE_DELETION, MAX_QUEUED_EVENTS, MAX_UPLOAD_BYTES
 from epee_demo.model.multi_exit import share_cpu_cores
 from epee_demo.model.registry import ASSETS_DIR, ShippedModel, shipped_models
-from epee_demo.ui.analyze_tab import MODEL_CALLS_AT_ONCE, build_analyze_tab, open_when_chosen
+from epee_demo.ui.analyze_tab import (
+    ANALYZE_TAB, MODEL_CALLS_AT_ONCE, build_analyze_tab, open_in_analyze, open_when_chosen,
+)
 from epee_demo.ui.batch_tab import build_batch_tab
 from epee_demo.ui.api import API_NAME, hide_internal, trace_endpoint
 from epee_demo.ui.explorer_tab import build_explorer_tab
@@ -78,17 +80,21 @@ def build_demo(models: dict[str, ShippedModel] | None = None, folder: AppFolder 
         gr.Markdown(INTRO)
         selector = build_selector(models)
         first = next(iter(models))
-        with gr.Tabs(overflow_behavior="wrap"):  # every tab stays a visible tab, on two rows if need be
-            with gr.Tab("Analyze", id="tab-analyze", elem_id="tab-analyze"):
-                views, openings = {}, {}
+        with gr.Tabs(overflow_behavior="wrap") as tabs:  # every tab stays a visible tab, on two rows if need be
+            with gr.Tab("Analyze", id=ANALYZE_TAB, elem_id=ANALYZE_TAB):
+                views, analyze_views = {}, {}
                 for name, model in models.items():  # one view per model, shown while it is selected
                     with gr.Column(visible=name == first, elem_id=f"analyze-{name}") as views[name]:
-                        openings[name] = build_analyze_tab(model, analyze_now=name == first)
-                open_when_chosen(selector.selected, {n: o for n, o in openings.items() if o is not None})
+                        analyze_views[name] = build_analyze_tab(model, analyze_now=name == first)
+                open_when_chosen(selector.selected, {n: v.opening for n, v in analyze_views.items()
+                                                     if v.opening is not None})
+            loadings = {name: view.loading for name, view in analyze_views.items()}
             with gr.Tab("Trade-off explorer", id="tab-explorer"):
-                build_explorer_tab(models, selector.selected)
+                gallery = build_explorer_tab(models, selector.selected)
+            open_in_analyze(gallery, tabs, selector.selected, models, loadings, "explore_open_example")
             with gr.Tab("Lesson", id="tab-lesson"):
-                build_lesson_tab(models, selector.selected)
+                lesson = build_lesson_tab(models, selector.selected)
+            open_in_analyze(lesson, tabs, selector.selected, models, loadings, "lesson_open_example")
             with gr.Tab("Batch", id="tab-batch"):
                 build_batch_tab(models, folder)
         selector.selected.change(lambda chosen: {view: gr.update(visible=name == chosen) for name, view in views.items()},

@@ -6,16 +6,12 @@ every slider or rule change re-renders from that trace without touching the mode
 
 from __future__ import annotations
 
-import base64
-import io
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import gradio as gr
 import numpy as np
-from PIL import Image
 
 from epee_demo.rules import catalogue
 from epee_demo.analysis.one_example import analyze_example
@@ -23,7 +19,7 @@ from epee_demo.trace.timing import traced_and_timed
 from epee_demo.data.marked import MarkError, MarkSchema, highlight_segments
 from epee_demo.data.medmnist import DATASETS
 from epee_demo.data.examples import EXAMPLE_NOTES
-from epee_demo.data.long_notes import HEAD_FRACTION, window_room
+from epee_demo.data.long_notes import head_tail_split, window_room
 from epee_demo.figures.layers import (
     LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, class_heatmap_figure, class_table, counter_figure, depth_markdown,
     entropy_figure, layer_table, rule_table, summary_markdown,
@@ -36,16 +32,18 @@ from epee_demo.model.registry import ShippedModel
 from epee_demo.trace.exit_trace import ExitTrace
 from epee_demo.limits import MAX_NOTE_CHARS
 from epee_demo.ui.files import uploaded_path
+from epee_demo.ui.shown_input import inline_png, png_file
 from epee_demo.ui.guard import MODEL_GROUP
 from epee_demo.ui.controls import (
-    CONTROLS, build_controls, checked_call, checked_rule, control_values, controls_of, default_settings,
-    params_from_controls,
+    CONTROLS, DEFAULT_RULE, build_controls, checked_call, checked_rule, control_values, controls_of,
+    default_settings, params_from_controls,
 )
 
 EMPTY_SUMMARY = "Pick an example, or paste a note or upload an image of your own, and press **Analyze**."
 SESSION_SECONDS = 3600  # a session's trace and settings are forgotten an hour after their last change
 MODEL_CALLS_AT_ONCE = 2  # analyses that run the model at the same time (slider moves never wait for them)
-OPENING_RULE = ("epee", catalogue.RULES["epee"].params)  # the rule (and its defaults) the page opens with
+ANALYZE_TAB = "tab-analyze"  # the Analyze tab's id, which other tabs open examples in
+OPENING_RULE = (DEFAULT_RULE, catalogue.RULES[DEFAULT_RULE].params)  # the rule (and its defaults) the page opens with
 OPENED_NOTE = ("This example was analyzed when the page was built or the task chosen: its time is the model's first "
                "run after loading. Press **Analyze** to run it again.")
 
@@ -85,11 +83,10 @@ def truncation_notice(model: ShippedModel, text: str) -> str:
     if tokens <= preprocessor.max_length:
         return ""
     if preprocessor.long_notes == "head-tail":
-        room = window_room(preprocessor.tokenizer, preprocessor.max_length)
-        head = int(room * HEAD_FRACTION)
+        head, tail = head_tail_split(window_room(preprocessor.tokenizer, preprocessor.max_length))
         return (
             f"Long note: this note is {tokens} tokens long; the model reads {preprocessor.max_length} tokens: "
-            f"its first {head} and its last {room - head}, so the middle was not analyzed. (On long real "
+            f"its first {head} and its last {tail}, so the middle was not analyzed. (On long real "
             "abstracts, head and tail scored as well as reading every part and better than the first "
             f"{preprocessor.max_length} tokens alone; see the model card.)"
         )
@@ -140,11 +137,12 @@ def input_kind(model: ShippedModel) -> str:
     return "marked" if model.task.marks is not None else model.spec.modality
 
 
-def analyze_note(model: ShippedModel, note, rule: str = "epee", params: dict | None = None) -> tuple[ExitTrace, str]:
-    """Run the model on a note: its one-example trace and the notices for the page
-    (truncation, and the measured time of the trace against real early exit)."""
+def analyze_note(model: ShippedModel, note, rule: str = DEFAULT_RULE, params: dict | None = None,
+                 label: int | None = None) -> tuple[ExitTrace, str]:
+    """Run the model on a note (of gold class ``label`` when known): its one-example trace and the notices
+    for the page (truncation, and the measured time of the trace against real early exit)."""
     text, notices = text_input(model, note)
-    trace, timing = traced(model, text, rule, params)
+    trace, timing = traced(model, text, rule, params, label)
     return trace, "\n\n".join(n for n in [*notices, timing.label] if n)
 
 
@@ -156,7 +154,9 @@ class InputPanel:
     ``trace``, ``notice`` and one entry per component in ``outputs`` (name -> component);
     ``open(rule, params)`` is that result for the first example, which the input holds when the page
     opens (None when the model has no example); ``opened`` is that result at the opening rule when the
-    panel was built to analyze it at once, else None.
+    panel was built to analyze it at once, else None; ``load(value, label, name, rule, params)`` is that
+    result for a split example's input (a text, or a uint8 image) of gold class ``label``, named ``name``
+    (``test-12``), with ``input``: the value the input component then holds.
     """
 
     input: gr.components.Component
@@ -165,14 +165,18 @@ class InputPanel:
     outputs: dict
     open: Callable[..., dict] | None
     opened: dict | None
+    load: Callable[..., dict]
 
 
 def _text_input(model: ShippedModel, analyze_now: bool) -> InputPanel:
     """Note box (holding the first example note, analyzed), example notes and Analyze button."""
 
-    def run(text, rule, params) -> dict:
-        trace, notice = analyze_note(model, text, rule, params)
+    def run(text, rule, params, label=None) -> dict:
+        trace, notice = analyze_note(model, text, rule, params, label)
         return {"trace": trace, "notice": notice}
+
+    def load(text, label, name, rule, params) -> dict:
+        return {"input": text, **run(text, rule, params, label)}
 
     opening = EXAMPLE_NOTES[0].text
     note = gr.Textbox(value=opening, label="Clinical note (synthetic or de-identified text only)", lines=8,
@@ -189,13 +193,15 @@ def _text_input(model: ShippedModel, analyze_now: bool) -> InputPanel:
     def open_first(rule, params) -> dict:
         return run(opening, rule, params)
 
-    return InputPanel(note, button, run, {}, open_first, open_first(*OPENING_RULE) if analyze_now else None)
+    return InputPanel(note, button, run, {}, open_first, open_first(*OPENING_RULE) if analyze_now else None, load)
 
 
-def analyze_marked(model: ShippedModel, raw, rule: str = "epee", params: dict | None = None) -> tuple[ExitTrace, str]:
-    """Run the model on a marked sentence (``marked_input``): its trace and the page's notices."""
+def analyze_marked(model: ShippedModel, raw, rule: str = DEFAULT_RULE, params: dict | None = None,
+                   label: int | None = None) -> tuple[ExitTrace, str]:
+    """Run the model on a marked sentence (``marked_input``; of gold class ``label`` when known): its trace
+    and the page's notices."""
     text, notices = marked_input(model, raw)
-    trace, timing = traced(model, text, rule, params)
+    trace, timing = traced(model, text, rule, params, label)
     return trace, "\n\n".join(n for n in [*notices, timing.label] if n)
 
 
@@ -242,19 +248,22 @@ def _marked_input(model: ShippedModel, analyze_now: bool) -> InputPanel:
         gr.Markdown(attribution, elem_id="examples_note")
     button = gr.Button("Analyze", variant="primary", elem_id="analyze")
 
-    def run(text, rule, params) -> dict:
-        trace, notice = analyze_marked(model, text, rule, params)
+    def run(text, rule, params, label=None) -> dict:
+        trace, notice = analyze_marked(model, text, rule, params, label)
         return {"trace": trace, "notice": notice}
+
+    def load(text, label, name, rule, params) -> dict:
+        return {"input": text, **run(text, rule, params, label)}
 
     def open_first(rule, params) -> dict:
         return run(opening, rule, params)
 
     if opening is None:
-        return InputPanel(sentence, button, run, {}, None, None)
-    return InputPanel(sentence, button, run, {}, open_first, open_first(*OPENING_RULE) if analyze_now else None)
+        return InputPanel(sentence, button, run, {}, None, None, load)
+    return InputPanel(sentence, button, run, {}, open_first, open_first(*OPENING_RULE) if analyze_now else None, load)
 
 
-def analyze_image(model: ShippedModel, source, label: int | None = None, rule: str = "epee",
+def analyze_image(model: ShippedModel, source, label: int | None = None, rule: str = DEFAULT_RULE,
                   params: dict | None = None):
     """Run the model on an uploaded image: its trace, the notices, and the model's view of it."""
     pixels, notices = image_input(model, source)
@@ -269,13 +278,10 @@ def model_view_html(pixels: np.ndarray, size: int) -> str:
     a file: Gradio caches image outputs under a hash of their content and rewrites the file
     in place, so two sessions showing the same image at once could read it half-written.
     """
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
     height, width = pixels.shape[:2]
     color = "grayscale" if pixels.ndim == 2 else "RGB"
     caption = f"What the model sees: the image as {size}×{size} {color} pixels, enlarged"
-    return (f'<figure style="margin:0"><img src="data:image/png;base64,{data}" width="{width}" height="{height}" '
+    return (f'<figure style="margin:0"><img src="{inline_png(pixels)}" width="{width}" height="{height}" '
             f'alt="{caption}" style="image-rendering:pixelated"><figcaption>{caption}</figcaption></figure>')
 
 
@@ -284,17 +290,19 @@ def _image_input(model: ShippedModel, analyze_now: bool) -> InputPanel:
     from the data directory) and the model's view."""
     examples = model.example_images()
     gold_by_name, paths = {}, []
-    if examples:
-        folder = Path(tempfile.mkdtemp(prefix="epee-examples-"))
-        for example in examples:
-            path = folder / f"test-{example.index}.png"
-            Image.fromarray(example.image).save(path)
-            gold_by_name[path.name] = example.label
-            paths.append([str(path)])
+    for example in examples:  # the PNGs are encoded once per process, not per page build
+        path = png_file(example.image, f"{model.task.name}-test-{example.index}.png")
+        gold_by_name[Path(path).name] = example.label
+        paths.append([path])
 
-    def analyzed(path: str, rule, params) -> dict:
-        trace, notice, pixels = analyze_image(model, path, gold_by_name.get(Path(path).name), rule, params)
+    def analyzed(path: str, rule, params, label=None) -> dict:
+        label = gold_by_name.get(Path(path).name) if label is None else label
+        trace, notice, pixels = analyze_image(model, path, label, rule, params)
         return {"trace": trace, "notice": notice, "model_view": model_view_html(pixels, model.classifier.preprocessor.size)}
+
+    def load(pixels, label, name, rule, params) -> dict:
+        path = png_file(pixels, f"{model.task.name}-{name}.png")
+        return {"input": path, **analyzed(path, rule, params, label)}
 
     def run(upload, rule, params) -> dict:
         # unprocessed: Gradio's file data as sent, so only a file of this app's upload folder is read
@@ -311,7 +319,7 @@ def _image_input(model: ShippedModel, analyze_now: bool) -> InputPanel:
     open_first = (lambda rule, params: analyzed(paths[0][0], rule, params)) if paths else None
     opened = open_first(*OPENING_RULE) if analyze_now and open_first else None
     view = gr.HTML(opened["model_view"] if opened else None, label="What the model sees", elem_id="model_view")
-    return InputPanel(upload, button, run, {"model_view": view}, open_first, opened)
+    return InputPanel(upload, button, run, {"model_view": view}, open_first, opened, load)
 
 
 @dataclass
@@ -324,12 +332,32 @@ class Opening:
     outputs: list
 
 
-def build_analyze_tab(model: ShippedModel, analyze_now: bool = True) -> Opening | None:
+@dataclass
+class Loading:
+    """How another tab opens a split example in a view: ``run(value, label, name, settings, rule)`` fills
+    the view's input with the example's input ``value`` (of gold class ``label``, named ``name``:
+    ``test-12``) and returns its analysis as updates keyed by component; it reads ``inputs`` after
+    those three."""
+
+    run: Callable[..., dict]
+    inputs: list
+    outputs: list
+
+
+@dataclass
+class AnalyzeView:
+    """What the page wires across views: ``opening`` (None when the model has no example) for
+    ``open_when_chosen``, and ``loading`` for ``open_in_analyze``."""
+
+    opening: Opening | None
+    loading: Loading
+
+
+def build_analyze_tab(model: ShippedModel, analyze_now: bool = True) -> AnalyzeView:
     """Lay out one model's Analyze view inside the current Blocks context and wire its events.
 
     With ``analyze_now`` the view opens with its first example analyzed (the model loads and runs when
-    the page is built); else it returns the ``Opening`` that does so (None without an example), for
-    ``open_when_chosen``."""
+    the page is built); else its ``opening`` does so (None without an example), for ``open_when_chosen``."""
     test_trace = model.trace("test")  # the cached trace: the view's layers and classes without loading the model
     num_layers = test_trace.num_layers
     rules = [r for r in catalogue.RULES if r in test_trace.available_rules() and r != "fixed"]
@@ -413,8 +441,19 @@ def build_analyze_tab(model: ShippedModel, analyze_now: bool = True) -> Opening 
                       trigger_mode="always_last", concurrency_limit=None, api_name=f"set_{name}_{key}", preprocess=False)
     rule.input(on_rule, [results["trace"], settings_state, rule], [*controls.values(), *views.values()],
                show_progress="hidden", concurrency_limit=None, api_name=f"set_rule_{key}", preprocess=False)
+    outputs = [results["trace"], notice, *views.values(), *panel.outputs.values()]
+    load = on_gpu(panel.load)
+
+    def on_load(value, label, name, settings_now, rule_name) -> dict:
+        """A split example's input in the view's input, analyzed at the view's current setting."""
+        user_error(checked_rule, rule_name, rules)
+        done = user_error(load, value, label, name, rule_name, settings_now[rule_name])
+        return {panel.input: done.pop("input"), **{results[key]: value for key, value in done.items()},
+                **shown(done["trace"], settings_now, rule_name)}
+
+    loading = Loading(on_load, [settings_state, rule], [panel.input, *outputs])
     if panel.open is None:
-        return None
+        return AnalyzeView(None, loading)
 
     def on_chosen(trace, settings_now, rule_name) -> dict:
         """The first example analyzed, and noted as such, the first time this model is chosen; else nothing."""
@@ -426,8 +465,7 @@ def build_analyze_tab(model: ShippedModel, analyze_now: bool = True) -> Opening 
                 notice: f"{OPENED_NOTE}\n\n{done['notice']}", **shown(done["trace"], settings_now, rule_name)}
 
     run_opening = on_gpu(panel.open)
-    return Opening(on_chosen, [results["trace"], settings_state, rule],
-                   [results["trace"], notice, *views.values(), *panel.outputs.values()])
+    return AnalyzeView(Opening(on_chosen, [results["trace"], settings_state, rule], outputs), loading)
 
 
 def open_when_chosen(selected: gr.State, openings: dict[str, Opening]) -> None:
@@ -448,3 +486,45 @@ def open_when_chosen(selected: gr.State, openings: dict[str, Opening]) -> None:
 
     selected.change(on_selected, inputs, outputs, concurrency_limit=MODEL_CALLS_AT_ONCE, concurrency_id=MODEL_GROUP,
                     api_name=False, preprocess=False)
+
+
+@dataclass
+class ExampleSource:
+    """A tab's way to open one split example in Analyze: pressing ``button`` opens the example that
+    ``example_of(model name, *values of inputs)`` names, as (split, index) (an ``InputError`` when none)."""
+
+    button: gr.Button
+    inputs: list
+    example_of: Callable[..., tuple[str, int]]
+
+
+def open_in_analyze(source: ExampleSource, tabs: gr.Tabs, selected: gr.State, models: dict[str, ShippedModel],
+                    loadings: dict[str, Loading], api_name: str) -> None:
+    """Wire ``source.button`` (an ``ExampleSource`` of another tab): the split example it names opens in
+    the selected model's Analyze view, its input (shipped in ``split_inputs.npz``) filled in and
+    analyzed at the view's setting, and the Analyze tab is shown."""
+    names = list(loadings)
+    inputs = [selected, *source.inputs, *(i for loading in loadings.values() for i in loading.inputs)]
+    outputs = [tabs, *dict.fromkeys(o for loading in loadings.values() for o in loading.outputs)]
+
+    def on_open(chosen, *values) -> dict:
+        given, rest = values[:len(source.inputs)], values[len(source.inputs):]
+        if chosen not in loadings:
+            raise gr.Error("Task: choose one of those on the page.", print_exception=False)
+        model = models[chosen]
+        try:
+            split, index = source.example_of(chosen, *given)
+        except InputError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        value = model.split_inputs.get(split, index)
+        if value is None:
+            raise gr.Error(f"The input of example {index} of the {split} split does not ship with this model: only "
+                           "those of the test split's overthinking table and the lesson do.", print_exception=False)
+        labels = model.trace(split).labels
+        label = int(labels[index]) if labels is not None and labels[index] >= 0 else None
+        start = sum(len(loadings[name].inputs) for name in names[:names.index(chosen)])
+        done = loadings[chosen].run(value, label, f"{split}-{index}", *rest[start:start + len(loadings[chosen].inputs)])
+        return {tabs: gr.Tabs(selected=ANALYZE_TAB), **done}
+
+    source.button.click(on_open, inputs, outputs, concurrency_limit=MODEL_CALLS_AT_ONCE, concurrency_id=MODEL_GROUP,
+                        api_name=api_name, preprocess=False)

@@ -25,7 +25,7 @@ from epee_demo.rules import catalogue
 from epee_demo.trace.exit_trace import ExitTrace
 from epee_demo.ui.analyze_tab import MODEL_CALLS_AT_ONCE, SESSION_SECONDS
 from epee_demo.ui.controls import (
-    CONTROLS, build_controls, checked_call, checked_rule, control_values, controls_of, default_settings,
+    CONTROLS, DEFAULT_RULE, build_controls, checked_call, checked_rule, control_values, controls_of, default_settings,
     params_from_controls,
 )
 from epee_demo.ui.files import AppFolder, uploaded_path
@@ -33,7 +33,9 @@ from epee_demo.ui.guard import MODEL_GROUP
 
 LIMITS_NOTE = (
     f"**Batch analysis.** Upload a **CSV of notes** (UTF-8, a `text` column, optionally a `label` column of class "
-    f"names) for a text model, or a **zip of images** (PNG, JPEG, …) for an image model. At most "
+    f"names) for a text model, or a **zip of images** (PNG, JPEG, …) for an image model, labelled (optionally) by a "
+    "`labels.csv` in the zip (columns `file`, a path relative to its folder, and `label`, a class name or number) "
+    "and/or by folders named after a class: the summary then gives the accuracy. At most "
     f"**{BATCH_MAX_ROWS} rows or images** and **{BATCH_MAX_BYTES // 2**20} MB** per file. The model runs once over "
     "the batch; changing the rule or its setting recomputes the table without running it again. Synthetic or "
     "de-identified data only."
@@ -137,7 +139,7 @@ def build_batch_tab(models: dict[str, ShippedModel], folder: AppFolder) -> None:
                              elem_id="batch_upload")
             button = gr.Button("Analyze batch", variant="primary", elem_id="batch_run")
         with gr.Column(scale=1, min_width=260):
-            rule = gr.Dropdown(choices=[(catalogue.RULES[r].title, r) for r in batch_rules(first)], value="epee",
+            rule = gr.Dropdown(choices=[(catalogue.RULES[r].title, r) for r in batch_rules(first)], value=DEFAULT_RULE,
                                label="Exit rule", elem_id="batch_rule")
             controls = build_controls(num_layers(first), None, elem_prefix="batch_")
     views = dict(summary=gr.Markdown(EMPTY_SUMMARY, elem_id="batch_summary"),
@@ -170,13 +172,13 @@ def build_batch_tab(models: dict[str, ShippedModel], folder: AppFolder) -> None:
         """A new model: its rules, the sliders back at EPEE's defaults and ending at its last layer, no batch."""
         chosen = _user_error(_model, models, model_name)
         depth = num_layers(chosen)
-        defaults = {**control_values("epee", catalogue.RULES["epee"].params), "layer": depth}
-        updates = {control: gr.update(visible=name in controls_of("epee"), value=defaults.get(name, control.value),
+        defaults = {**control_values(DEFAULT_RULE, catalogue.RULES[DEFAULT_RULE].params), "layer": depth}
+        updates = {control: gr.update(visible=name in controls_of(DEFAULT_RULE), value=defaults.get(name, control.value),
                                       **({"maximum": depth} if catalogue.CONTROLS[name].maximum is None else {}))
                    for name, control in controls.items()}
-        return {rule: gr.update(choices=[(catalogue.RULES[r].title, r) for r in batch_rules(chosen)], value="epee"),
+        return {rule: gr.update(choices=[(catalogue.RULES[r].title, r) for r in batch_rules(chosen)], value=DEFAULT_RULE),
                 **updates, state: None,
-                **{views[name]: value for name, value in batch_views(None, "epee", {}, folder).items()}}
+                **{views[name]: value for name, value in batch_views(None, DEFAULT_RULE, {}, folder).items()}}
 
     inputs = [rule, *controls.values()]
     button.click(run, [model, upload, *inputs], [state, *views.values()], concurrency_limit=MODEL_CALLS_AT_ONCE,

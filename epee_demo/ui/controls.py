@@ -10,10 +10,14 @@ import math
 
 import gradio as gr
 
+from epee_demo.figures.layers import nats_factor
 from epee_demo.rules import catalogue
 from epee_demo.errors import InputError
 
 CONTROLS = tuple(catalogue.CONTROLS)
+DEFAULT_RULE = next(iter(catalogue.RULES))  # the rule every view opens with: the catalogue's first (EPEE)
+LAYER_CONTROLS = tuple(name for name, control in catalogue.CONTROLS.items()
+                       if control.maximum is None)  # the controls whose range is the model's layers
 
 
 def control_of(rule: str, param: str) -> str:
@@ -57,17 +61,17 @@ def _start_value(control: str, num_layers: int):
 
 def build_controls(num_layers: int, num_classes: int | None,
                    elem_prefix: str = "") -> dict[str, gr.components.Component]:
-    """Lay out one control per ``catalogue.CONTROLS`` entry (those of EPEE, the first rule shown, visible).
+    """Lay out one control per ``catalogue.CONTROLS`` entry (those of ``DEFAULT_RULE``, the first rule shown, visible).
 
     ``num_classes`` (when one model is shown) puts DeeBERT's nats value beside the tau slider.
     """
-    shown = controls_of("epee")
+    shown = controls_of(DEFAULT_RULE)
     built = {}
     for name, control in catalogue.CONTROLS.items():
         value = _start_value(name, num_layers)
         info = control.info
         if name == "tau" and num_classes:
-            info = f"DeeBERT's threshold is raw entropy in nats: tau × ln {num_classes} = tau × {math.log(num_classes):.3f}"
+            info = nats_factor(num_classes)
         common = dict(value=value, label=control.label, visible=name in shown, elem_id=f"{elem_prefix}{name}",
                       info=info or None)
         if control.choices:

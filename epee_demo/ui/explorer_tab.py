@@ -1,14 +1,17 @@
 """The "Trade-off explorer" tab: accuracy against speed-up over a whole split, live.
 
-Every (model, split) is prepared once when the page is built (``prepare_splits``); a slider
+Every (model, split) is prepared once, the first time it is shown (``PreparedSplits``: only the
+first model's test split when the page is built, which keeps start-up short); a slider
 move re-evaluates the chosen rule over the prepared trace and redraws the figures, without
 any model call. Calibration, overthinking examples and exports read the same prepared data.
 """
 
 from __future__ import annotations
 
+import html
 import math
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +20,7 @@ import pandas as pd
 
 from epee_demo.rules import catalogue
 from epee_demo.errors import InputError
-from epee_demo.figures.layers import LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, tau_in_nats
+from epee_demo.figures.layers import LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, deebert_unit
 from epee_demo.figures.tradeoff import (
     class_accuracy_figure, confusion_figure, exit_histogram_figure, figure_frame, overthinking_figure,
     tradeoff_figure,
@@ -27,11 +30,12 @@ from epee_demo.analysis.whole_split import (
     Calibration, Frontier, Overthinking, PreparedTrace, SettingView, all_frontiers, calibrate,
     evaluate_setting, format_params, operating_points_csv, overthinking, prepare, speedup_text, trace_csv,
 )
-from epee_demo.ui.analyze_tab import render
+from epee_demo.ui.analyze_tab import OPENING_RULE, ExampleSource, render
 from epee_demo.ui.controls import (
-    CONTROLS, build_controls, checked_call, control_values, controls_of, default_settings,
+    CONTROLS, LAYER_CONTROLS, build_controls, checked_call, control_values, controls_of, default_settings,
     params_from_controls,
 )
+from epee_demo.ui.shown_input import input_html
 
 SPLITS = ("test", "val")
 
@@ -57,9 +61,9 @@ answer early exiting changed (for better or worse)."""
 
 OVERTHINKING_HELP = """**Overthinking.** Some examples are answered correctly by an early layer and then
 *wrongly* by the last one: more computation made the answer worse. An early exit can rescue
-these. The table lists them; select a row (or type its number) to see that example layer by
-layer. No raw texts or images are stored with the cached results, so only the index and the
-labels are shown."""
+these. The table lists them; select a row to see that example here (its layers from the cached
+results and, on the test split, its note, sentence or image, which ship with the model), then press
+the button to run it layer by layer in the Analyze tab."""
 
 CALIBRATE_HELP = """**Choosing a setting with a guarantee.** Pick how often you accept that the early
 answer differs from the full model's answer (ε). The rule's speed setting is then chosen on the
@@ -93,9 +97,24 @@ def prepare_split(trace) -> PreparedSplit:
     return PreparedSplit(prep, all_frontiers(prep), overthinking(prep) if prep.has_labels else None)
 
 
-def prepare_splits(models: dict[str, ShippedModel]) -> dict[tuple[str, str], PreparedSplit]:
-    """Every (model name, split) of the shipped models, prepared once."""
-    return {(name, split): prepare_split(model.trace(split)) for name, model in models.items() for split in SPLITS}
+class PreparedSplits:
+    """Every (model name, split) of the shipped models, each prepared the first time it is asked for."""
+
+    def __init__(self, models: dict[str, ShippedModel]):
+        self.models = models
+        self._prepared: dict[tuple[str, str], PreparedSplit] = {}
+        self._lock = threading.Lock()
+
+    def __contains__(self, key) -> bool:
+        return (isinstance(key, tuple) and len(key) == 2 and all(isinstance(part, str) for part in key)
+                and key[0] in self.models and key[1] in SPLITS)
+
+    def __getitem__(self, key: tuple[str, str]) -> PreparedSplit:
+        with self._lock:  # one preparation at a time: two sessions never prepare the same split twice
+            if key not in self._prepared:
+                name, split = key
+                self._prepared[key] = prepare_split(self.models[name].trace(split))
+            return self._prepared[key]
 
 
 def point_markdown(view: SettingView, split: str, label_names: tuple) -> str:
@@ -111,8 +130,9 @@ def point_markdown(view: SettingView, split: str, label_names: tuple) -> str:
         f"same answer as the full model for **{100 * point.agreement:.1f}%**. "
         f"Compared with the oracle exit: {oracle.earlier} exit earlier, {oracle.same} at it, {oracle.later} later."
     ]
-    if "tau" in spec.params and spec.parameter("tau").control == "tau":
-        lines.append(f"DeeBERT's unit: {tau_in_nats(point.params['tau'], len(label_names))}.")
+    unit = deebert_unit(point.rule, point.params, len(label_names))
+    if unit:
+        lines.append(unit)
     if spec.note:
         lines.append(spec.note)
     return "\n\n".join(lines)
@@ -133,19 +153,45 @@ def overthinking_table(split: PreparedSplit, view: SettingView) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=OVERTHINKING_HEADERS)
 
 
-def setting_views(split: PreparedSplit, split_name: str, rule: str, params: dict) -> tuple:
-    """What a slider move redraws: summary, then (figure, table) for the trade-off, the exit
-    histogram, per-class accuracy and the confusion against the full model, then the
-    overthinking-examples table."""
+SETTING_VIEWS = ("summary", "tradeoff", "tradeoff_table", "histogram", "histogram_table", "class", "class_table",
+                 "confusion", "confusion_table", "examples")
+
+
+def setting_views(split: PreparedSplit, split_name: str, rule: str, params: dict) -> dict:
+    """What a slider move redraws, by name (``SETTING_VIEWS``): the summary, each figure and its table
+    (the trade-off, the exit histogram, per-class accuracy, the confusion against the full model), and
+    the overthinking-examples table."""
     view = evaluate_setting(split.prep, rule, **params)
-    figures = [
-        tradeoff_figure(split.frontiers, view.point),
-        exit_histogram_figure(view.exit_counts, view.oracle_counts, rule),
-        class_accuracy_figure(view.class_accuracy, rule) if view.class_accuracy is not None else None,
-        confusion_figure(view.confusion, split.prep.trace.label_names),
-    ]
-    pairs = [item for fig in figures for item in (fig, None if fig is None else figure_frame(fig))]
-    return (point_markdown(view, split_name, split.prep.trace.label_names), *pairs, overthinking_table(split, view))
+    figures = {
+        "tradeoff": tradeoff_figure(split.frontiers, view.point),
+        "histogram": exit_histogram_figure(view.exit_counts, view.oracle_counts, rule),
+        "class": class_accuracy_figure(view.class_accuracy, rule) if view.class_accuracy is not None else None,
+        "confusion": confusion_figure(view.confusion, split.prep.trace.label_names),
+    }
+    tables = {f"{name}_table": None if fig is None else figure_frame(fig) for name, fig in figures.items()}
+    return {"summary": point_markdown(view, split_name, split.prep.trace.label_names), **figures, **tables,
+            "examples": overthinking_table(split, view)}
+
+
+def overthinking_views(split: PreparedSplit) -> dict:
+    """The split's overthinking figure and its table, by name (``overthinking``, ``overthinking_counts``)."""
+    fig = overthinking_figure(split.overthinking) if split.overthinking is not None else None
+    return {"overthinking": fig, "overthinking_counts": None if fig is None else figure_frame(fig)}
+
+
+def example_input_html(model: ShippedModel, split: str, index: int) -> str:
+    """Example ``index`` of ``split`` as the page shows it: its input when it ships with the model, else why not."""
+    trace = model.trace(split)
+    has_gold = trace.labels is not None and trace.labels[index] >= 0
+    caption = f"Example {index} of the {split} split" + (f" (gold: {trace.label_names[trace.labels[index]]})"
+                                                         if has_gold else "")
+    value = model.split_inputs.get(split, index)
+    if value is None:
+        return (f"<p>{html.escape(caption)}: its input does not ship with the model; only those of the test "
+                "split's overthinking table (and the lesson's example) do.</p>")
+    tags = model.task.marks.counts if model.task.marks is not None else None
+    return (input_html(value, caption, tags)
+            + f"<p><small>{html.escape(model.split_inputs.attribution)}</small></p>")
 
 
 def calibration_markdown(calibration: Calibration) -> str:
@@ -206,18 +252,24 @@ def _user_error(err: InputError):
     return gr.Error(str(err), print_exception=False)
 
 
-def build_explorer_tab(models: dict[str, ShippedModel], selected: gr.State | None = None) -> None:
+def checked_index(split: PreparedSplit, index) -> int:
+    """An example index of ``split`` as sent (a whole number in range), else an ``InputError``."""
+    if (isinstance(index, bool) or not isinstance(index, (int, float)) or not math.isfinite(index)
+            or not 0 <= index < split.prep.num_examples or index != int(index)):
+        raise InputError(f"Choose an example index between 0 and {split.prep.num_examples - 1}.")
+    return int(index)
+
+
+def build_explorer_tab(models: dict[str, ShippedModel], selected: gr.State | None = None) -> ExampleSource:
     """Lay out the trade-off explorer inside the current Blocks context and wire its events; with the
-    page's ``selected`` model it follows that choice (and shows no model choice of its own)."""
-    splits = prepare_splits(models)
+    page's ``selected`` model it follows that choice (and shows no model choice of its own). Returns
+    the ``ExampleSource`` of its "show this example layer by layer" button."""
+    splits = PreparedSplits(models)
     first = next(iter(models))
-    num_layers = splits[(first, "test")].prep.num_layers
-    rules = [r for r in catalogue.RULES if r in splits[(first, "test")].prep.rules and r != "fixed"]
     start = splits[(first, "test")]
-    (start_summary, start_tradeoff, start_tradeoff_table, start_histogram, start_histogram_table, start_class,
-     start_class_table, start_confusion, start_confusion_table, start_examples) = setting_views(
-        start, "test", "epee", dict(catalogue.RULES["epee"].params))
-    start_overthinking = overthinking_figure(start.overthinking) if start.overthinking is not None else None
+    num_layers = start.prep.num_layers
+    rules = [r for r in catalogue.RULES if r in start.prep.rules and r != "fixed"]
+    start_views = {**setting_views(start, "test", *OPENING_RULE), **overthinking_views(start)}
 
     gr.Markdown("## Speed against accuracy on a whole data split\nEvery number here comes from the model's "
                 "cached answers at every layer, so moving a slider recomputes in milliseconds.")
@@ -227,59 +279,56 @@ def build_explorer_tab(models: dict[str, ShippedModel], selected: gr.State | Non
                                     elem_id="explore_model", visible=selected is None)
             split_choice = gr.Radio([("test split", "test"), ("validation split", "val")], value="test",
                                     label="Data split", elem_id="explore_split")
-            rule = gr.Dropdown([(catalogue.RULES[r].title, r) for r in rules], value="epee", label="Exit rule",
-                               elem_id="explore_rule")
+            rule = gr.Dropdown([(catalogue.RULES[r].title, r) for r in rules], value=OPENING_RULE[0],
+                               label="Exit rule", elem_id="explore_rule")
         with gr.Column(scale=1):
             controls = build_controls(num_layers, None, "explore_")
-    point_summary = gr.Markdown(start_summary, elem_id="explore_point")
+    shown = {"summary": gr.Markdown(start_views["summary"], elem_id="explore_point")}
 
-    def figure_with_help(label: str, help_text: str, elem: str, fig, table_value):
+    def figure_with_help(name: str, label: str, help_text: str) -> None:
         with gr.Row():
             with gr.Column(scale=3):
-                plot = gr.Plot(fig, label=label, elem_id=f"explore_{elem}_plot")
+                shown[name] = gr.Plot(start_views[name], label=label, elem_id=f"explore_{name}_plot")
             with gr.Column(scale=1):
                 gr.Markdown(help_text)
         with gr.Accordion("Data as a table", open=False):
-            table = gr.Dataframe(table_value, interactive=False, label=f"{label} (data)",
-                                 elem_id=f"explore_{elem}_table")
-        return plot, table
+            shown[f"{name}_table"] = gr.Dataframe(start_views[f"{name}_table"], interactive=False,
+                                                  label=f"{label} (data)", elem_id=f"explore_{name}_table")
 
-    tradeoff_plot, tradeoff_table = figure_with_help("Accuracy against speed-up", TRADEOFF_HELP, "tradeoff",
-                                                     start_tradeoff, start_tradeoff_table)
-    histogram_plot, histogram_table = figure_with_help("Exit layers", HISTOGRAM_HELP, "histogram",
-                                                       start_histogram, start_histogram_table)
-    class_plot, class_table = figure_with_help("Accuracy per class", CLASS_HELP, "class",
-                                               start_class, start_class_table)
-    confusion_plot, confusion_table = figure_with_help("Early answer against the full model", CONFUSION_HELP,
-                                                       "confusion", start_confusion, start_confusion_table)
+    figure_with_help("tradeoff", "Accuracy against speed-up", TRADEOFF_HELP)
+    figure_with_help("histogram", "Exit layers", HISTOGRAM_HELP)
+    figure_with_help("class", "Accuracy per class", CLASS_HELP)
+    figure_with_help("confusion", "Early answer against the full model", CONFUSION_HELP)
 
     gr.Markdown("### Overthinking")
     with gr.Row():
         with gr.Column(scale=3):
-            overthinking_plot = gr.Plot(start_overthinking, label="Overthinking per layer",
-                                        elem_id="explore_overthinking_plot")
+            shown["overthinking"] = gr.Plot(start_views["overthinking"], label="Overthinking per layer",
+                                            elem_id="explore_overthinking_plot")
         with gr.Column(scale=1):
             gr.Markdown(OVERTHINKING_HELP)
     with gr.Accordion("Data as a table", open=False):
-        overthinking_counts = gr.Dataframe(None if start_overthinking is None else figure_frame(start_overthinking),
-                                           interactive=False, label="Overthinking per layer (data)",
-                                           elem_id="explore_overthinking_counts")
-    examples_table = gr.Dataframe(start_examples, headers=OVERTHINKING_HEADERS, interactive=False,
-                                  label="Examples right at some layer and wrong at the last (select a row)",
-                                  elem_id="explore_overthinking_examples")
+        shown["overthinking_counts"] = gr.Dataframe(start_views["overthinking_counts"], interactive=False,
+                                                    label="Overthinking per layer (data)",
+                                                    elem_id="explore_overthinking_counts")
+    shown["examples"] = gr.Dataframe(start_views["examples"], headers=OVERTHINKING_HEADERS, interactive=False,
+                                     label="Examples right at some layer and wrong at the last (select a row)",
+                                     elem_id="explore_overthinking_examples")
+    example = {}
     with gr.Row():
-        example_index = gr.Number(label="Example index", precision=0, minimum=0, elem_id="explore_example_index")
-        open_example = gr.Button("Show this example layer by layer", elem_id="explore_open_example")
-    example_summary = gr.Markdown(elem_id="explore_example_summary")
+        example["index"] = gr.Number(label="Example index", precision=0, minimum=0, elem_id="explore_example_index")
+        open_example = gr.Button("Show this example layer by layer (in Analyze)", elem_id="explore_open_example")
+    example["input"] = gr.HTML(elem_id="explore_example_input")
+    example["summary"] = gr.Markdown(elem_id="explore_example_summary")
     with gr.Row():
-        example_entropy = gr.Plot(label="Normalized entropy per layer", elem_id="explore_example_entropy")
-        example_counter = gr.Plot(label="Counter per layer", elem_id="explore_example_counter")
-    example_layers = gr.Dataframe(headers=LAYER_TABLE_HEADERS, interactive=False,
-                                  label="Per-layer prediction (text equivalent of the charts)",
-                                  elem_id="explore_example_layers")
-    example_rules = gr.Dataframe(headers=RULE_TABLE_HEADERS, interactive=False,
-                                 label="Where every rule exits (other rules at their default setting)",
-                                 elem_id="explore_example_rules")
+        example["entropy"] = gr.Plot(label="Normalized entropy per layer", elem_id="explore_example_entropy")
+        example["counter"] = gr.Plot(label="Counter per layer", elem_id="explore_example_counter")
+    example["layers"] = gr.Dataframe(headers=LAYER_TABLE_HEADERS, interactive=False,
+                                     label="Per-layer prediction (text equivalent of the charts)",
+                                     elem_id="explore_example_layers")
+    example["rules"] = gr.Dataframe(headers=RULE_TABLE_HEADERS, interactive=False,
+                                    label="Where every rule exits (other rules at their default setting)",
+                                    elem_id="explore_example_rules")
 
     gr.Markdown("### Calibrate")
     with gr.Row():
@@ -301,12 +350,13 @@ def build_explorer_tab(models: dict[str, ShippedModel], selected: gr.State | Non
         figure_button = gr.Button("Trade-off figure (HTML)", elem_id="explore_export_figure")
     exported = gr.File(label="Download", interactive=False, elem_id="explore_download")
 
-    setting_outputs = [point_summary, tradeoff_plot, tradeoff_table, histogram_plot, histogram_table,
-                       class_plot, class_table, confusion_plot, confusion_table, examples_table]
-    example_outputs = [example_summary, example_entropy, example_counter, example_layers, example_rules]
+    setting_outputs = [shown[name] for name in SETTING_VIEWS]
     setting_inputs = [model_choice, split_choice, rule, *controls.values()]
+    most_layers = max(model.trace("test").num_layers for model in models.values())
 
-    most_layers = max(split.prep.num_layers for split in splits.values())
+    def keyed(values: dict) -> dict:
+        """Views by name -> updates keyed by component."""
+        return {shown[name]: value for name, value in values.items()}
 
     def checked_split(model_name, split_name) -> PreparedSplit:
         if not isinstance(model_name, str) or not isinstance(split_name, str) or (model_name, split_name) not in splits:
@@ -327,53 +377,51 @@ def build_explorer_tab(models: dict[str, ShippedModel], selected: gr.State | Non
         split, values = checked(model_name, split_name, rule_name, values)
         return split, params_from_controls(rule_name, values)
 
-    def on_control(model_name, split_name, rule_name, *values):
+    def on_control(model_name, split_name, rule_name, *values) -> dict:
         split, params = current(model_name, split_name, rule_name, *values)
         try:
-            return setting_views(split, split_name, rule_name, params)
+            return keyed(setting_views(split, split_name, rule_name, params))
         except InputError as err:
             raise _user_error(err) from None
 
-    def on_rule(model_name, split_name, rule_name, *values):
-        shown = controls_of(rule_name)
-        updates = [gr.update(visible=c in shown) for c in CONTROLS]
-        return (*updates, *on_control(model_name, split_name, rule_name, *values))
+    def on_rule(model_name, split_name, rule_name, *values) -> dict:
+        visible = controls_of(rule_name)
+        return {**{control: gr.update(visible=name in visible) for name, control in controls.items()},
+                **on_control(model_name, split_name, rule_name, *values)}
 
-    def on_data(model_name, split_name, rule_name, *values):
-        """A model or split change: slider ranges, every view, and no example open."""
+    def on_data(model_name, split_name, rule_name, *values) -> dict:
+        """A model or split change: the layer-valued sliders' ranges, every view, and no example open."""
         split, values = checked(model_name, split_name, rule_name, values, most_layers)  # clamped just below
         layers = split.prep.num_layers
-        values["patience"] = min(int(values["patience"]), layers)
-        values["layer"] = min(int(values["layer"]), layers)
-        over_fig = overthinking_figure(split.overthinking) if split.overthinking is not None else None
-        return (
-            gr.update(maximum=layers, value=values["patience"]), gr.update(maximum=layers, value=values["layer"]),
-            over_fig, None if over_fig is None else figure_frame(over_fig), None, "", None, None, None, None,
-            *on_control(model_name, split_name, rule_name, *values.values()),
-        )
+        ranges = {}
+        for name in LAYER_CONTROLS:
+            values[name] = min(int(values[name]), layers)
+            ranges[controls[name]] = gr.update(maximum=layers, value=values[name])
+        cleared = {component: None for component in example.values()}
+        return {**ranges, **cleared, **keyed(overthinking_views(split)),
+                **on_control(model_name, split_name, rule_name, *values.values())}
 
-    def show_example(model_name, split_name, rule_name, *args):
+    def show_example(model_name, split_name, rule_name, *args) -> dict:
+        """One example of the split here, from the cached trace: its input (when shipped) and its views."""
         *values, index = args
         split, params = current(model_name, split_name, rule_name, *values)
-        if (isinstance(index, bool) or not isinstance(index, (int, float)) or not math.isfinite(index)
-                or not 0 <= index < split.prep.num_examples):
-            raise _user_error(InputError(
-                f"Choose an example index between 0 and {split.prep.num_examples - 1}."))
-        index = int(index)
+        try:
+            index = checked_index(split, index)
+        except InputError as err:
+            raise _user_error(err) from None
         settings = {**default_settings(split.prep.num_layers), rule_name: params}
         views = render(split.prep.trace.subset([index]), settings, rule_name)
         header = (f"#### Example {index} of the {split_name} split ({models[model_name].task.title})\n"
-                  "Raw texts and images are not kept with the cached results; only the labels are shown. "
-                  "Views at the current setting of the sliders (press the button again after moving them).\n\n")
-        return (index, header + views["summary"], views["entropy"], views["counter"], views["layers"], views["rules"])
+                  "From the cached results, at the current setting of the sliders (select the row again after "
+                  "moving them); the button above runs it in Analyze.\n\n")
+        return {example["index"]: index, example["input"]: example_input_html(models[model_name], split_name, index),
+                example["summary"]: header + views["summary"],
+                **{example[name]: views[name] for name in ("entropy", "counter", "layers", "rules")}}
 
-    # Gradio injects the event data only into a named positional parameter (not after *args).
-    def on_select(model_name, split_name, rule_name, tau_value, patience_value, threshold_value,
-                  divergence_tau_value, measure_value, layer_value, evt: gr.SelectData):
-        values = (tau_value, patience_value, threshold_value, divergence_tau_value, measure_value, layer_value)
+    def on_select(evt: gr.SelectData, model_name, split_name, rule_name, *values) -> dict:
         return show_example(model_name, split_name, rule_name, *values, evt.row_value[0])
 
-    def on_calibrate(model_name, rule_name, *args):
+    def on_calibrate(model_name, rule_name, *args) -> dict:
         *values, eps, method_name = args
         val, params = current(model_name, "val", rule_name, *values)
         test = splits[(model_name, "test")]
@@ -387,11 +435,11 @@ def build_explorer_tab(models: dict[str, ShippedModel], selected: gr.State | Non
         report = calibration_markdown(calibration)
         if calibration.params is None:
             report += "\n\nThe sliders are left where they were."
-        shown = control_values(rule_name, chosen)
-        updates = [gr.update(value=shown[c]) if c in shown else gr.update() for c in CONTROLS]
-        over_fig = overthinking_figure(test.overthinking) if test.overthinking is not None else None
-        return (report, "test", *updates, over_fig, None if over_fig is None else figure_frame(over_fig),
-                *setting_views(test, "test", rule_name, chosen))
+        values_shown = control_values(rule_name, chosen)
+        return {calibration_report: report, split_choice: "test",
+                **{control: gr.update(value=values_shown[name]) for name, control in controls.items()
+                   if name in values_shown},
+                **keyed(overthinking_views(test)), **keyed(setting_views(test, "test", rule_name, chosen))}
 
     def on_export_trace(model_name, split_name):
         return export_trace(checked_split(model_name, split_name), f"{model_name}_{split_name}")
@@ -403,27 +451,33 @@ def build_explorer_tab(models: dict[str, ShippedModel], selected: gr.State | Non
         split, params = current(model_name, split_name, rule_name, *values)
         return export_tradeoff_html(split, f"{model_name}_{split_name}", rule_name, params)
 
+    def example_of(model_name, split_name, index) -> tuple[str, int]:
+        if (model_name, split_name) not in splits:
+            raise InputError("Model and data split: choose one of those on the page.")
+        return split_name, checked_index(splits[(model_name, split_name)], index)
+
     fast = dict(show_progress="hidden", trigger_mode="always_last", concurrency_limit=None, preprocess=False)
     for name, control in controls.items():
         control.input(on_control, setting_inputs, setting_outputs, api_name=f"explore_set_{name}", **fast)
     rule.input(on_rule, setting_inputs, [*controls.values(), *setting_outputs], api_name="explore_set_rule", **fast)
-    data_outputs = [controls["patience"], controls["layer"], overthinking_plot, overthinking_counts, example_index, *example_outputs,
-                    *setting_outputs]
+    data_outputs = [*(controls[name] for name in LAYER_CONTROLS), shown["overthinking"], shown["overthinking_counts"],
+                    *example.values(), *setting_outputs]
     model_choice.input(on_data, setting_inputs, data_outputs, api_name="explore_set_model", **fast)
     split_choice.input(on_data, setting_inputs, data_outputs, api_name="explore_set_split", **fast)
     if selected is not None:
         def on_selected(model_name, *rest) -> dict:
-            return {model_choice: model_name, **dict(zip(data_outputs, on_data(model_name, *rest)))}
+            return {model_choice: model_name, **on_data(model_name, *rest)}
 
         selected.change(on_selected, [selected, *setting_inputs[1:]], [model_choice, *data_outputs], api_name=False,
                         **fast)
-    open_example.click(show_example, [*setting_inputs, example_index], [example_index, *example_outputs],
-                       api_name="explore_open_example", concurrency_limit=None, preprocess=False)
-    examples_table.select(on_select, setting_inputs, [example_index, *example_outputs],
-                          api_name="explore_select_example", concurrency_limit=None, preprocess=False)
+    example_outputs = list(example.values())
+    open_example.click(show_example, [*setting_inputs, example["index"]], example_outputs,
+                       api_name="explore_show_example", concurrency_limit=None, preprocess=False)
+    shown["examples"].select(on_select, setting_inputs, example_outputs,
+                             api_name="explore_select_example", concurrency_limit=None, preprocess=False)
     calibrate_button.click(on_calibrate, [model_choice, rule, *controls.values(), epsilon, method],
-                           [calibration_report, split_choice, *controls.values(), overthinking_plot,
-                            overthinking_counts, *setting_outputs],
+                           [calibration_report, split_choice, *controls.values(), shown["overthinking"],
+                            shown["overthinking_counts"], *setting_outputs],
                            api_name="explore_calibrate", concurrency_limit=None, preprocess=False)
     trace_button.click(on_export_trace, [model_choice, split_choice], exported, api_name="explore_export_trace",
                        preprocess=False)
@@ -431,3 +485,4 @@ def build_explorer_tab(models: dict[str, ShippedModel], selected: gr.State | Non
                         preprocess=False)
     figure_button.click(on_export_figure, setting_inputs, exported, api_name="explore_export_figure",
                         preprocess=False)
+    return ExampleSource(open_example, [split_choice, example["index"]], example_of)

@@ -1,11 +1,14 @@
 """The "Lesson" tab: a guided walk through one test example, step by step, for a class.
 
-The example and every step's figures come from the cached test trace of one shipped model
-(the organ-system model when it is there), computed once when the page is built.
+The example and every step's figures come from the cached test trace of the chosen model (the
+organ-system model when the page opens), computed the first time it is chosen; the example itself
+(its note, marked sentence or image) from the inputs shipped beside the model, and its button opens
+it in Analyze.
 """
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import gradio as gr
@@ -20,8 +23,9 @@ from epee_demo.model.registry import ShippedModel
 from epee_demo.analysis.whole_split import (
     PreparedTrace, all_frontiers, best_within_loss, evaluate_setting, overthinking, prepare, speedup_text,
 )
-from epee_demo.ui.analyze_tab import SESSION_SECONDS
+from epee_demo.ui.analyze_tab import SESSION_SECONDS, ExampleSource
 from epee_demo.ui.controls import default_settings
+from epee_demo.ui.shown_input import input_html
 
 LESSON_MODEL = "organ-system"
 
@@ -64,7 +68,15 @@ def _layers_list(layers) -> str:
     return ", ".join(str(int(i) + 1) for i in layers) or "none"
 
 
-def lesson_steps(model: ShippedModel) -> list[LessonStep]:
+@dataclass
+class Lesson:
+    """The lesson over one model: the test example it follows (``index``) and its ``steps``."""
+
+    index: int
+    steps: list[LessonStep]
+
+
+def build_lesson(model: ShippedModel) -> Lesson:
     """The lesson's steps over the model's test split and its chosen example."""
     prep = prepare(model.trace("test"))
     index = lesson_example(prep)
@@ -152,7 +164,7 @@ def lesson_steps(model: ShippedModel) -> list[LessonStep]:
             "and wrong later. Remember: this is a research and teaching demo, never a basis for a clinical decision.",
             figures=(overthinking_chart,), table=figure_frame(overthinking_chart), table_label=FIGURE_TABLE_LABEL,
         ))
-    return steps
+    return Lesson(index, steps)
 
 
 def lesson_model(models: dict[str, ShippedModel]) -> ShippedModel:
@@ -165,53 +177,80 @@ def _plot_label(fig) -> str:
     return fig.layout.title.text if fig is not None and fig.layout.title.text else "Figure"
 
 
-def step_outputs(steps: list[LessonStep], step: int) -> tuple:
-    """What the page shows at ``step`` (0-based): the step, its heading and text, two figures,
-    the table, and whether Back and Next can be pressed."""
+def step_outputs(steps: list[LessonStep], step: int) -> dict:
+    """What the page shows at ``step`` (0-based), by name: the ``step``, its ``heading`` and ``text``,
+    two figures (``plot_a``, ``plot_b``), the ``table``, and whether ``back`` and ``next`` can be pressed."""
     step = min(max(int(step), 0), len(steps) - 1)
     current = steps[step]
     figures = list(current.figures) + [None] * (2 - len(current.figures))
-    return (
-        step,
-        f"**Step {step + 1} of {len(steps)}** · {current.title}",
-        current.text,
-        *(gr.update(value=fig, visible=fig is not None, label=_plot_label(fig)) for fig in figures),
-        gr.update(value=current.table, visible=current.table is not None, label=current.table_label),
-        gr.update(interactive=step > 0),
-        gr.update(interactive=step < len(steps) - 1),
-    )
+    return {
+        "step": step,
+        "heading": f"**Step {step + 1} of {len(steps)}** · {current.title}",
+        "text": current.text,
+        **{name: gr.update(value=fig, visible=fig is not None, label=_plot_label(fig))
+           for name, fig in zip(("plot_a", "plot_b"), figures)},
+        "table": gr.update(value=current.table, visible=current.table is not None, label=current.table_label),
+        "back": gr.update(interactive=step > 0),
+        "next": gr.update(interactive=step < len(steps) - 1),
+    }
 
 
-def build_lesson_tab(models: dict[str, ShippedModel], selected: gr.State | None = None) -> None:
+def lesson_input_html(model: ShippedModel, index: int) -> str:
+    """The lesson's example itself (its note, marked sentence or image), when it ships with the model."""
+    value = model.split_inputs.get("test", index)
+    trace = model.trace("test")
+    caption = f"Test example {index}" + (f" (gold: {trace.label_names[trace.labels[index]]})"
+                                         if trace.labels is not None and trace.labels[index] >= 0 else "")
+    if value is None:
+        return f"<p>{html.escape(caption)}: its input does not ship with this model.</p>"
+    tags = model.task.marks.counts if model.task.marks is not None else None
+    return input_html(value, caption, tags) + f"<p><small>{html.escape(model.split_inputs.attribution)}</small></p>"
+
+
+def build_lesson_tab(models: dict[str, ShippedModel], selected: gr.State | None = None) -> ExampleSource:
     """Lay out the guided lesson inside the current Blocks context (call it inside a ``gr.Tab``); with
-    the page's ``selected`` model it follows that choice, starting over at step 1."""
-    steps_by_model: dict[str, list[LessonStep]] = {}
+    the page's ``selected`` model it follows that choice, starting over at step 1. Returns the
+    ``ExampleSource`` of its "show this example layer by layer" button."""
+    lessons: dict[str, Lesson] = {}
 
-    def steps_of(name: str) -> list[LessonStep]:
+    def lesson_of(name: str) -> Lesson:
         """The lesson over one model, made the first time it is asked for (from cached traces only)."""
-        if name not in steps_by_model:
-            steps_by_model[name] = lesson_steps(models[name])
-        return steps_by_model[name]
+        if name not in lessons:
+            lessons[name] = build_lesson(models[name])
+        return lessons[name]
 
     start = lesson_model(models).task.name
-    first = step_outputs(steps_of(start), 0)
-    step_state = gr.State(0, time_to_live=SESSION_SECONDS)
+    first = step_outputs(lesson_of(start).steps, 0)
+    shown = {"step": gr.State(0, time_to_live=SESSION_SECONDS)}
     model_state = gr.State(start, time_to_live=SESSION_SECONDS)
-    heading = gr.Markdown(first[1], elem_id="lesson_heading")
-    text = gr.Markdown(first[2], elem_id="lesson_text")
+    shown["heading"] = gr.Markdown(first["heading"], elem_id="lesson_heading")
     with gr.Row():
-        back = gr.Button("← Back", interactive=False, elem_id="lesson_back")
-        forward = gr.Button("Next →", variant="primary", elem_id="lesson_next")
+        with gr.Column(scale=2):
+            shown["text"] = gr.Markdown(first["text"], elem_id="lesson_text")
+        with gr.Column(scale=1, min_width=240):
+            example = gr.HTML(lesson_input_html(models[start], lesson_of(start).index), elem_id="lesson_example")
+            open_example = gr.Button("Show this example layer by layer (in Analyze)", elem_id="lesson_open_example")
     with gr.Row():
-        first_plot = gr.Plot(label="Figure", visible=False, elem_id="lesson_plot_a")
-        second_plot = gr.Plot(label="Figure", visible=False, elem_id="lesson_plot_b")
-    table = gr.Dataframe(first[5]["value"], interactive=False, label=first[5]["label"],
-                         elem_id="lesson_table")
-    outputs = [step_state, heading, text, first_plot, second_plot, table, back, forward]
-    back.click(lambda step, name: step_outputs(steps_of(name), step - 1), [step_state, model_state], outputs,
-               api_name="lesson_back", show_progress="hidden", concurrency_limit=None)
-    forward.click(lambda step, name: step_outputs(steps_of(name), step + 1), [step_state, model_state], outputs,
-                  api_name="lesson_next", show_progress="hidden", concurrency_limit=None)
+        shown["back"] = gr.Button("← Back", interactive=False, elem_id="lesson_back")
+        shown["next"] = gr.Button("Next →", variant="primary", elem_id="lesson_next")
+    with gr.Row():
+        shown["plot_a"] = gr.Plot(label="Figure", visible=False, elem_id="lesson_plot_a")
+        shown["plot_b"] = gr.Plot(label="Figure", visible=False, elem_id="lesson_plot_b")
+    shown["table"] = gr.Dataframe(first["table"]["value"], interactive=False, label=first["table"]["label"],
+                                  elem_id="lesson_table")
+    outputs = list(shown.values())
+
+    def at(name: str, step: int) -> dict:
+        return {shown[key]: value for key, value in step_outputs(lesson_of(name).steps, step).items()}
+
+    fast = dict(show_progress="hidden", concurrency_limit=None)
+    shown["back"].click(lambda step, name: at(name, step - 1), [shown["step"], model_state], outputs,
+                        api_name="lesson_back", **fast)
+    shown["next"].click(lambda step, name: at(name, step + 1), [shown["step"], model_state], outputs,
+                        api_name="lesson_next", **fast)
     if selected is not None:
-        selected.change(lambda name: (name, *step_outputs(steps_of(name), 0)), selected, [model_state, *outputs],
-                        api_name=False, show_progress="hidden", concurrency_limit=None)
+        def on_selected(name) -> dict:
+            return {model_state: name, example: lesson_input_html(models[name], lesson_of(name).index), **at(name, 0)}
+
+        selected.change(on_selected, selected, [model_state, example, *outputs], api_name=False, **fast)
+    return ExampleSource(open_example, [], lambda name: ("test", lesson_of(name).index))

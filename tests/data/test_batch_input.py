@@ -81,3 +81,39 @@ def test_read_batch_by_modality(tmp_path):
         read_batch(notes, "image", CLASSES)
     with pytest.raises(InputError, match="expired"):
         read_batch(tmp_path / "gone.csv", "text", CLASSES)
+
+
+ZIP_CLASSES = ("normal", "pneumonia")
+
+
+def test_zip_images_take_labels_from_labels_csv_and_class_folders():
+    batch = read_image_zip(zipped({
+        "scans/labels.csv": "file,label\none.png,Pneumonia\n./two.png,0\nthree.png,\n",
+        "scans/one.png": png(1), "scans/two.png": png(2), "scans/three.png": png(3),
+        "normal/four.png": png(4), "1/five.png": png(5), "other/six.png": png(6),
+        "pneumonia/seven.png": png(7),
+    }), ZIP_CLASSES)
+    assert batch.names == ["scans/one.png", "scans/two.png", "scans/three.png", "normal/four.png", "1/five.png",
+                           "other/six.png", "pneumonia/seven.png"]
+    assert batch.labels.tolist() == [1, 0, -1, 0, 1, -1, 1]
+    agreeing = read_image_zip(zipped({"labels.csv": "File,Label\nnormal/a.png,normal\n", "normal/a.png": png()}),
+                              ZIP_CLASSES)
+    assert agreeing.labels.tolist() == [0]
+
+
+@pytest.mark.parametrize("members, message", [
+    ({"labels.csv": "name,class\na.png,normal\n", "a.png": png()}, "labels.csv: its first line must name a `file`"),
+    ({"labels.csv": "file,label\na.png,normal\nb.png,normal\n", "a.png": png()}, "labels.csv, line 3: names no image"),
+    ({"labels.csv": "file,label\na.png,normal\na.png,normal\n", "a.png": png()},
+     "labels.csv, line 3: labels the same image as line 2"),
+    ({"labels.csv": "file,label\na.png,cardiac\n", "a.png": png()}, "labels.csv, line 2: the label is neither"),
+    ({"labels.csv": "file,label\na.png,7\n", "a.png": png()}, "class number from 0 to 1"),
+    ({"labels.csv": "file,label\na.png,normal,extra\n", "a.png": png()}, "line 2: more values"),
+    ({"labels.csv": "file,label\n\u00e9.png,normal\n".encode("latin-1"), "a.png": png()}, "labels.csv: not UTF-8"),
+    ({"labels.csv": "file,label\npneumonia/a.png,normal\n", "pneumonia/a.png": png()},
+     "pneumonia/a.png: labels.csv \\(line 2\\) and its folder give it different labels"),
+    ({"labels.csv": "file,label\n", "x/labels.csv": "file,label\n", "a.png": png()}, "2 files named labels.csv"),
+])
+def test_malformed_zip_labels_name_the_line_or_the_image(members, message):
+    with pytest.raises(InputError, match=message):
+        read_image_zip(zipped(members), ZIP_CLASSES)

@@ -55,6 +55,8 @@ def test_patience_slider_moves_the_exit(client):
     four = move(client, "patience", tau=0.0, patience=4)[0]
     assert "layer 4 of 4" in four  # the counter cannot reach 4 within 4 layers
     assert "layer 2 of 4" in one or "layer 3 of 4" in one or "layer 4 of 4" in one
+    zero = move(client, "patience", tau=0.5, patience=0)[0]
+    assert "layer 4 of 4" in zero  # patience 0 runs every layer, whatever tau (as in the PABEE code)
 
 
 @pytest.mark.parametrize("bad", ["", "   \n\t ", "\x00\x01binary"])

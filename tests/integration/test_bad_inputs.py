@@ -227,7 +227,7 @@ def move(client, rule="epee", control="tau", **values):
     return client.predict(rule, *{**CONTROLS, **values}.values(), api_name=f"/set_{control}_organ_system")
 
 
-TAU_RANGE, PATIENCE_RANGE = "tau: must be a number from 0 to 1.", "patience: must be a whole number from 1 to 4."
+TAU_RANGE, PATIENCE_RANGE = "tau: must be a number from 0 to 1.", "patience: must be a whole number from 0 to 4."
 RULES = "Exit rule: choose one of epee, "
 
 
@@ -236,7 +236,7 @@ RULES = "Exit rule: choose one of epee, "
     (lambda c: move(c, tau=None), TAU_RANGE),
     (lambda c: move(c, tau=5.0), TAU_RANGE),
     (lambda c: move(c, tau=[0.2]), TAU_RANGE),
-    (lambda c: move(c, patience=0), PATIENCE_RANGE),
+    (lambda c: move(c, patience=-1), PATIENCE_RANGE),
     (lambda c: move(c, patience=2.5), PATIENCE_RANGE),
     (lambda c: move(c, rule="nonsense"), RULES),
     (lambda c: move(c, rule=["epee"]), RULES),
@@ -247,7 +247,7 @@ RULES = "Exit rule: choose one of epee, "
     (lambda c: c.predict(None, api_name="/set_rule_organ_system"), RULES),
     (lambda c: c.predict(EXAMPLE_NOTES[0].text, ["epee"], api_name="/analyze_organ_system"), RULES),
     (lambda c: c.predict(None, "epee", api_name="/analyze_organ_system"), "the box is empty"),
-], ids=["tau text", "tau missing", "tau too high", "tau list", "patience zero",
+], ids=["tau text", "tau missing", "tau too high", "tau list", "patience negative",
         "patience fraction", "unknown rule", "rule as a list",
         "rule null", "unknown divergence", "divergence as a list", "rule as a number", "rule null (rule event)",
         "analysis rule as a list", "note null"])
@@ -287,7 +287,7 @@ def slider_body(**values) -> str:
 
 @pytest.mark.parametrize("api_name, body, message", [
     ("set_tau_organ_system", slider_body(tau=float("nan")), "tau: must be a number from 0 to 1."),
-    ("set_tau_organ_system", slider_body(patience=float("nan")), "patience: must be a whole number from 1 to 4."),
+    ("set_tau_organ_system", slider_body(patience=float("nan")), "patience: must be a whole number from 0 to 4."),
     ("set_tau_organ_system", slider_body(threshold=float("inf")), "threshold: must be a number from 0 to 1."),
     ("set_tau_organ_system", slider_body(divergence_tau=float("nan")), "divergence_tau: must be a number from 0 to 0.7"),
     ("set_tau_organ_system", slider_body(layer=float("nan")), "layer: must be a whole number from 1 to 4."),

@@ -132,3 +132,25 @@ def test_a_zip_of_images_on_an_image_model_and_a_broken_member(tiny_image_shippe
                          values("maxprob", layers))
     with pytest.raises(InputError, match="not a zip"):
         batch_tab.on_run(models, folder, "pneumonia", upload(b"text\nhello\n"), "maxprob", values("maxprob", layers))
+
+
+def test_a_labelled_zip_gets_its_accuracy(tiny_image_shipped_model, folder, upload):
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    models = {"pneumonia": tiny_image_shipped_model}
+    layers = tiny_image_shipped_model.classifier.num_layers
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i, member in enumerate(["normal/a.png", "pneumonia/b.png", "scans/c.png", "scans/d.png"]):
+            image = io.BytesIO()
+            Image.fromarray(np.full((28, 28), 50 * i, dtype=np.uint8)).save(image, format="PNG")
+            archive.writestr(member, image.getvalue())
+        archive.writestr("scans/labels.csv", "file,label\nc.png,pneumonia\n")
+    done = batch_tab.on_run(models, folder, "pneumonia", upload(buffer.getvalue(), "upload.zip"), "maxprob",
+                            values("maxprob", layers))
+    table = done["table"]
+    assert list(table["label"]) == ["normal", "pneumonia", "pneumonia", ""]
+    assert "Accuracy on the 3 labelled rows" in done["summary"]

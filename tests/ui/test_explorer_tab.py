@@ -1,5 +1,6 @@
 """The trade-off explorer and the lesson through gradio_client, on the shipped models."""
 
+import html
 from pathlib import Path
 
 import pytest
@@ -7,8 +8,8 @@ from gradio_client import Client
 
 from epee_demo.model.registry import shipped_models
 from epee_demo.analysis.whole_split import POINTS_CSV_HEADER, TRACE_CSV_HEADER
-from epee_demo.ui.explorer_tab import OVERTHINKING_HEADERS, prepare_split, setting_views
-from epee_demo.ui.lesson_tab import lesson_example, lesson_steps, step_outputs
+from epee_demo.ui.explorer_tab import OVERTHINKING_HEADERS, SETTING_VIEWS, prepare_split, setting_views
+from epee_demo.ui.lesson_tab import build_lesson, lesson_example, step_outputs
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +49,7 @@ def test_switching_model_updates_slider_range_and_overthinking(app_url):
     out = explore(client, "explore_set_model", model="pneumonia")
     patience_update, layer_update = out[0], out[1]
     assert patience_update["maximum"] == 8 and layer_update["maximum"] == 8
-    assert "of 8" in out[10]  # the operating-point summary
+    assert "of 8" in out[11]  # the operating-point summary, after the cleared example's 7 views
     assert out[-1]["headers"] == OVERTHINKING_HEADERS
     deepest = explore(client, "explore_set_patience", model="pneumonia", tau=0.0, patience=8)
     assert "patience=8" in deepest[0]  # the session's patience slider now reaches layer 8
@@ -65,12 +66,34 @@ def test_calibrate_returns_a_setting_and_test_views(client):
     assert current_point(tradeoff_plot)[0] > 1.0  # the chosen setting skips layers
 
 
-def test_open_example_shows_its_layers(client):
-    out = client.predict("organ-system", "test", "epee", *CONTROLS.values(), 51,
-                         api_name="/explore_open_example")
-    index, summary, entropy_plot, counter_plot, layers, rules = out
-    assert index == 51 and "Example 51" in summary and "stops at **layer" in summary
+def test_show_example_shows_its_input_and_layers(client):
+    overthinking = prepare_split(shipped_models()["organ-system"].trace("test")).overthinking.destructive
+    shipped, other = int(overthinking.nonzero()[0][0]), int((~overthinking).nonzero()[0][0])
+    out = client.predict("organ-system", "test", "epee", *CONTROLS.values(), shipped,
+                         api_name="/explore_show_example")
+    index, shown, summary, entropy_plot, counter_plot, layers, rules = out
+    assert index == shipped and f"Example {shipped}" in summary and "stops at **layer" in summary
     assert len(layers["data"]) == 6
+    text = shipped_models()["organ-system"].split_inputs.get("test", shipped)
+    assert html.escape(text) in shown and "Licence" in shown
+    out = client.predict("organ-system", "test", "epee", *CONTROLS.values(), other, api_name="/explore_show_example")
+    assert "does not ship with the model" in out[1] and len(out[5]["data"]) == 6  # its layers still shown
+
+
+def test_open_example_fills_analyze_with_its_input_and_analyzes_it(app_url):
+    client = Client(app_url, verbose=False)
+    models = shipped_models()
+    model = models["organ-system"]
+    index = int(prepare_split(model.trace("test")).overthinking.destructive.nonzero()[0][-1])
+    rules = ["epee"] * len(models)  # every Analyze view's rule dropdown
+    note, notice, summary, *rest = client.predict("test", index, *rules, api_name="/explore_open_example")  # Tabs: no value
+    assert note == model.split_inputs.get("test", index)
+    gold = model.trace("test").label_names[model.trace("test").labels[index]]
+    assert "stops at **layer" in summary and f"Known label: **{gold}**" in summary
+    with pytest.raises(Exception, match="does not ship with this model"):
+        client.predict("val", 0, *rules, api_name="/explore_open_example")  # no validation input ships
+    with pytest.raises(Exception, match="between 0 and"):
+        client.predict("test", 10**6, *rules, api_name="/explore_open_example")
 
 
 @pytest.mark.parametrize("endpoint, header", [
@@ -96,6 +119,14 @@ def test_lesson_next_and_back(client):
     assert heading.startswith("**Step 1 of")
 
 
+def test_the_lesson_opens_its_example_in_analyze(app_url):
+    client = Client(app_url, verbose=False)
+    model = shipped_models()["organ-system"]
+    lesson = build_lesson(model)
+    note, *_ = client.predict(*["epee"] * len(shipped_models()), api_name="/lesson_open_example")
+    assert note == model.split_inputs.get("test", lesson.index)
+
+
 def test_lesson_example_overthinks_and_is_rescued():
     prep = prepare_split(shipped_models()["organ-system"].trace("test")).prep
     index = lesson_example(prep)
@@ -105,11 +136,12 @@ def test_lesson_example_overthinks_and_is_rescued():
 def test_setting_views_overthinking_table_lists_the_destructive_examples():
     split = prepare_split(shipped_models()["pneumonia"].trace("val"))
     views = setting_views(split, "val", "entropy", {"tau": 0.3})
-    assert len(views[-1]) == split.overthinking.destructive_count
-    summary = views[0]
+    assert set(views) == set(SETTING_VIEWS)
+    assert len(views["examples"]) == split.overthinking.destructive_count
+    summary = views["summary"]
     assert "L / mean exit layer" in summary and "saved fraction" in summary
     assert "tau 0.3 = 0.208 nats of raw entropy (tau × ln 2)" in summary  # DeeBERT's unit, 2 classes
-    assert "PCEE-BERT's default" in setting_views(split, "val", "pcee", {"tau": 0.3, "patience": 2})[0]
+    assert "PCEE-BERT's default" in setting_views(split, "val", "pcee", {"tau": 0.3, "patience": 2})["summary"]
 
 
 @pytest.mark.browser
@@ -137,9 +169,10 @@ def test_selecting_an_overthinking_row_opens_that_example_in_the_browser(app_url
 
 
 def test_every_lesson_chart_has_a_table_and_a_name():
-    steps = lesson_steps(shipped_models()["organ-system"])
+    steps = build_lesson(shipped_models()["organ-system"]).steps
     for index, step in enumerate(steps):
-        *_, first, second, table, _, _ = step_outputs(steps, index)
+        shown = step_outputs(steps, index)
+        table = shown["table"]
         assert table["visible"] and len(table["value"]) > 0, step.title
-        for plot, fig in zip((first, second), step.figures):
+        for plot, fig in zip((shown["plot_a"], shown["plot_b"]), step.figures):
             assert plot["label"] == fig.layout.title.text, step.title

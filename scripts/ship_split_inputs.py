@@ -1,0 +1,85 @@
+"""Ship the inputs of the test examples the page shows beside each model (``split_inputs.npz``).
+
+The overthinking gallery lists the examples that some exit answers right and the last exit wrong;
+the lesson follows one test example. Their test-split inputs are read
+from the data directory (the dataset's own loader, so the order is the trace's: the labels are
+checked example by example), stored in the folder, and the model card gets a section with the
+source and licence. Run it again after a retrain changes the traces. Example:
+
+    EPEE_DATA_DIR=../shared/data python scripts/ship_split_inputs.py assets/organ-system assets/ddi
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import numpy as np
+
+from epee_demo.analysis.whole_split import overthinking, prepare
+from epee_demo.data.split_inputs import read_split_inputs, write_split_inputs
+from epee_demo.data.tasks import TASKS
+from epee_demo.model import folder as model_folder
+from epee_demo.ui.lesson_tab import lesson_example
+
+CARD_SECTION = "## Shipped split inputs"
+_SECTION = re.compile(rf"\n{CARD_SECTION}\n.*?(?=\n## |\Z)", re.DOTALL)
+
+
+SPLITS = ("test",)  # the validation split's inputs do not ship (the data directory's licence terms: test examples)
+
+
+def shown_indices(trace) -> list[int]:
+    """The test examples the page shows: destructive overthinking, and the lesson's example."""
+    prep = prepare(trace)
+    shown = set(np.flatnonzero(overthinking(prep).destructive).tolist()) if prep.has_labels else set()
+    return sorted(shown | {lesson_example(prep)})
+
+
+def card_section(count: dict[str, int], source: str, licence: str) -> str:
+    splits = " and ".join(f"{n} {split}-split" for split, n in count.items())
+    return (f"\n{CARD_SECTION}\n\n`split_inputs.npz` holds the inputs of the {splits} examples the demo page shows "
+            "itself (the overthinking gallery, the examples some exit answers right and the last exit wrong, and "
+            f"the lesson's example), unchanged from the dataset and never trained on. Source: {source}. "
+            f"Licence: {licence}.\n")
+
+
+def ship(folder: Path, datasets: dict) -> dict[str, int]:
+    task = TASKS[folder.name]
+    key = task.load_dataset
+    if key not in datasets:
+        datasets[key] = task.load_dataset()
+    dataset = datasets[key]
+    inputs = {}
+    for split in SPLITS:
+        trace, data = model_folder.read_trace(folder, split), dataset.split(split)
+        if list(trace.labels) != list(data.labels):
+            raise SystemExit(f"{folder}: the {split} trace's labels differ from the dataset's: retrain or check the data")
+        values = {}
+        for i in shown_indices(trace):
+            value = data.inputs[i]
+            values[i] = task.marks.marked_from_masks(value) if task.marks is not None else value
+        inputs[split] = values
+    path = write_split_inputs(model_folder.split_inputs_path(folder), inputs, dataset.source, dataset.licence)
+    shipped = read_split_inputs(path)
+    count = {split: len(shipped.inputs[split]) for split in inputs}
+    card = folder / model_folder.CARD_FILE
+    text = _SECTION.sub("", card.read_text()).rstrip("\n") + "\n"
+    card.write_text(text + card_section(count, dataset.source, dataset.licence))
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+", type=Path)
+    args = parser.parse_args()
+    datasets: dict = {}
+    for folder in args.folders:
+        count = ship(folder, datasets)
+        size = model_folder.split_inputs_path(folder).stat().st_size
+        print(f"{folder}: {count} inputs, {size / 1024:.1f} kB")
+
+
+if __name__ == "__main__":
+    main()
