@@ -1,4 +1,5 @@
-"""The "Trade-off explorer" tab: accuracy against speed-up over a whole split, live.
+"""The "Trade-off explorer" tab: the task's metric (accuracy, or its own F1) against speed-up
+over a whole split, live.
 
 Every (model, split) is prepared once when the page is built (``prepare_splits``); a slider
 move re-evaluates the chosen rule over the prepared trace and redraws the figures, without
@@ -38,7 +39,8 @@ SPLITS = ("test", "val")
 TRADEOFF_HELP = """**How to read it.** Each line is one exit rule: every point is a setting of that rule,
 and only the best settings (none faster *and* more accurate) are drawn, joined point to point:
 a line ends at its rule's fastest setting, and nothing between two points was measured. Further right = fewer
-layers computed on average; higher = more examples right. The dashed line simply stops every
+layers computed on average; higher = a better score on the task's metric (named on the
+vertical axis: accuracy, or the F1 score a relation or event task is judged by). The dashed line simply stops every
 example after a fixed number of layers; the black square is the full model. The ring is the
 current setting of the sliders."""
 
@@ -87,22 +89,35 @@ class PreparedSplit:
     overthinking: Overthinking | None
 
 
-def prepare_split(trace) -> PreparedSplit:
-    """Prepare one trace: what the rules read, every rule's frontier and the overthinking counts."""
-    prep = prepare(trace)
+def prepare_split(trace, metric: str = "accuracy") -> PreparedSplit:
+    """Prepare one trace scored by the task's ``metric``: what the rules read, every rule's frontier
+    and the overthinking counts."""
+    prep = prepare(trace, metric)
     return PreparedSplit(prep, all_frontiers(prep), overthinking(prep) if prep.has_labels else None)
 
 
 def prepare_splits(models: dict[str, ShippedModel]) -> dict[tuple[str, str], PreparedSplit]:
     """Every (model name, split) of the shipped models, prepared once."""
-    return {(name, split): prepare_split(model.trace(split)) for name, model in models.items() for split in SPLITS}
+    return {(name, split): prepare_split(model.trace(split), model.task.metric)
+            for name, model in models.items() for split in SPLITS}
+
+
+def quality_text(point, bold: bool = True) -> str:
+    """The task metric of a point beside the full model's, then its accuracy when the metric is another
+    (``macro-F1 **83.0%** (full model 83.8%), accuracy 95.1% (full model 95.4%), ``); "" without labels."""
+    if point.accuracy != point.accuracy:
+        return ""
+    mark = "**" if bold else ""
+    text = f"{point.metric_title} {mark}{100 * point.score:.1f}%{mark} (full model {100 * point.full_score:.1f}%), "
+    if point.metric != "accuracy":
+        text += f"accuracy {100 * point.accuracy:.1f}% (full model {100 * point.full_accuracy:.1f}%), "
+    return text
 
 
 def point_markdown(view: SettingView, split: str, label_names: tuple) -> str:
     """The current operating point in one short paragraph, with the rule's units and note."""
     point, oracle = view.point, view.vs_oracle
-    accuracy = (f"accuracy **{100 * point.accuracy:.1f}%** (full model {100 * point.full_accuracy:.1f}%), "
-                if point.accuracy == point.accuracy else "")
+    accuracy = quality_text(point)
     spec = catalogue.RULES[point.rule]
     lines = [
         f"**{point.label}** on the {split} split ({point.num_examples} examples): {accuracy}"
@@ -170,7 +185,7 @@ def calibration_markdown(calibration: Calibration) -> str:
     for name, point in (("validation", calibration.val), ("test", calibration.test)):
         if point is not None:
             lines.append(
-                f"- **{name}**: accuracy {100 * point.accuracy:.1f}% (full model {100 * point.full_accuracy:.1f}%), "
+                f"- **{name}**: {quality_text(point, bold=False)}"
                 f"{speedup_text(point.speedup, point.saved_fraction)}, disagreement with the full model {100 * (1 - point.agreement):.2f}%"
             )
     return "\n".join(lines)
@@ -219,7 +234,7 @@ def build_explorer_tab(models: dict[str, ShippedModel], selected: gr.State | Non
         start, "test", "epee", dict(catalogue.RULES["epee"].params))
     start_overthinking = overthinking_figure(start.overthinking) if start.overthinking is not None else None
 
-    gr.Markdown("## Speed against accuracy on a whole data split\nEvery number here comes from the model's "
+    gr.Markdown("## Speed against the task's metric on a whole data split\nEvery number here comes from the model's "
                 "cached answers at every layer, so moving a slider recomputes in milliseconds.")
     with gr.Row():
         with gr.Column(scale=1):
@@ -244,7 +259,7 @@ def build_explorer_tab(models: dict[str, ShippedModel], selected: gr.State | Non
                                  elem_id=f"explore_{elem}_table")
         return plot, table
 
-    tradeoff_plot, tradeoff_table = figure_with_help("Accuracy against speed-up", TRADEOFF_HELP, "tradeoff",
+    tradeoff_plot, tradeoff_table = figure_with_help("Task metric against speed-up", TRADEOFF_HELP, "tradeoff",
                                                      start_tradeoff, start_tradeoff_table)
     histogram_plot, histogram_table = figure_with_help("Exit layers", HISTOGRAM_HELP, "histogram",
                                                        start_histogram, start_histogram_table)
