@@ -1,4 +1,4 @@
-"""Print, as Markdown, every exit rule's fastest setting that loses at most one point of accuracy.
+"""Print, as Markdown, every exit rule's fastest setting that loses at most one point of the task metric.
 
 Three ways of choosing, all reported on the test split: on test itself (optimistic), on
 validation (honest), and by conformal risk control on validation (a guarantee on the expected
@@ -20,11 +20,13 @@ from epee_demo.analysis import whole_split
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="model folder (its cached val and test traces are read)")
-    parser.add_argument("--max-loss", type=float, default=0.01, help="accuracy budget (0.01 = one point)")
+    parser.add_argument("--max-loss", type=float, default=0.01,
+                        help="budget on the task metric in metrics.json, accuracy by default (0.01 = one point)")
     parser.add_argument("--csv-dir", type=Path, help="also write every rule's grid (operating points) as CSV here")
     args = parser.parse_args(argv)
-    val = whole_split.prepare(folder.read_trace(args.folder, "val"))
-    test = whole_split.prepare(folder.read_trace(args.folder, "test"))
+    metric = folder.read_metrics(args.folder).get("metric", "accuracy")
+    val = whole_split.prepare(folder.read_trace(args.folder, "val"), metric)
+    test = whole_split.prepare(folder.read_trace(args.folder, "test"), metric)
     val_frontiers, test_frontiers = whole_split.all_frontiers(val), whole_split.all_frontiers(test)
     rows = whole_split.tradeoff_rows(val, test, args.max_loss, val_frontiers, test_frontiers)
     print(f"{args.folder}: validation {val.num_examples}, test {test.num_examples} examples, "

@@ -18,11 +18,18 @@ from epee_demo.trace.exit_trace import ExitTrace
 NEGATIVE = 0  # the "no relation" class of a relation task
 
 
-def _counts(predictions: np.ndarray, labels: np.ndarray, num_classes: int):
-    """True positives, predicted and gold counts per class, int [C] each."""
+def _counts(predictions, labels, num_classes: int):
+    """True positives and predicted counts per class, int [..., C] each, and gold counts int [C],
+    for predictions int [..., N] (any leading axes: settings) against labels int [N]."""
     predictions, labels = np.asarray(predictions), np.asarray(labels)
-    tp = np.bincount(labels[predictions == labels], minlength=num_classes)
-    return tp, np.bincount(predictions, minlength=num_classes), np.bincount(labels, minlength=num_classes)
+    lead, n = predictions.shape[:-1], predictions.shape[-1]
+    flat = predictions.reshape(-1, n)
+    rows = np.arange(flat.shape[0])[:, None] * num_classes
+    size = flat.shape[0] * num_classes
+    tp = np.bincount((rows + labels)[flat == labels], minlength=size)
+    predicted = np.bincount((rows + flat).ravel(), minlength=size)
+    shape = (*lead, num_classes)
+    return tp.reshape(shape), predicted.reshape(shape), np.bincount(labels, minlength=num_classes)
 
 
 def _f1(tp, predicted, gold) -> np.ndarray:
@@ -31,28 +38,36 @@ def _f1(tp, predicted, gold) -> np.ndarray:
     return np.divide(2.0 * tp, denominator, out=np.zeros_like(denominator), where=denominator > 0)
 
 
-def micro_f1_positive(predictions, labels, num_classes: int) -> float:
+def _value(score):
+    """A float for one set of predictions, an array [...] for predictions with leading axes."""
+    return float(score) if np.ndim(score) == 0 else np.asarray(score, dtype=np.float64)
+
+
+def micro_f1_positive(predictions, labels, num_classes: int):
     """Micro-F1 over every class but ``NEGATIVE``: the pooled true positives, predictions and gold
-    examples of the positive classes (a negative predicted as positive counts against precision)."""
+    examples of the positive classes (a negative predicted as positive counts against precision).
+    Predictions int [N] give a float; int [..., N] (settings on leading axes) an array [...]."""
     tp, predicted, gold = _counts(predictions, labels, num_classes)
     keep = np.arange(num_classes) != NEGATIVE
-    return float(_f1(tp[keep].sum(), predicted[keep].sum(), gold[keep].sum()))
+    return _value(_f1(tp[..., keep].sum(axis=-1), predicted[..., keep].sum(axis=-1), gold[keep].sum()))
 
 
-def macro_f1(predictions, labels, num_classes: int) -> float:
-    """Unweighted mean of the per-class F1 over the classes present in the gold labels."""
+def macro_f1(predictions, labels, num_classes: int):
+    """Unweighted mean of the per-class F1 over the classes present in the gold labels
+    (predictions int [N] or int [..., N], as ``micro_f1_positive``)."""
     tp, predicted, gold = _counts(predictions, labels, num_classes)
-    return float(_f1(tp, predicted, gold)[gold > 0].mean())
+    return _value(_f1(tp, predicted, gold)[..., gold > 0].mean(axis=-1))
 
 
-def accuracy(predictions, labels, num_classes: int) -> float:
-    """Share of predictions equal to the gold label."""
-    return float((np.asarray(predictions) == np.asarray(labels)).mean())
+def accuracy(predictions, labels, num_classes: int):
+    """Share of predictions equal to the gold label (predictions int [N] or int [..., N])."""
+    return _value((np.asarray(predictions) == np.asarray(labels)).mean(axis=-1))
 
 
 @dataclass(frozen=True)
 class Metric:
-    """A named metric of (predictions [N], labels [N], number of classes) -> float."""
+    """A named metric of (predictions [N], labels [N], number of classes) -> float; predictions
+    [..., N] (many settings at once) give an array [...]."""
 
     name: str
     title: str

@@ -5,13 +5,17 @@ What a rule setting costs and buys on a whole split (``operating_point``,
 where examples exit and what they answer (``exit_histogram``, ``accuracy_per_class``,
 ``confusion_against_full``), overthinking (``overthinking``), thresholds chosen on the
 validation split with a finite-sample guarantee (``calibrate``), the per-rule table of
-the fastest setting that loses at most one point of accuracy (``tradeoff_rows``,
+the fastest setting that loses at most one point of the task metric (``tradeoff_rows``,
 ``tradeoff_markdown``) and CSV exports.
 
 Speed-up is the ideal one, counted in layers: ``L / average exit layer`` (a model that
 runs ``L`` layers on every example has speed-up 1); ``saved_fraction`` is
 ``1 - average exit layer / L``, the share of layer computations skipped (the form the
 EPEE, PABEE and ConsistentEE code report).
+
+Quality is scored by the task's own metric (``prepare(trace, metric)``, a name in
+``analysis.task_metrics.METRICS``: accuracy, micro-F1 over the positive classes, macro-F1),
+vectorized over a grid's settings; accuracy is kept beside it.
 
 Every function takes an ``ExitTrace`` or its ``prepare``d form. ``prepare`` computes
 once what the rules read (normalized entropy, PABEE counters, divergences, scores);
@@ -23,6 +27,7 @@ grid's settings on a leading axis: there is no second implementation of any rule
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import itertools
 import math
@@ -33,6 +38,7 @@ import numpy as np
 
 from epee_demo.rules import catalogue
 from epee_demo.errors import InputError
+from epee_demo.analysis.task_metrics import METRICS
 from epee_demo.trace.exit_trace import ExitTrace
 
 
@@ -64,6 +70,7 @@ class PreparedTrace:
         scores: rule -> float64 [N, L], the score array of each available score-based rule.
         oracle_exits: int [N], earliest layer from which the prediction no longer changes.
         rules: the rules this trace can evaluate (``ExitTrace.available_rules``).
+        metric: the task metric every operating point and frontier is scored by (``METRICS``).
     """
 
     trace: ExitTrace
@@ -78,6 +85,7 @@ class PreparedTrace:
     scores: dict
     oracle_exits: np.ndarray
     rules: tuple
+    metric: str = "accuracy"
 
     @property
     def num_examples(self) -> int:
@@ -92,10 +100,13 @@ class PreparedTrace:
         return self.trace.has_labels
 
 
-def prepare(trace: ExitTrace | PreparedTrace) -> PreparedTrace:
-    """Compute what every rule reads, once per trace (a prepared trace is returned as is)."""
+def prepare(trace: ExitTrace | PreparedTrace, metric: str | None = None) -> PreparedTrace:
+    """Compute what every rule reads, once per trace, scored by ``metric`` (default accuracy; a
+    prepared trace is returned as is, or re-scored when another metric is asked for)."""
+    if metric is not None and metric not in METRICS:
+        raise InputError(f"Unknown metric {metric!r}. Choose one of: {', '.join(METRICS)}.")
     if isinstance(trace, PreparedTrace):
-        return trace
+        return trace if metric in (None, trace.metric) else dataclasses.replace(trace, metric=metric)
     if trace.num_examples == 0:
         raise InputError("This trace holds no examples, so there is nothing to measure.")
     probs = trace.probs.astype(np.float64)
@@ -115,6 +126,7 @@ def prepare(trace: ExitTrace | PreparedTrace) -> PreparedTrace:
         scores={r: trace.scores_for(r).astype(np.float64) for r in rules if catalogue.RULES[r].needs_scores},
         oracle_exits=oracle_exits(predictions),
         rules=rules,
+        metric=metric or "accuracy",
     )
 
 
@@ -181,6 +193,8 @@ class OperatingPoint:
         num_examples, num_layers: N and L.
         accuracy: share of examples whose exit answer is the gold class (NaN without labels).
         full_accuracy: the full model's (last layer's) accuracy (NaN without labels).
+        metric: the task metric's name; score, full_score: the exit answers' and the full
+            model's value of it (equal to the accuracies for an accuracy task; NaN without labels).
         agreement: share of examples whose exit answer equals the full model's.
         average_exit_layer: mean exit layer, in [1, L].
         saved_fraction: 1 - average_exit_layer / L, share of layer computations skipped.
@@ -197,6 +211,14 @@ class OperatingPoint:
     average_exit_layer: float
     saved_fraction: float
     speedup: float
+    metric: str
+    score: float
+    full_score: float
+
+    @property
+    def metric_title(self) -> str:
+        """The task metric's name for a reader: ``accuracy``, ``macro-F1`` ..."""
+        return METRICS[self.metric].title
 
     @property
     def accuracy_drop(self) -> float:
@@ -224,14 +246,18 @@ def format_params(params: dict | None) -> str:
 
 
 def _measure(prep: PreparedTrace, exits: np.ndarray, answers: np.ndarray) -> dict:
-    """Accuracy, agreement and exit statistics of exits and answered classes int [..., N], each [...]."""
+    """Accuracy, the task metric, agreement and exit statistics of exits and answered classes
+    int [..., N], each [...]."""
     average = exits.mean(axis=-1)
-    accuracy = (
-        (answers == prep.trace.labels).mean(axis=-1) if prep.has_labels
-        else np.full(average.shape, np.nan)
-    )
+    if prep.has_labels:
+        labels, classes = prep.trace.labels, len(prep.trace.label_names)
+        accuracy = (answers == labels).mean(axis=-1)
+        score = accuracy if prep.metric == "accuracy" else METRICS[prep.metric].compute(answers, labels, classes)
+    else:
+        accuracy = score = np.full(average.shape, np.nan)
     return {
         "accuracy": accuracy,
+        "score": score,
         "agreement": (answers == prep.full_predictions).mean(axis=-1),
         "average_exit_layer": average,
         "saved_fraction": 1.0 - average / prep.num_layers,
@@ -243,10 +269,18 @@ def _full_accuracy(prep: PreparedTrace) -> float:
     return float(prep.correct[:, -1].mean()) if prep.has_labels else math.nan
 
 
+def _full_score(prep: PreparedTrace) -> float:
+    """The full model's (last layer's) value of the task metric (NaN without labels)."""
+    if not prep.has_labels:
+        return math.nan
+    return float(METRICS[prep.metric].compute(prep.full_predictions, prep.trace.labels, len(prep.trace.label_names)))
+
+
 def _point(prep: PreparedTrace, rule: str, params: dict, measured: dict) -> OperatingPoint:
     return OperatingPoint(
         rule=rule, params=dict(params), num_examples=prep.num_examples, num_layers=prep.num_layers,
-        full_accuracy=_full_accuracy(prep), **{k: float(v) for k, v in measured.items()},
+        full_accuracy=_full_accuracy(prep), metric=prep.metric, full_score=_full_score(prep),
+        **{k: float(v) for k, v in measured.items()},
     )
 
 
@@ -313,30 +347,39 @@ class Frontier:
     Attributes:
         rule: the rule's name.
         params: S parameter dicts (the grid).
-        accuracy, agreement, average_exit_layer, saved_fraction, speedup: float [S], as in
+        accuracy, score, agreement, average_exit_layer, saved_fraction, speedup: float [S], as in
             ``OperatingPoint``.
-        full_accuracy: the full model's accuracy on the split.
-        pareto: int [P], indices of the settings no other setting beats on both accuracy and
-            speed-up, by increasing speed-up (accuracy strictly decreases along it).
+        full_accuracy, full_score: the full model's accuracy and task metric on the split.
+        metric: the task metric's name.
+        pareto: int [P], indices of the settings no other setting beats on both the task metric
+            and speed-up, by increasing speed-up (the metric strictly decreases along it).
     """
 
     rule: str
     params: list
     accuracy: np.ndarray
+    score: np.ndarray
     agreement: np.ndarray
     average_exit_layer: np.ndarray
     saved_fraction: np.ndarray
     speedup: np.ndarray
     full_accuracy: float
+    full_score: float
+    metric: str
     num_examples: int
     num_layers: int
     pareto: np.ndarray
+
+    @property
+    def metric_title(self) -> str:
+        return METRICS[self.metric].title
 
     def point(self, index: int) -> OperatingPoint:
         """The grid setting at ``index`` as an ``OperatingPoint``."""
         return OperatingPoint(
             rule=self.rule, params=dict(self.params[index]), num_examples=self.num_examples,
-            num_layers=self.num_layers, full_accuracy=self.full_accuracy,
+            num_layers=self.num_layers, full_accuracy=self.full_accuracy, metric=self.metric,
+            full_score=self.full_score, score=float(self.score[index]),
             accuracy=float(self.accuracy[index]), agreement=float(self.agreement[index]),
             average_exit_layer=float(self.average_exit_layer[index]),
             saved_fraction=float(self.saved_fraction[index]), speedup=float(self.speedup[index]),
@@ -364,16 +407,17 @@ def pareto_indices(speedup: np.ndarray, quality: np.ndarray) -> np.ndarray:
 
 
 def frontier(trace: ExitTrace | PreparedTrace, rule: str) -> Frontier:
-    """All grid settings of ``rule`` and their Pareto frontier of accuracy against speed-up.
+    """All grid settings of ``rule`` and their Pareto frontier of the task metric against speed-up.
 
     Without labels the frontier is taken on agreement with the full model instead.
     """
     prep = prepare(trace)
     settings = parameter_grid(prep, rule)
     measured = _measure(prep, *_grid_exits(prep, rule, settings))
-    quality = measured["accuracy"] if prep.has_labels else measured["agreement"]
+    quality = measured["score"] if prep.has_labels else measured["agreement"]
     return Frontier(
-        rule=rule, params=settings, full_accuracy=_full_accuracy(prep), num_examples=prep.num_examples,
+        rule=rule, params=settings, full_accuracy=_full_accuracy(prep), full_score=_full_score(prep),
+        metric=prep.metric, num_examples=prep.num_examples,
         num_layers=prep.num_layers, pareto=pareto_indices(measured["speedup"], quality), **measured,
     )
 
@@ -385,14 +429,15 @@ def all_frontiers(trace: ExitTrace | PreparedTrace) -> dict[str, Frontier]:
 
 
 def best_within_loss(frontier_: Frontier, max_loss: float = 0.01) -> int | None:
-    """Index of the fastest grid setting whose accuracy is at most ``max_loss`` below the full model's.
+    """Index of the fastest grid setting whose task metric (accuracy, or the task's own) is at most
+    ``max_loss`` below the full model's.
 
-    Ties in speed-up go to the higher accuracy; None when no setting qualifies.
+    Ties in speed-up go to the higher metric; None when no setting qualifies.
     """
-    ok = np.flatnonzero(frontier_.accuracy >= frontier_.full_accuracy - max_loss - 1e-12)
+    ok = np.flatnonzero(frontier_.score >= frontier_.full_score - max_loss - 1e-12)
     if ok.size == 0:
         return None
-    return int(ok[np.lexsort((-frontier_.accuracy[ok], -frontier_.speedup[ok]))[0]])
+    return int(ok[np.lexsort((-frontier_.score[ok], -frontier_.speedup[ok]))[0]])
 
 
 # --------------------------------------------------------------------------- views of one setting
@@ -719,7 +764,7 @@ def tradeoff_rows(
     val_frontiers: dict | None = None, test_frontiers: dict | None = None,
 ) -> list[TradeoffRow]:
     """For every rule (``fixed``, the truncation baseline, included): the fastest setting losing
-    at most ``max_loss`` accuracy against the full model."""
+    at most ``max_loss`` of the task metric (the traces' ``prepare``d metric) against the full model."""
     val, test = prepare(val), prepare(test)
     if not (val.has_labels and test.has_labels):
         raise InputError("The trade-off table needs gold labels on both the validation and test splits.")
@@ -741,20 +786,21 @@ def tradeoff_rows(
 
 
 def tradeoff_markdown(rows: list[TradeoffRow], max_loss: float = 0.01) -> str:
-    """The per-rule table as Markdown: setting, speed-up and test accuracy of each way of choosing."""
+    """The per-rule table as Markdown: setting, speed-up and test metric of each way of choosing."""
     def cells(point: OperatingPoint | None, setting: str | None = None) -> str:
         if point is None:
             return "none within budget | – | –"
         return (f"{setting or format_params(point.params)} | {point.speedup:.2f}× / {100 * point.saved_fraction:.0f}% "
-                f"| {100 * point.accuracy:.1f}")
+                f"| {100 * point.score:.1f}")
 
+    metric = rows[0].calibrated.test.metric_title if rows else "accuracy"
     lines = [
-        f"Fastest setting losing at most {100 * max_loss:g} point(s) of accuracy against the full model "
+        f"Fastest setting losing at most {100 * max_loss:g} point(s) of {metric} against the full model "
         "(speed-up: L / mean exit layer, then the saved fraction 1 − mean exit layer / L that the EPEE, PABEE "
-        "and ConsistentEE code report; accuracy in % on the test split).",
+        f"and ConsistentEE code report; {metric} in % on the test split).",
         "",
-        "| rule | best on test (optimistic) | speed-up | acc. | chosen on val | speed-up | acc. "
-        f"| CRC on val (ε={max_loss:g}) | speed-up | acc. |",
+        f"| rule | best on test (optimistic) | speed-up | {metric} | chosen on val | speed-up | {metric} "
+        f"| CRC on val (ε={max_loss:g}) | speed-up | {metric} |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -767,7 +813,7 @@ def tradeoff_markdown(rows: list[TradeoffRow], max_loss: float = 0.01) -> str:
         reference = rows[0].calibrated.test
         lines += [
             "",
-            f"Full model on test: accuracy {100 * reference.full_accuracy:.1f}%, {reference.num_layers} layers, "
+            f"Full model on test: {metric} {100 * reference.full_score:.1f}%, {reference.num_layers} layers, "
             f"{reference.num_examples} examples. *Best on test* picks the fastest grid setting within budget on "
             "the test split itself (optimistic); *chosen on val* makes the same pick on the validation split; "
             "*CRC* scans each rule's speed knob (other parameters at their defaults) on validation so that the "
@@ -813,7 +859,7 @@ def trace_csv(trace: ExitTrace | PreparedTrace, path: str | Path | None = None) 
 
 POINTS_CSV_HEADER = [
     "rule", "setting", "accuracy", "full_accuracy", "agreement_with_full", "average_exit_layer",
-    "saved_fraction", "speedup", "on_frontier",
+    "saved_fraction", "speedup", "on_frontier", "metric", "score", "full_score",
 ]
 
 
@@ -838,7 +884,8 @@ def operating_points_csv(
 
     rows = (
         [p.rule, format_params(p.params), number(p.accuracy), number(p.full_accuracy), number(p.agreement),
-         number(p.average_exit_layer), number(p.saved_fraction), number(p.speedup), flag]
+         number(p.average_exit_layer), number(p.saved_fraction), number(p.speedup), flag,
+         p.metric, number(p.score), number(p.full_score)]
         for p, flag in listed
     )
     return _write_csv(POINTS_CSV_HEADER, rows, path)

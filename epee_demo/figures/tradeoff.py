@@ -1,4 +1,5 @@
-"""Trade-off views of a whole split: accuracy against speed-up for every rule, where examples
+"""Trade-off views of a whole split: the task metric (accuracy, or the task's own F1) against
+speed-up for every rule, where examples
 exit, per-class accuracy, agreement with the full model and overthinking.
 
 Figures take the results of ``epee_demo.analysis.whole_split`` and return ``plotly.graph_objects.Figure``;
@@ -36,16 +37,17 @@ def _short_title(rule: str) -> str:
     return catalogue.RULES[rule].title.split(" (")[0]
 
 
-def _hover(points_text: str) -> str:
-    return "%{text}<br>accuracy %{y:.1%}<br>" + points_text + "<extra></extra>"
+def _hover(points_text: str, metric: str) -> str:
+    return "%{text}<br>" + metric + " %{y:.1%}<br>" + points_text + "<extra></extra>"
 
 
 def tradeoff_figure(
     frontiers: Mapping[str, Frontier], current: OperatingPoint | None = None, *,
     x: str = "speedup", show_all: bool = False,
 ) -> go.Figure:
-    """Accuracy against speed-up: each rule's Pareto frontier, the truncation baselines, the full
-    model and the current setting.
+    """The task metric (accuracy, micro-F1 over the positive classes, macro-F1: the frontiers'
+    ``metric``, named on the y-axis) against speed-up: each rule's Pareto frontier, the truncation
+    baselines, the full model and the current setting.
 
     ``frontiers`` maps rule names to ``Frontier`` results (``fixed`` draws the truncation
     baselines and the full model). Traces: one frontier line per other rule (plus, with
@@ -59,52 +61,54 @@ def tradeoff_figure(
     traces = []
     x_hover = ("speed-up %{x:.2f}× (L / mean exit layer)" if x == "speedup"
                else "saved fraction %{x:.0%} (1 − mean exit layer / L)")
+    metric = next(iter(frontiers.values())).metric_title if frontiers else "accuracy"
+    hover = _hover(x_hover, metric)
     for rule, f in frontiers.items():
         if rule == "fixed":
             continue
         colour, symbol = catalogue.RULES[rule].colour, catalogue.RULES[rule].symbol
         if show_all:
             traces.append(dict(
-                type="scatter", x=getattr(f, x), y=f.accuracy, mode="markers",
+                type="scatter", x=getattr(f, x), y=f.score, mode="markers",
                 name=f"{_short_title(rule)}: all settings", legendgroup=rule, showlegend=False, opacity=0.25,
                 marker=dict(color=colour, symbol=symbol, size=6),
-                text=[format_params(p) for p in f.params], hovertemplate=_hover(x_hover),
+                text=[format_params(p) for p in f.params], hovertemplate=hover,
             ))
         index = f.pareto
         traces.append(dict(
-            type="scatter", x=getattr(f, x)[index], y=f.accuracy[index], mode="lines+markers",
+            type="scatter", x=getattr(f, x)[index], y=f.score[index], mode="lines+markers",
             name=_short_title(rule), legendgroup=rule, line=dict(color=colour, width=2, shape="linear"),  # straight from setting to setting: no step
             # corner where no setting is, and nothing past the fastest setting
             marker=dict(color=colour, symbol=symbol, size=8),
-            text=[format_params(f.params[i]) for i in index], hovertemplate=_hover(x_hover),
+            text=[format_params(f.params[i]) for i in index], hovertemplate=hover,
         ))
     if "fixed" in frontiers:
         f = frontiers["fixed"]
         order = np.argsort(f.speedup)
         traces.append(dict(
-            type="scatter", x=getattr(f, x)[order], y=f.accuracy[order], mode="lines+markers",
+            type="scatter", x=getattr(f, x)[order], y=f.score[order], mode="lines+markers",
             name="truncation (fixed depth)",
             line=dict(color=catalogue.RULES["fixed"].colour, width=1.5, dash="dash"),
             marker=dict(color=catalogue.RULES["fixed"].colour, size=6),
-            text=[f"first {f.params[i]['layer']} layers" for i in order], hovertemplate=_hover(x_hover),
+            text=[f"first {f.params[i]['layer']} layers" for i in order], hovertemplate=hover,
         ))
         full = int(np.argmin(f.speedup))
         traces.append(dict(
-            type="scatter", x=[getattr(f, x)[full]], y=[f.accuracy[full]], mode="markers", name="full model",
+            type="scatter", x=[getattr(f, x)[full]], y=[f.score[full]], mode="markers", name="full model",
             marker=dict(color=catalogue.RULES["fixed"].colour, symbol="square", size=12),
-            text=[f"all {f.num_layers} layers"], hovertemplate=_hover(x_hover),
+            text=[f"all {f.num_layers} layers"], hovertemplate=hover,
         ))
     if current is not None:
         traces.append(dict(
-            type="scatter", x=[getattr(current, x)], y=[current.accuracy], mode="markers", name="current setting",
+            type="scatter", x=[getattr(current, x)], y=[current.score], mode="markers", name="current setting",
             marker=dict(color=catalogue.RULES[current.rule].colour, symbol="circle-open", size=22,
                         line=dict(width=4)),
-            text=[current.label], hovertemplate=_hover(x_hover),
+            text=[current.label], hovertemplate=hover,
         ))
     return _figure(
-        traces, "Accuracy against speed-up (higher and further right is better)",
+        traces, f"{metric[0].upper()}{metric[1:]} against speed-up (higher and further right is better)",
         dict(title=_X_AXES[x], tickformat=".0%" if x == "saved_fraction" else None),
-        dict(title="accuracy", tickformat=".0%"), height=480,
+        dict(title=metric, tickformat=".0%"), height=480,
     )
 
 

@@ -1,4 +1,5 @@
-"""The "Trade-off explorer" tab: accuracy against speed-up over a whole split, live.
+"""The "Trade-off explorer" tab: the task's metric (accuracy, or its own F1) against speed-up
+over a whole split, live.
 
 Every (model, split) is prepared once, the first time it is shown (``PreparedSplits``: only the
 first model's test split when the page is built, which keeps start-up short); a slider
@@ -42,7 +43,8 @@ SPLITS = ("test", "val")
 TRADEOFF_HELP = """**How to read it.** Each line is one exit rule: every point is a setting of that rule,
 and only the best settings (none faster *and* more accurate) are drawn, joined point to point:
 a line ends at its rule's fastest setting, and nothing between two points was measured. Further right = fewer
-layers computed on average; higher = more examples right. The dashed line simply stops every
+layers computed on average; higher = a better score on the task's metric (named on the
+vertical axis: accuracy, or the F1 score a relation or event task is judged by). The dashed line simply stops every
 example after a fixed number of layers; the black square is the full model. The ring is the
 current setting of the sliders."""
 
@@ -91,9 +93,10 @@ class PreparedSplit:
     overthinking: Overthinking | None
 
 
-def prepare_split(trace) -> PreparedSplit:
-    """Prepare one trace: what the rules read, every rule's frontier and the overthinking counts."""
-    prep = prepare(trace)
+def prepare_split(trace, metric: str = "accuracy") -> PreparedSplit:
+    """Prepare one trace scored by the task's ``metric``: what the rules read, every rule's frontier
+    and the overthinking counts."""
+    prep = prepare(trace, metric)
     return PreparedSplit(prep, all_frontiers(prep), overthinking(prep) if prep.has_labels else None)
 
 
@@ -113,15 +116,27 @@ class PreparedSplits:
         with self._lock:  # one preparation at a time: two sessions never prepare the same split twice
             if key not in self._prepared:
                 name, split = key
-                self._prepared[key] = prepare_split(self.models[name].trace(split))
+                model = self.models[name]
+                self._prepared[key] = prepare_split(model.trace(split), model.task.metric)
             return self._prepared[key]
+
+
+def quality_text(point, bold: bool = True) -> str:
+    """The task metric of a point beside the full model's, then its accuracy when the metric is another
+    (``macro-F1 **83.0%** (full model 83.8%), accuracy 95.1% (full model 95.4%), ``); "" without labels."""
+    if point.accuracy != point.accuracy:
+        return ""
+    mark = "**" if bold else ""
+    text = f"{point.metric_title} {mark}{100 * point.score:.1f}%{mark} (full model {100 * point.full_score:.1f}%), "
+    if point.metric != "accuracy":
+        text += f"accuracy {100 * point.accuracy:.1f}% (full model {100 * point.full_accuracy:.1f}%), "
+    return text
 
 
 def point_markdown(view: SettingView, split: str, label_names: tuple) -> str:
     """The current operating point in one short paragraph, with the rule's units and note."""
     point, oracle = view.point, view.vs_oracle
-    accuracy = (f"accuracy **{100 * point.accuracy:.1f}%** (full model {100 * point.full_accuracy:.1f}%), "
-                if point.accuracy == point.accuracy else "")
+    accuracy = quality_text(point)
     spec = catalogue.RULES[point.rule]
     lines = [
         f"**{point.label}** on the {split} split ({point.num_examples} examples): {accuracy}"
@@ -216,7 +231,7 @@ def calibration_markdown(calibration: Calibration) -> str:
     for name, point in (("validation", calibration.val), ("test", calibration.test)):
         if point is not None:
             lines.append(
-                f"- **{name}**: accuracy {100 * point.accuracy:.1f}% (full model {100 * point.full_accuracy:.1f}%), "
+                f"- **{name}**: {quality_text(point, bold=False)}"
                 f"{speedup_text(point.speedup, point.saved_fraction)}, disagreement with the full model {100 * (1 - point.agreement):.2f}%"
             )
     return "\n".join(lines)
@@ -271,7 +286,7 @@ def build_explorer_tab(models: dict[str, ShippedModel], selected: gr.State | Non
     rules = [r for r in catalogue.RULES if r in start.prep.rules and r != "fixed"]
     start_views = {**setting_views(start, "test", *OPENING_RULE), **overthinking_views(start)}
 
-    gr.Markdown("## Speed against accuracy on a whole data split\nEvery number here comes from the model's "
+    gr.Markdown("## Speed against the task's metric on a whole data split\nEvery number here comes from the model's "
                 "cached answers at every layer, so moving a slider recomputes in milliseconds.")
     with gr.Row():
         with gr.Column(scale=1):
@@ -295,7 +310,7 @@ def build_explorer_tab(models: dict[str, ShippedModel], selected: gr.State | Non
             shown[f"{name}_table"] = gr.Dataframe(start_views[f"{name}_table"], interactive=False,
                                                   label=f"{label} (data)", elem_id=f"explore_{name}_table")
 
-    figure_with_help("tradeoff", "Accuracy against speed-up", TRADEOFF_HELP)
+    figure_with_help("tradeoff", "Task metric against speed-up", TRADEOFF_HELP)
     figure_with_help("histogram", "Exit layers", HISTOGRAM_HELP)
     figure_with_help("class", "Accuracy per class", CLASS_HELP)
     figure_with_help("confusion", "Early answer against the full model", CONFUSION_HELP)

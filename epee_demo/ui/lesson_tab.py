@@ -78,7 +78,7 @@ class Lesson:
 
 def build_lesson(model: ShippedModel) -> Lesson:
     """The lesson's steps over the model's test split and its chosen example."""
-    prep = prepare(model.trace("test"))
+    prep = prepare(model.trace("test"), model.task.metric)
     index = lesson_example(prep)
     example = prep.trace.subset([index])
     num_layers = prep.num_layers
@@ -133,7 +133,7 @@ def build_lesson(model: ShippedModel) -> Lesson:
     point = view.point
     budget = best_within_loss(frontiers["epee"], 0.01)
     budget_text = ("" if budget is None else
-                   f" The fastest EPEE setting that loses at most 1 point of accuracy on this split is "
+                   f" The fastest EPEE setting that loses at most 1 point of {point.metric_title} on this split is "
                    f"{frontiers['epee'].point(budget).label.split(': ')[1]} "
                    f"({frontiers['epee'].speedup[budget]:.2f}× faster, L / mean exit layer; "
                    f"{100 * frontiers['epee'].saved_fraction[budget]:.0f}% of layers saved).")
@@ -142,9 +142,10 @@ def build_lesson(model: ShippedModel) -> Lesson:
         "The trade-off over the whole test split",
         f"One example is an anecdote. Over all **{point.num_examples}** test examples, EPEE at tau={tau:g}, "
         f"patience={patience} stops on average after **{point.average_exit_layer:.2f} of {num_layers}** layers "
-        f"({speedup_text(point.speedup, point.saved_fraction)}) with accuracy **{100 * point.accuracy:.1f}%**, against "
-        f"**{100 * point.full_accuracy:.1f}%** for the full model.{budget_text} Each line in the chart is one "
-        "rule at all its settings: further right is faster, higher is more accurate. The *Trade-off explorer* "
+        f"({speedup_text(point.speedup, point.saved_fraction)}) with {point.metric_title} "
+        f"**{100 * point.score:.1f}%**, against **{100 * point.full_score:.1f}%** for the full model.{budget_text} "
+        f"Each line in the chart is one rule at all its settings: further right is faster, higher scores better "
+        f"on {point.metric_title}. The *Trade-off explorer* "
         "tab lets you move the settings yourself.",
         figures=(trade_off,), table=figure_frame(trade_off), table_label=FIGURE_TABLE_LABEL,
     ))

@@ -42,3 +42,22 @@ def test_per_layer_and_rules_at_default_agree_with_the_rules():
     assert rows["epee"]["speedup"] == pytest.approx(4 / exits.mean())
     assert rows["epee"]["micro_f1_positive"] == pytest.approx(
         micro_f1_positive(answers.argmax(-1), trace.labels, 5))
+
+
+@pytest.mark.parametrize("metric", [macro_f1, micro_f1_positive])
+def test_metrics_over_settings_equal_each_setting_scored_alone(metric):
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 4, 30)
+    predictions = rng.integers(0, 4, (2, 5, 30))  # two leading axes of settings
+    scores = metric(predictions, labels, 4)
+    assert scores.shape == (2, 5)
+    for i, j in np.ndindex(2, 5):
+        assert scores[i, j] == pytest.approx(metric(predictions[i, j], labels, 4))
+    assert isinstance(metric(predictions[0, 0], labels, 4), float)
+
+
+def test_metrics_over_settings_by_hand():
+    labels = np.array([0, 1, 2])
+    settings = np.array([[0, 1, 2], [0, 2, 2], [0, 0, 0]])
+    np.testing.assert_allclose(macro_f1(settings, labels, 3), [1.0, (1 + 0 + 2 / 3) / 3, (0.5 + 0 + 0) / 3])
+    np.testing.assert_allclose(micro_f1_positive(settings, labels, 3), [1.0, 0.5, 0.0])

@@ -392,7 +392,9 @@ def test_operating_points_csv():
     frontiers = whole_split.all_frontiers(trace)
     rows = list(csv.reader(io.StringIO(whole_split.operating_points_csv(frontiers))))
     assert len(rows) == 1 + sum(len(f.params) for f in frontiers.values())
-    assert sum(row[-1] == "1" for row in rows[1:]) == sum(len(f.pareto) for f in frontiers.values())
+    flag = whole_split.POINTS_CSV_HEADER.index("on_frontier")
+    assert sum(row[flag] == "1" for row in rows[1:]) == sum(len(f.pareto) for f in frontiers.values())
+    assert {row[-3] for row in rows[1:]} == {"accuracy"} and all(row[-2] == row[2] for row in rows[1:])
     unlabelled = whole_split.operating_points_csv([whole_split.full_model_point(hand_trace(labels=None))])
     assert list(csv.reader(io.StringIO(unlabelled)))[1][2] == ""
 
@@ -434,3 +436,51 @@ def test_both_speed_up_forms_are_labelled_in_texts_and_the_table():
     rows = whole_split.tradeoff_rows(trace, trace)
     table = whole_split.tradeoff_markdown(rows)
     assert "saved fraction" in table and "× / " in table
+
+
+# ------------------------------------------------------------------ the task's own metric
+
+
+def test_operating_point_scored_by_the_task_metric_by_hand():
+    # maxprob 0.75 answers x, y, z (all right); the full model answers x, z, z.
+    point = whole_split.operating_point(whole_split.prepare(hand_trace(), "macro_f1"), "maxprob", threshold=0.75)
+    assert point.metric == "macro_f1" and point.metric_title == "macro-F1"
+    assert point.score == 1.0 and point.accuracy == 1.0
+    assert point.full_score == pytest.approx((1 + 0 + 2 / 3) / 3)  # F1 of x, y, z at the last layer
+    relation = whole_split.full_model_point(whole_split.prepare(hand_trace(), "micro_f1_positive"))
+    assert relation.score == pytest.approx(0.5) and relation.full_accuracy == pytest.approx(2 / 3)
+    plain = whole_split.operating_point(hand_trace(), "maxprob", threshold=0.75)
+    assert plain.metric == "accuracy" and plain.score == plain.accuracy
+
+
+def test_frontier_is_scored_and_taken_on_the_task_metric():
+    from epee_demo.analysis.task_metrics import macro_f1
+
+    trace = random_trace(n=300, num_classes=4, seed=11)
+    prep = whole_split.prepare(trace, "macro_f1")
+    for rule in ("epee", "fixed", "fpabee"):
+        f = whole_split.frontier(prep, rule)
+        assert f.metric == "macro_f1"
+        for index in range(0, len(f.params), 7):
+            answers = whole_split.evaluate_setting(prep, rule, **f.params[index]).answers
+            assert f.score[index] == pytest.approx(macro_f1(answers, trace.labels, 4))
+        np.testing.assert_array_equal(f.pareto, whole_split.pareto_indices(f.speedup, f.score))
+        best = whole_split.best_within_loss(f, 0.01)
+        if best is not None:
+            ok = f.score >= f.full_score - 0.01 - 1e-12
+            assert ok[best] and f.speedup[best] == f.speedup[ok].max()
+    assert f.full_score == pytest.approx(macro_f1(trace.probs[:, -1].argmax(-1), trace.labels, 4))
+
+
+def test_prepare_rescores_a_prepared_trace_and_refuses_an_unknown_metric():
+    prep = whole_split.prepare(hand_trace())
+    assert whole_split.prepare(prep) is prep and prep.metric == "accuracy"
+    assert whole_split.prepare(prep, "macro_f1").metric == "macro_f1" and prep.metric == "accuracy"
+    with pytest.raises(InputError, match="Unknown metric"):
+        whole_split.prepare(hand_trace(), "f2")
+
+
+def test_tradeoff_markdown_names_the_task_metric():
+    val, test = (whole_split.prepare(random_trace(n=200, seed=s), "micro_f1_positive") for s in (1, 2))
+    text = whole_split.tradeoff_markdown(whole_split.tradeoff_rows(val, test))
+    assert "micro-F1 over the positive classes" in text.splitlines()[0] and "accuracy" not in text.splitlines()[0]

@@ -89,6 +89,38 @@ def test_phee_event_type_marks_the_trigger(tmp_path):
     assert data.label_names[data.test.labels[0]] == "adverse event"
 
 
+def test_phee_roles_take_the_more_specific_role_and_skip_attributes(tmp_path):
+    examples = dict(phee.role_examples([PHEE_ROW]))
+    assert examples == {
+        "[ARG]A woman[/ARG] developed hepatitis after isoniazid 300 mg daily.": "subject",
+        "A [ARG]woman[/ARG] developed hepatitis after isoniazid 300 mg daily.": "gender",
+        "A woman developed [ARG]hepatitis[/ARG] after isoniazid 300 mg daily.": "effect",
+        "A woman developed hepatitis after [ARG]isoniazid 300 mg daily[/ARG].": "treatment",
+        "A woman developed hepatitis after [ARG]isoniazid[/ARG] 300 mg daily.": "drug",
+        "A woman developed hepatitis after isoniazid [ARG]300 mg[/ARG] daily.": "dosage",
+    }
+    data = phee.load_phee_argument_role(_phee(tmp_path, [PHEE_ROW]))
+    assert data.label_names == phee.ROLE_NAMES and len(data.test) == 6
+    assert all(phee.ROLE_SCHEMA.parse(t) for t in data.test.inputs)
+
+
+def test_phee_span_with_two_roles_in_two_events_is_left_out():
+    row = json.loads(json.dumps(PHEE_ROW))
+    second = {"event_type": "Adverse_event", "Trigger": {"text": [["after"]], "start": [[28]]},
+              "Effect": {"text": [["isoniazid"]], "start": [[34]]}}  # the first event's drug
+    row["annotations"][0]["events"].append(second)
+    roles = [role for _, role in phee.role_examples([row])]
+    assert "drug" not in roles and roles.count("dosage") == 1
+
+
+def test_phee_argument_role_caps_training_spans_per_role(tmp_path, monkeypatch):
+    monkeypatch.setattr(phee, "ROLE_TRAIN_CAP", 1)
+    monkeypatch.setattr(phee, "ROLE_VAL_SIZE", 4)
+    data = phee.load_phee_argument_role(_phee(tmp_path, [PHEE_ROW, PHEE_ROW]))
+    assert sorted(data.train.labels) == sorted({phee.ROLE_NAMES.index(r) for r in dict(phee.role_examples([PHEE_ROW])).values()})
+    assert len(data.val) == 4 and len(data.test) == 12  # a seeded sample of dev; test keeps every span
+
+
 def test_gad_reads_both_file_layouts(tmp_path):
     folder = tmp_path / gad.FOLDER
     folder.mkdir(parents=True)

@@ -117,3 +117,17 @@ def test_every_tradeoff_figure_is_valid_plotly(prepared, frontiers):
                overthinking_figure(whole_split.overthinking(prepared))]
     for fig in figures:
         go.Figure(fig.to_dict())
+
+
+def test_tradeoff_figure_plots_and_names_the_task_metric():
+    prep = whole_split.prepare(random_trace(n=200, seed=5), "macro_f1")
+    frontiers = whole_split.all_frontiers(prep)
+    current = whole_split.operating_point(prep, "epee", tau=0.1, patience=2)
+    fig = tradeoff_figure(frontiers, current)
+    assert fig.layout.yaxis.title.text == "macro-F1" and fig.layout.title.text.startswith("Macro-F1 against")
+    assert list(fig.data[-1].y) == [current.score] and current.score != current.accuracy
+    epee = frontiers["epee"]
+    line = fig.data[[r for r in frontiers if r != "fixed"].index("epee")]
+    np.testing.assert_allclose(line.y, epee.score[epee.pareto])
+    assert "macro-F1" in line.hovertemplate
+    assert figure_table(fig)[0][2] == "macro-F1"
