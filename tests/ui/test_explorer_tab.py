@@ -185,13 +185,13 @@ def test_relation_and_event_tasks_are_scored_by_their_own_metric(task, title):
     model = shipped_models()[task]
     split = prepare_split(model.trace("test"), model.task.metric)
     views = setting_views(split, "test", "epee", {"tau": 0.2, "patience": 3})
-    assert f"{title} **" in views[0] and "accuracy" in views[0]  # the metric first, accuracy beside it
-    figure = views[1]
+    assert f"{title} **" in views["summary"] and "accuracy" in views["summary"]  # the metric first, accuracy beside it
+    figure = views["tradeoff"]
     assert figure.layout.yaxis.title.text == title
     full = [t for t in figure.data if t.name == "full model"][0]
     assert full.y[0] == pytest.approx(per_layer(model.trace("test"), model.task.metric)[-1])
     epee = [row for row in model.metrics["test_rules_at_default"] if row["rule"] == "epee"][0]
     marker = [t for t in figure.data if t.name == "current setting"][0]
     assert marker.y[0] == pytest.approx(epee[model.task.metric], abs=1e-6)
-    lesson = lesson_steps(model)
-    assert any(f"with {title} **" in step.text for step in lesson)
+    lesson = build_lesson(model)
+    assert any(f"with {title} **" in step.text for step in lesson.steps)
