@@ -17,7 +17,8 @@ ANALYSES_WAITING = 40  # analyses all sessions together may have queued; past it
 CACHE_DELETION = (300, 900)
 # Calls waiting in the queue at most; past it a caller is told the queue is full. Analyses run
 # 2 at a time and may hold at most ANALYSES_WAITING of these slots (``RequestGuard``); slider
-# moves run without a limit, so they never wait behind analyses nor find the queue full of them.
+# moves skip the queue (``guard.skip_queue_unless_model``), so they never wait behind analyses
+# nor find the queue full of them.
 MAX_QUEUED_EVENTS = 200
 UPLOAD_WINDOW_S = sum(CACHE_DELETION)  # an upload is deleted within this many seconds of arriving
 # Batch analysis (one uploaded CSV of notes or zip of images): rows and bytes per batch. A batch holds

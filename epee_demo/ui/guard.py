@@ -7,7 +7,7 @@ an unknown ``fn_index`` with a server error. ``RequestGuard`` adds those checks:
 
 - a request body other than an upload is at most ``MAX_REQUEST_BYTES``;
 - a session may have ``ANALYSES_PER_SESSION`` analyses queued or running, and all sessions
-  together ``ANALYSES_WAITING`` (so the queue's other slots stay free for slider moves);
+  together ``ANALYSES_WAITING`` (so the queue's other slots stay free for the other queued events);
 - an upload is stored without its file name (which can hold a patient's name);
 - one client address may upload ``MAX_UPLOAD_BYTES_PER_CLIENT`` bytes per retention period
   of the uploads (``UPLOAD_WINDOW_S``), so what it can hold on disk is bounded;
