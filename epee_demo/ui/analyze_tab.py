@@ -231,8 +231,9 @@ def _marked_input(model: ShippedModel, analyze_now: bool) -> InputPanel:
     opening = examples[0].text if examples else None
     sentence = gr.Textbox(value=opening, label=f"{model.task.input_label} (synthetic or de-identified text only)", lines=4,
                           max_lines=12, placeholder=schema.example, elem_id="note", max_length=MAX_NOTE_CHARS)
-    highlight = gr.HighlightedText(label="Marked spans", elem_id="marked_spans", combine_adjacent=False)
-    check = gr.Markdown(schema.help(), elem_id="mark_check")
+    segments, message = mark_check(schema, opening)  # the opening sentence's marks, highlighted at once
+    highlight = gr.HighlightedText(segments, label="Marked spans", elem_id="marked_spans", combine_adjacent=False)
+    check = gr.Markdown(message, elem_id="mark_check")
 
     def on_change(raw):
         segments, message = mark_check(schema, raw)

@@ -4,6 +4,7 @@ import html
 
 import pytest
 
+from epee_demo.data.marked import highlight_segments
 from epee_demo.model.registry import shipped_models
 from epee_demo.ui.explorer_tab import prepare_split
 from epee_demo.ui.lesson_tab import build_lesson
@@ -54,6 +55,11 @@ def test_a_gallery_row_shows_the_example_and_the_button_opens_it_in_analyze(page
         assert shown.locator("img").first.get_attribute("src").startswith("data:image/png;base64,")
     page.locator("#explore_open_example").first.click()
     shown_in_analyze(page, name, value, index, "test")
+    if model.task.marks is not None:  # the sentence's marked spans are highlighted in Analyze too
+        drug = next(segment for segment, tag in highlight_segments(value, model.task.marks.counts) if tag)
+        page.wait_for_function(
+            f"document.querySelector('#analyze-{name} #marked_spans')?.innerText.includes({drug.strip()!r})",
+            timeout=30_000)
 
 
 def test_the_lesson_shows_its_example_and_opens_it_in_analyze(page):  # noqa: F811
