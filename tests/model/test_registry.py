@@ -21,7 +21,7 @@ def organ_system():
 @slow
 def test_every_task_is_shipped_in_the_order_of_tasks():
     assert list(shipped_models()) == ["organ-system", "pneumonia", "retina", "breast", "organ-system-albert",
-                                      "organ-system-gpt2", "ddi", "phee-event-type", "gad"] == list(TASKS)
+                                      "organ-system-gpt2", "ddi", "phee-event-type", "phee-argument-role", "gad"] == list(TASKS)
 
 
 @slow
@@ -118,6 +118,27 @@ def test_shipped_from_scratch_models_say_so_fit_the_budget_and_reproduce_their_t
     np.testing.assert_allclose(fresh.probs, cached.probs, atol=1e-3)
     accuracy = (model.trace("test").predictions == model.trace("test").labels[:, None]).mean(axis=0)
     np.testing.assert_allclose(accuracy, model.metrics["test_accuracy_per_layer"], atol=1e-9)
+
+
+@slow
+def test_shipped_argument_role_model_reproduces_its_trace_and_metrics():
+    from epee_demo.analysis.task_metrics import per_layer
+    from epee_demo.data.text_examples import read_text_examples
+
+    model = shipped_models()["phee-argument-role"]
+    trace = model.trace("test")
+    assert trace.num_examples == model.metrics["split_sizes"]["test"] == 4153
+    np.testing.assert_allclose(per_layer(trace, "macro_f1"), model.metrics["test_macro_f1_per_layer"], atol=1e-9)
+    np.testing.assert_allclose(per_layer(trace, "accuracy"), model.metrics["test_accuracy_per_layer"], atol=1e-9)
+    assert {"consistentee", "jei"} <= {row["rule"] for row in model.metrics["test_rules_at_default"]}
+    examples, attribution = read_text_examples(model.folder / "examples.json")
+    assert {e.label_name for e in examples} == set(model.spec.label_names) and "MIT" in attribution
+    assert all(model.task.marks.parse(e.text) for e in examples)
+    test = model.task.load_dataset().test
+    index = np.arange(0, len(test), 200)
+    fresh = model.classifier.trace([test.inputs[i] for i in index], [test.labels[i] for i in index])
+    np.testing.assert_allclose(fresh.probs, trace.subset(index).probs, atol=1e-3)
+    assert sum(path.stat().st_size for path in model.folder.iterdir()) < 6_000_000
 
 
 @slow
