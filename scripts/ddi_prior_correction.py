@@ -15,7 +15,6 @@ Run it once on a freshly trained folder:
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from dataclasses import replace
@@ -26,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from epee_demo.data import data_dir
 from epee_demo.data.ddi import CORPUS, NEGATIVES_PER_POSITIVE, _in_val, read_corpus
-from epee_demo.model.multi_exit import read_spec
+from epee_demo.model import folder as model_folder
 from epee_demo.analysis.task_metrics import micro_f1_positive
 from epee_demo.data.tasks import TASKS
 from epee_demo.trace.exit_trace import ExitTrace
@@ -52,28 +51,27 @@ def shifted(trace: ExitTrace, offset: float) -> ExitTrace:
 
 
 def main(folder: Path) -> None:
-    traces = {split: ExitTrace.load(folder / f"trace_{split}.npz") for split in ("val", "test")}
+    traces = {split: model_folder.read_trace(folder, split) for split in model_folder.SPLITS}
     grid = np.linspace(0.0, negative_log_ratio(), GRID_STEPS + 1)
     val = traces["val"]
     scores = [micro_f1_positive(shifted(val, d).probs[:, -1].argmax(-1), val.labels, len(val.label_names))
               for d in grid]
     offset = float(grid[int(np.argmax(scores))])
-    weights = load_file(folder / "weights.safetensors")
+    weights = load_file(model_folder.weights_path(folder))
     heads = sorted(k for k in weights if k.startswith("heads.") and k.endswith(".out.bias"))
     for key in heads:
         weights[key][0] += offset
-    save_file(weights, folder / "weights.safetensors")
-    spec_path = folder / "model.json"
-    spec_json = json.loads(spec_path.read_text())
-    spec_json.setdefault("extra", {})["negative_logit_offset"] = {
+    save_file(weights, model_folder.weights_path(folder))
+    spec = model_folder.read_spec(folder)
+    spec.extra["negative_logit_offset"] = {
         "offset": offset, "grid": [round(float(d), 4) for d in grid],
         "val_last_exit_micro_f1": [round(s, 4) for s in scores]}
-    spec_path.write_text(json.dumps(spec_json, indent=2) + "\n")
+    model_folder.write_spec(spec, folder)
     for split, trace in traces.items():
         traces[split] = shifted(trace, offset)
-        traces[split].save(folder / f"trace_{split}.npz")
+        model_folder.write_trace(traces[split], folder, split)
     task = TASKS["ddi"]
-    refresh_trace_figures(read_spec(folder), task.load_dataset(), folder, traces, task.card_notes)
+    refresh_trace_figures(spec, task.load_dataset(), folder, traces, task.card_notes)
     print(f"offset {offset:.4f} (validation micro-F1 {max(scores):.4f}) added to {len(heads)} exit heads")
 
 

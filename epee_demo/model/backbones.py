@@ -52,9 +52,15 @@ def resolve_base(name_or_path: str) -> str:
 
 
 class Backbone(nn.Module):
-    """A transformer run layer by layer. Subclasses wrap one model family."""
+    """A transformer run layer by layer. Subclasses wrap one model family.
+
+    ``entity_starts`` (0: the family's own pooling) is, for a relation model, how many marked
+    entities' start tokens ``pool`` reads and concatenates (the input's ``entity_starts`` [B, K],
+    ``epee_demo.data.entity_starts``); ``pooled_size`` is the width of what ``pool`` returns.
+    """
 
     hf_model: PreTrainedModel
+    entity_starts: int = 0
 
     @property
     def num_layers(self) -> int:
@@ -63,6 +69,10 @@ class Backbone(nn.Module):
     @property
     def hidden_size(self) -> int:
         return self.hf_model.config.hidden_size
+
+    @property
+    def pooled_size(self) -> int:
+        return self.hidden_size * max(1, self.entity_starts)
 
     def embed(self, inputs: dict) -> tuple[torch.Tensor, LayerInputs]:
         raise NotImplementedError
@@ -110,7 +120,8 @@ class EncoderBackbone(Backbone):
         hidden = self.hf_model.embeddings(
             input_ids=inputs["input_ids"], token_type_ids=inputs.get("token_type_ids")
         )
-        ctx = LayerInputs(attention_mask, None)
+        extras = {"entity_starts": inputs["entity_starts"]} if self.entity_starts else {}
+        ctx = LayerInputs(attention_mask, None, extras)
         ctx.layer_mask = self._layer_mask(attention_mask, ctx)
         return hidden, ctx
 
@@ -118,6 +129,11 @@ class EncoderBackbone(Backbone):
         return self.hf_model.encoder.layer[index](hidden, ctx.layer_mask)
 
     def pool(self, hidden, ctx):
+        """The mean of the real tokens' states or, with ``entity_starts``, the states at the marked
+        entities' start tokens, concatenated."""
+        if self.entity_starts:
+            rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None]
+            return hidden[rows, ctx.extras["entity_starts"]].flatten(1)
         weights = ctx.attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 

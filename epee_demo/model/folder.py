@@ -287,7 +287,8 @@ def write_metrics(metrics: dict, folder: str | Path) -> None:
 
 
 def card_metadata(spec: ModelSpec, metrics: dict | None = None):
-    """The Hub's YAML metadata of a model card (``huggingface_hub.ModelCardData``)."""
+    """The Hub's YAML metadata of a model card (``huggingface_hub.ModelCardData``); the licence is the
+    spec's ``extra["license"]`` where its data ask for one (DDI: cc-by-nc-4.0), else ``MODEL_LICENSE``."""
     from huggingface_hub import ModelCardData
 
     base = None
@@ -298,7 +299,7 @@ def card_metadata(spec: ModelSpec, metrics: dict | None = None):
     dataset = (metrics or {}).get("dataset")
     tags = ["early-exit", "multi-exit", "epee", "biomedical"] + (["lora", "peft"] if spec.lora else [])
     return ModelCardData(
-        license=MODEL_LICENSE, base_model=base, datasets=[dataset] if dataset else None,
+        license=spec.extra.get("license", MODEL_LICENSE), base_model=base, datasets=[dataset] if dataset else None,
         metrics=["accuracy", "roc_auc"], tags=tags, library_name="epee-demo",
         pipeline_tag=f"{spec.modality}-classification",
     )

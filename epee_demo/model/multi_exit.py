@@ -22,7 +22,7 @@ from huggingface_hub import ModelCard, ModelHubMixin
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
-from epee_demo.model.backbones import Backbone, load_backbone
+from epee_demo.model.backbones import Backbone, EncoderBackbone, load_backbone
 from epee_demo.trace.exit_trace import ExitTrace
 
 def default_device() -> torch.device:
@@ -95,14 +95,16 @@ def param_name(key: str) -> str:
 
 
 class ExitHead(nn.Module):
-    """Classifier on one layer's pooled state: LayerNorm, dense + tanh, dropout, linear."""
+    """Classifier on one layer's pooled state: LayerNorm, dense + tanh (``width`` wide, default the
+    pooled state's width), dropout, linear."""
 
-    def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1):
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1, width: int | None = None):
         super().__init__()
+        width = width or hidden_size
         self.norm = nn.LayerNorm(hidden_size)
-        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.dense = nn.Linear(hidden_size, width)
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(hidden_size, num_labels)
+        self.out = nn.Linear(width, num_labels)
 
     def forward(self, pooled):
         return self.out(self.dropout(torch.tanh(self.dense(self.norm(pooled)))))
@@ -132,11 +134,11 @@ class MultiExitModel(nn.Module, ModelHubMixin, library_name="epee-demo", license
     spec: "ModelSpec | None" = None
     folder: Path | None = None
 
-    def __init__(self, backbone: Backbone, num_labels: int, head_dropout: float = 0.1):
+    def __init__(self, backbone: Backbone, num_labels: int, head_dropout: float = 0.1, head_width: int | None = None):
         super().__init__()
         self.backbone = backbone
         self.heads = nn.ModuleList(
-            ExitHead(backbone.hidden_size, num_labels, head_dropout) for _ in range(backbone.num_layers)
+            ExitHead(backbone.pooled_size, num_labels, head_dropout, head_width) for _ in range(backbone.num_layers)
         )
 
     # The folder module reads and writes model folders and imports this one, hence the imports inside.
@@ -214,7 +216,9 @@ class ModelSpec:
     ``modality`` is "text" or "image". ``base`` is a checkpoint reference (``package:...``, path or hub id) or, for a
     model trained from scratch, a Hugging Face config dict. ``lora`` is None or
     ``{"rank", "alpha", "targets"}``. ``preprocess`` holds the input settings
-    (``max_length`` for text; size, channels, mean and std for images).
+    (``max_length`` for text; size, channels, mean and std for images; for a relation model read at
+    its entity start markers, ``entity_starts``, the tags of the marks pooled, and ``context``).
+    ``head_width`` is the exit heads' dense width (None: the pooled state's).
     """
 
     modality: str
@@ -225,6 +229,7 @@ class ModelSpec:
     head_dropout: float = 0.1
     title: str = ""
     extra: dict = field(default_factory=dict)
+    head_width: int | None = None
 
     @property
     def num_labels(self) -> int:
@@ -234,9 +239,13 @@ class ModelSpec:
 def build_model(spec: ModelSpec) -> MultiExitModel:
     """Build the (untrained-heads) model a spec describes; LoRA adapters included."""
     backbone = load_backbone(spec.base)
+    if spec.preprocess.get("entity_starts"):
+        if type(backbone) is not EncoderBackbone:
+            raise ValueError(f"entity-start pooling needs a BERT-family encoder, not {type(backbone).__name__}")
+        backbone.entity_starts = len(spec.preprocess["entity_starts"])
     if spec.lora:
         add_lora(backbone, spec.lora)
-    model = MultiExitModel(backbone, spec.num_labels, spec.head_dropout)
+    model = MultiExitModel(backbone, spec.num_labels, spec.head_dropout, spec.head_width)
     model.spec = spec
     return model
 

@@ -114,7 +114,7 @@ def build_scorers(description: dict, tensors: dict[str, torch.Tensor], model, so
     ``consistentee`` and ``jei``.
     """
     networks = read_networks(description, tensors, source)
-    hidden_size = model.backbone.hidden_size
+    hidden_size = model.backbone.pooled_size
     if networks["consistentee"].num_layers != model.num_layers or networks["consistentee"].in_features != hidden_size:
         raise CheckpointError(
             f"learned exits in {source} do not fit the model: they expect "

@@ -35,7 +35,7 @@ def _train(args) -> int:
         print(f"continuing from {config.start_from} ({start_from_checkpoint(model, Path(config.start_from))} tensors)")
     preprocessor = preprocessor_for(spec)
     history = train_joint(model, spec, preprocessor, dataset, config, augment=getattr(task, "augment", None),
-                          progress=not args.quiet)
+                          progress=not args.quiet, metric=task.metric)
     classifier = MultiExitClassifier(model, spec, preprocessor)
     metrics = evaluate_and_write(classifier, dataset, Path(args.out), config, history,
                                  card_notes=getattr(task, "card_notes", ""))

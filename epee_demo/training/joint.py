@@ -105,12 +105,15 @@ def batch_order(count: int, batch_size: int, rng: np.random.Generator, lengths=N
 
 def train_joint(
     model: MultiExitModel, spec: ModelSpec, preprocessor, dataset: LabelledDataset,
-    config: TrainConfig, augment=None, device=None, progress: bool = True,
+    config: TrainConfig, augment=None, device=None, progress: bool = True, metric: str = "accuracy",
+    on_epoch=None,
 ) -> list[dict]:
     """Train every exit together with the joint loss; returns one record per epoch.
 
     ``augment`` (optional) maps a list of training inputs to augmented inputs before
-    preprocessing. The best epoch by validation accuracy of the last exit is kept.
+    preprocessing. The best epoch by the validation ``metric`` (``analysis.task_metrics``) of the
+    last exit is kept. ``on_epoch`` (optional) is called with each epoch's record, the model
+    holding that epoch's weights (to keep a copy of each epoch).
     """
     device = device or default_device()
     seed_everything(config.seed)
@@ -130,7 +133,7 @@ def train_joint(
     )
     lengths = [len(x) for x in inputs] if isinstance(inputs[0], str) else None
     classifier = MultiExitClassifier(model, spec, preprocessor)
-    history, best_accuracy, best_state = [], -1.0, None
+    history, best_score, best_state = [], -1.0, None
     rng = np.random.default_rng(config.seed)
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -162,12 +165,17 @@ def train_joint(
             "train_loss_per_layer": [float(x) for x in running_per_exit / steps_per_epoch],
             "val_accuracy_per_layer": val_accuracy, "seconds": time.perf_counter() - started,
         }
+        if metric != "accuracy":
+            record[f"val_{metric}_per_layer"] = task_metrics.per_layer(val_trace, metric)
+        selected = record[f"val_{metric}_per_layer"]
         history.append(record)
         if progress:
-            print(f"epoch {epoch}: loss {record['train_loss']:.4f}, val accuracy per layer "
-                  + " ".join(f"{a:.3f}" for a in val_accuracy), flush=True)
-        if val_accuracy[-1] > best_accuracy:
-            best_accuracy = val_accuracy[-1]
+            print(f"epoch {epoch}: loss {record['train_loss']:.4f}, val {metric} per layer "
+                  + " ".join(f"{a:.3f}" for a in selected), flush=True)
+        if on_epoch is not None:
+            on_epoch(record)
+        if selected[-1] > best_score:
+            best_score = selected[-1]
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     model.eval()

@@ -19,6 +19,7 @@ from epee_demo.trace.timing import traced_and_timed
 from epee_demo.data.marked import MarkError, MarkSchema, highlight_segments
 from epee_demo.data.medmnist import DATASETS
 from epee_demo.data.examples import EXAMPLE_NOTES
+from epee_demo.data.entity_starts import EntityStartPreprocessor
 from epee_demo.data.long_notes import head_tail_split, window_room
 from epee_demo.figures.layers import (
     LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, class_heatmap_figure, class_table, counter_figure, depth_markdown,
@@ -79,6 +80,8 @@ def render(trace: ExitTrace | None, settings: dict, rule: str) -> dict:
 def truncation_notice(model: ShippedModel, text: str) -> str:
     """A visible notice when a note is longer than the model reads, else ''."""
     preprocessor = model.classifier.preprocessor
+    if isinstance(preprocessor, EntityStartPreprocessor):
+        return preprocessor.window_notice(text)
     tokens = preprocessor.token_count(text)
     if tokens <= preprocessor.max_length:
         return ""

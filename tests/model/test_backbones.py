@@ -189,3 +189,42 @@ def test_text_preprocessor_pads_a_decoder_tokenizer_with_eos(tmp_path):
             assert batch["attention_mask"][0].sum() == 3
             _, batched = run_layers(backbone, batch)
             torch.testing.assert_close(batched[-1][0], alone[-1][0], atol=1e-4, rtol=0)
+
+
+def test_entity_start_pooling_concatenates_the_states_at_the_marked_positions():
+    backbone = backbone_for(tiny_hf_model("bert"))
+    backbone.entity_starts = 2
+    assert backbone.pooled_size == 64
+    inputs = {**tiny_batch("bert"), "entity_starts": torch.tensor([[1, 4], [0, 2], [1, 1]])}
+    with torch.no_grad():
+        states, pooled = run_layers(backbone, inputs)
+        for hidden, vector in zip(states, pooled):
+            for row, (first, second) in enumerate(inputs["entity_starts"].tolist()):
+                torch.testing.assert_close(vector[row], torch.cat([hidden[row, first], hidden[row, second]]))
+        keep = torch.tensor([2, 0])
+        hidden, ctx = backbone.embed(inputs)
+        ctx, hidden = backbone.select(ctx, keep), backbone.run_layer(0, hidden, ctx)[keep]
+        torch.testing.assert_close(backbone.pool(hidden, ctx), pooled[0][keep])
+
+
+def test_an_entity_start_model_round_trips_and_needs_an_encoder(tmp_path):
+    tiny_hf_model("bert").save_pretrained(tmp_path / "base")
+    spec = ModelSpec(modality="text", base=str(tmp_path / "base"), label_names=["a", "b", "c"],
+                     preprocess={"max_length": 8, "entity_starts": ["DRUG", "DRUG"], "context": 2}, head_width=16)
+    torch.manual_seed(2)
+    model = build_model(spec).eval()
+    assert model.heads[0].norm.normalized_shape == (64,) and model.heads[0].dense.out_features == 16
+    batch = {**tiny_batch("bert"), "entity_starts": torch.tensor([[1, 3], [0, 2], [1, 0]])}
+    with torch.no_grad():
+        for param in model.parameters():
+            param.copy_(param.half().float())
+        before = model(batch).logits
+    save_checkpoint(model, spec, tmp_path / "checkpoint")
+    loaded, loaded_spec = load_checkpoint(tmp_path / "checkpoint", device="cpu")
+    assert loaded_spec == spec and loaded.backbone.entity_starts == 2
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(batch).logits, before, atol=1e-5, rtol=0)
+    tiny_hf_model("albert").save_pretrained(tmp_path / "albert")
+    with pytest.raises(ValueError, match="needs a BERT-family encoder"):
+        build_model(ModelSpec(modality="text", base=str(tmp_path / "albert"), label_names=["a", "b"],
+                              preprocess={"max_length": 8, "entity_starts": ["DRUG"], "context": 2}))

@@ -195,3 +195,34 @@ def test_early_exit_at_the_ends_of_the_ranges(classifier, inputs, trace, rule, p
     result = predict_early_exit(classifier, inputs, rule, batch_size=4, **params)
     np.testing.assert_array_equal(result.exit_layers, catalogue.exit_layers(trace.probs, rule, scores=trace.scores_for(rule), **params))
     assert (result.exit_layers == (layer or classifier.num_layers)).all()
+
+
+class EntityStartTokens(TokenPreprocessor):
+    """Token-id inputs whose exits read two positions of each (the 2nd and the last token)."""
+
+    def __call__(self, sequences):
+        batch = super().__call__(sequences)
+        batch["entity_starts"] = torch.tensor([[1, len(s) - 1] for s in sequences])
+        return batch
+
+
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_early_exit_of_an_entity_start_model_matches_its_trace(inputs, batch_size):
+    torch.manual_seed(0)
+    config = BertConfig(hidden_size=32, num_hidden_layers=NUM_LAYERS, num_attention_heads=2,
+                        intermediate_size=64, vocab_size=100, initializer_range=0.1)
+    backbone = backbone_for(BertModel(config))
+    backbone.entity_starts = 2
+    model = MultiExitModel(backbone, NUM_LABELS, head_width=16).eval()
+    with torch.no_grad():
+        for head in model.heads:
+            head.out.weight.mul_(6.0)
+    spec = ModelSpec(modality="text", base=config.to_dict(), label_names=["a", "b", "c"], preprocess={})
+    classifier = MultiExitClassifier(model, spec, EntityStartTokens())
+    trace = classifier.trace(inputs, batch_size=8)
+    params = {"tau": between(catalogue.normalized_entropy(trace.probs)[:, :-1], 0.2), "patience": 2}
+    expected_layers, expected_probs = catalogue.exit_answers(trace.probs, "epee", **params)
+    assert len(np.unique(expected_layers)) > 1
+    result = predict_early_exit(classifier, inputs, "epee", batch_size=batch_size, **params)
+    np.testing.assert_array_equal(result.exit_layers, expected_layers)
+    np.testing.assert_allclose(result.probs, expected_probs, atol=1e-5)
