@@ -58,6 +58,10 @@ def backbone_title(spec: ModelSpec) -> str:
         shape = f"1 shared layer applied {layers} times, {width} wide"
     else:
         shape = f"{layers} layers, {width} wide"
+    if config.get("patch_stem") == "conv":
+        shape += ", convolutional patch stem"
+    if config.get("pooling") == "mean":
+        shape += ", exits on the mean of the patch tokens"
     return f"{FAMILY_TITLES.get(family, family)} ({shape}), trained from scratch"
 
 

@@ -257,12 +257,14 @@ class ImagePreprocessor:
 
 
 def augment(images: list, rng: np.random.Generator, max_degrees: float = 10.0,
-            max_shift_pixels: float = 2.0, flip: bool = False) -> list:
+            max_shift_pixels: float = 2.0, flip: bool = False, min_crop: float = 1.0) -> list:
     """Light training augmentation for uint8 images of one shape, [H, W] or [H, W, C]: a random
     rotation within +-``max_degrees`` and shift within +-``max_shift_pixels`` each way (bilinear,
     edges extended), and with ``flip`` a left-right mirror of half the images. Flip only where a
     mirrored image is one the model should expect: not for chest X-rays (fixed left-right
     anatomy, heart on the patient's left), but for fundus photographs (a left eye mirrors a right).
+    With ``min_crop`` < 1, a random resized crop too: a square of side uniform in
+    [``min_crop``, 1] of the image's, enlarged back to the image's size (about its centre, before the shift).
     """
     stacked = np.stack(images).astype(np.float32)
     batch = torch.from_numpy(stacked)
@@ -271,7 +273,8 @@ def augment(images: list, rng: np.random.Generator, max_degrees: float = 10.0,
     angles = np.deg2rad(rng.uniform(-max_degrees, max_degrees, count))
     shifts = rng.uniform(-max_shift_pixels, max_shift_pixels, (count, 2)) * 2.0 / np.array([width, height])
     mirror = np.where(rng.random(count) < 0.5, -1.0, 1.0) if flip else np.ones(count)
-    cos, sin = np.cos(angles), np.sin(angles)
+    crop = rng.uniform(min_crop, 1.0, count) if min_crop < 1.0 else np.ones(count)
+    cos, sin = np.cos(angles) * crop, np.sin(angles) * crop
     theta = torch.tensor(np.stack([
         np.stack([cos * mirror, -sin, shifts[:, 0]], axis=1),
         np.stack([sin * mirror, cos, shifts[:, 1]], axis=1),

@@ -190,10 +190,12 @@ class MultiExitModel(nn.Module, ModelHubMixin, library_name="epee-demo", license
         return ExitOutput(torch.stack(logits, 1), torch.stack(pooled, 1))
 
 
-def per_exit_losses(logits: torch.Tensor, labels: torch.Tensor, class_weights=None) -> torch.Tensor:
-    """The cross-entropy of every exit, [L], for logits [B, L, C]."""
+def per_exit_losses(logits: torch.Tensor, labels: torch.Tensor, class_weights=None,
+                    label_smoothing: float = 0.0) -> torch.Tensor:
+    """The cross-entropy of every exit, [L], for logits [B, L, C] (with ``label_smoothing``, torch's:
+    the target mixes the one-hot label with the uniform distribution)."""
     return torch.stack([
-        nn.functional.cross_entropy(logits[:, i], labels, weight=class_weights)
+        nn.functional.cross_entropy(logits[:, i], labels, weight=class_weights, label_smoothing=label_smoothing)
         for i in range(logits.shape[1])
     ])
 

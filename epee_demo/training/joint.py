@@ -43,6 +43,7 @@ class TrainConfig:
     balance_classes: bool = True
     seed: int = 13
     max_train_examples: int | None = None
+    label_smoothing: float = 0.0  # of every exit's cross-entropy
     start_from: str | None = None  # the checkpoint folder training continued from, if any
 
 
@@ -147,7 +148,7 @@ def train_joint(
                 batch_inputs = augment(batch_inputs, rng)
             batch = classifier.to_device(preprocessor(batch_inputs))
             target = torch.tensor([labels[i] for i in index], device=device)
-            per_exit = per_exit_losses(model(batch).logits, target, weights)
+            per_exit = per_exit_losses(model(batch).logits, target, weights, config.label_smoothing)
             loss = depth_weighted(per_exit)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

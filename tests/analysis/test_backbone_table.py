@@ -82,5 +82,9 @@ def test_no_metrics_anywhere_says_so(tmp_path):
 def test_backbone_titles():
     gpt2 = ModelSpec(modality="text", base={**GPT2, "n_layer": 6, "n_embd": 128}, label_names=["a"], preprocess={})
     assert backbone_title(gpt2) == "GPT-2-style decoder (6 layers, 128 wide), trained from scratch"
+    vit = ModelSpec(modality="image", label_names=["a"], preprocess={}, base={
+        "model_type": "vit", "num_hidden_layers": 8, "hidden_size": 64, "patch_stem": "conv", "pooling": "mean"})
+    assert backbone_title(vit) == ("ViT (8 layers, 64 wide, convolutional patch stem, exits on the mean of the "
+                                   "patch tokens), trained from scratch")
     assert backbone_title(ModelSpec(modality="text", base="some/checkpoint", label_names=["a"], preprocess={})) == \
         "some/checkpoint"

@@ -216,6 +216,18 @@ def test_augment_flip_mirrors_about_half_the_images_and_keeps_rgb():
     assert 10 <= sum(mirrored) <= 30
 
 
+def test_augment_random_resized_crop_enlarges_the_centre():
+    ring = np.zeros((28, 28), dtype=np.uint8)
+    ring[:4], ring[-4:], ring[:, :4], ring[:, -4:] = 255, 255, 255, 255  # a bright frame 4 pixels wide
+    images = [ring] * 8
+    out = augment(images, np.random.default_rng(3), max_degrees=0.0, max_shift_pixels=0.0, min_crop=0.5)
+    assert all(a.shape == (28, 28) and a.dtype == np.uint8 for a in out)
+    assert all(a.mean() < ring.mean() for a in out)  # the crop leaves out part of the frame
+    assert all(a[14, 14] == 0 for a in out)  # the centre stays where it was
+    np.testing.assert_array_equal(
+        augment(images, np.random.default_rng(3), max_degrees=0.0, max_shift_pixels=0.0, min_crop=1.0), images)
+
+
 # --- colour: RGB models, and the wrong colour for a model ---------------------------------------
 
 RGB_SETTINGS = {"size": 28, "channels": 3, "mean": [0.5, 0.4, 0.3], "std": [0.5, 0.25, 0.2]}

@@ -5,7 +5,9 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AlbertConfig, AutoModel, BertConfig, GPT2Config, PreTrainedTokenizerFast
 
-from epee_demo.model.backbones import AlbertBackbone, DecoderBackbone, EncoderBackbone, backbone_for, load_backbone
+from epee_demo.model.backbones import (
+    AlbertBackbone, DecoderBackbone, EncoderBackbone, backbone_for, conv_patch_stem, load_backbone,
+)
 from epee_demo.model.folder import load_checkpoint, save_checkpoint
 from epee_demo.model.multi_exit import ModelSpec, build_model
 from epee_demo.data.preprocess import TextPreprocessor
@@ -228,3 +230,41 @@ def test_an_entity_start_model_round_trips_and_needs_an_encoder(tmp_path):
     with pytest.raises(ValueError, match="needs a BERT-family encoder"):
         build_model(ModelSpec(modality="text", base=str(tmp_path / "albert"), label_names=["a", "b"],
                               preprocess={"max_length": 8, "entity_starts": ["DRUG"], "context": 2}))
+
+
+TINY_CONV_VIT = {
+    "model_type": "vit", "image_size": 16, "patch_size": 4, "num_channels": 1, "hidden_size": 32,
+    "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "patch_stem": "conv",
+}
+
+
+def test_conv_patch_stem_gives_the_patch_grid_and_survives_a_checkpoint(tmp_path):
+    stem = conv_patch_stem(3, 32, 4)
+    assert [layer.stride for layer in stem if isinstance(layer, torch.nn.Conv2d)] == [(1, 1), (2, 2), (2, 2), (1, 1)]
+    assert stem(torch.zeros(2, 3, 28, 28)).shape == (2, 32, 7, 7)
+    with pytest.raises(ValueError, match="power of 2"):
+        conv_patch_stem(1, 32, 6)
+    spec = ModelSpec(modality="image", base=dict(TINY_CONV_VIT), label_names=["a", "b"],
+                     preprocess={"size": 16, "channels": 1, "mean": [0.5], "std": [0.5]})
+    torch.manual_seed(3)
+    model = build_model(spec).eval()
+    assert isinstance(model.backbone.hf_model.embeddings.patch_embeddings.projection, torch.nn.Sequential)
+    pixels = {"pixel_values": torch.randn(3, 1, 16, 16)}
+    with torch.no_grad():
+        for param in model.parameters():  # checkpoints hold fp16: start from fp16-exact weights
+            param.copy_(param.half().float())
+        before = model(pixels).logits
+    assert before.shape == (3, 2, 2)
+    save_checkpoint(model, spec, tmp_path)
+    loaded, loaded_spec = load_checkpoint(tmp_path, device="cpu")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(pixels).logits, before, atol=1e-5, rtol=0)
+    assert loaded_spec.base["patch_stem"] == "conv"
+
+
+def test_vit_mean_pooling_reads_the_patch_tokens_not_cls():
+    cls_pooled = load_backbone({**TINY_CONV_VIT})
+    mean_pooled = load_backbone({**TINY_CONV_VIT, "pooling": "mean"})
+    hidden = torch.randn(2, 17, 32)
+    torch.testing.assert_close(cls_pooled.pool(hidden, None), hidden[:, 0])
+    torch.testing.assert_close(mean_pooled.pool(hidden, None), hidden[:, 1:].mean(1))

@@ -55,6 +55,17 @@ def test_joint_loss_is_the_depth_weighted_mean_of_the_per_exit_losses():
     torch.testing.assert_close(joint_exit_loss(logits, labels), depth_weighted(per_exit))
 
 
+
+def test_label_smoothing_mixes_the_target_with_the_uniform_distribution():
+    torch.manual_seed(4)
+    logits, labels = torch.randn(5, 3, 4), torch.tensor([0, 1, 2, 3, 0])
+    smoothed = per_exit_losses(logits, labels, label_smoothing=0.1)
+    log_probs = logits.log_softmax(-1)
+    target = 0.9 * torch.nn.functional.one_hot(labels, 4).float() + 0.1 / 4
+    expected = -(target[:, None] * log_probs).sum(-1).mean(0)
+    torch.testing.assert_close(smoothed, expected)
+    assert (smoothed > per_exit_losses(logits, labels)).any()
+
 def test_with_lora_only_adapters_layernorms_and_heads_train(tmp_path, token_batches):
     tiny_bert().save_pretrained(tmp_path / "base")
     spec = ModelSpec("text", str(tmp_path / "base"), ["a", "b", "c", "d"], {"max_length": 16},
