@@ -350,7 +350,8 @@ PHEE_ROLE_CARD_NOTES = PHEE_NOTES.format(
             "given different roles by two events is left out. Metric: macro-F1 over the 12 roles."),
     training=("one epoch over at most 600 training spans per role (seeded; 4,980 spans), inverse-frequency "
               "class weights, 19 min 37 s on one thread while other engineers' jobs loaded the machine (load "
-              "average 8-16); validation is a seeded sample of 1,500 dev spans, test every test span (4,153)"),
+              "average 0.7 at the start, 8-16 for most of the epoch); validation is a seeded sample of 1,500 "
+              "dev spans, test every test span (4,153)"),
 )
 
 GAD_CARD_NOTES = """
