@@ -26,7 +26,8 @@ from epee_demo.rules import catalogue
 from epee_demo.data import data_dir
 from epee_demo.data.long_notes import LONG_NOTE_MODES
 from epee_demo.trace.long_texts import trace_long_texts
-from epee_demo.model.multi_exit import MultiExitClassifier, load_checkpoint
+from epee_demo.model.folder import load_checkpoint
+from epee_demo.model.multi_exit import MultiExitClassifier
 from epee_demo.data.tasks import preprocessor_for
 from epee_demo.training.joint import per_layer_accuracy, rule_summary
 

@@ -179,12 +179,15 @@ def _split_of(group: str, seed: int) -> str:
     return "test" if bucket == 0 else "val" if bucket == 1 else "train"
 
 
-def load_organ_system(cap_per_source: int = 600, seed: int = 13, notes_per_class: int = 0) -> LabelledDataset:
+def load_organ_system(cap_per_source: int = 600, seed: int = 13, notes_per_class: int = 0,
+                      real_prose_per_class: int = 0, real_prose_copies: int = 1) -> LabelledDataset:
     """Build the 13-class dataset: at most ``cap_per_source`` texts per class from each source.
 
     Groups (not texts) are assigned to train/val/test, about 80/10/10, by a seeded hash.
     ``notes_per_class`` note-like texts per class, composed from training groups only
-    (``organ_notes.compose_notes``), join the training split; validation and test are unchanged.
+    (``organ_notes.compose_notes``), join the training split, and so do at most
+    ``real_prose_per_class`` real texts per class with distant labels (``distant_prose``; they need
+    ``$EPEE_DATA_DIR``), each ``real_prose_copies`` times; validation and test are unchanged.
     """
     rng = random.Random(seed)
     buckets: dict[tuple[str, str], list] = defaultdict(list)
@@ -203,6 +206,12 @@ def load_organ_system(cap_per_source: int = 600, seed: int = 13, notes_per_class
         from epee_demo.data.organ_notes import compose_notes
 
         for text, label in compose_notes(notes_per_class, seed):
+            splits["train"].inputs.append(text)
+            splits["train"].labels.append(label)
+    if real_prose_per_class:
+        from epee_demo.data.distant_prose import distant_prose
+
+        for text, label in distant_prose(real_prose_per_class, seed=seed) * real_prose_copies:
             splits["train"].inputs.append(text)
             splits["train"].labels.append(label)
     for split in splits.values():

@@ -47,12 +47,17 @@ class Task:
 
 
 ORGAN_SYSTEM_NOTES_PER_CLASS = 400  # composed note-like training texts per class (data/organ_notes.py)
+ORGAN_SYSTEM_REAL_PROSE_PER_CLASS = 0  # real texts with distant labels per class (data/distant_prose.py); the run
+# measured with 300 (README, "The organ-system model on real prose") lost 2.7 points on test, so none ship
+ORGAN_SYSTEM_REAL_PROSE_COPIES = 4  # each real text's copies in the training split (weights them up)
 
 
 def _organ_system_dataset(**kwargs):
     from epee_demo.data.organ_system import load_organ_system
 
-    return load_organ_system(**{"notes_per_class": ORGAN_SYSTEM_NOTES_PER_CLASS, **kwargs})
+    return load_organ_system(**{"notes_per_class": ORGAN_SYSTEM_NOTES_PER_CLASS,
+                                "real_prose_per_class": ORGAN_SYSTEM_REAL_PROSE_PER_CLASS,
+                                "real_prose_copies": ORGAN_SYSTEM_REAL_PROSE_COPIES, **kwargs})
 
 
 def _organ_system_spec(label_names: list[str]) -> ModelSpec:
@@ -409,7 +414,7 @@ TASKS: dict[str, Task] = {
     ),
     "organ-system-albert": Task(
         "organ-system-albert", "Clinical note: organ system? (ALBERT, trained from scratch)",
-        partial(_organ_system_dataset, notes_per_class=0), _organ_system_albert_spec,
+        partial(_organ_system_dataset, notes_per_class=0, real_prose_per_class=0), _organ_system_albert_spec,
         {"epochs": 3, "batch_size": 32, "learning_rate": 1e-3, "warmup_fraction": 0.1},
         card_notes=SCRATCH_TEXT_CARD_NOTES.format(
             family="ALBERT", layers="the one shared transformer layer", size=(
@@ -421,7 +426,7 @@ TASKS: dict[str, Task] = {
     ),
     "organ-system-gpt2": Task(
         "organ-system-gpt2", "Clinical note: organ system? (GPT-2-style decoder, trained from scratch)",
-        partial(_organ_system_dataset, notes_per_class=0), _organ_system_gpt2_spec,
+        partial(_organ_system_dataset, notes_per_class=0, real_prose_per_class=0), _organ_system_gpt2_spec,
         {"epochs": 3, "batch_size": 32, "learning_rate": 1e-3, "warmup_fraction": 0.1},
         card_notes=SCRATCH_TEXT_CARD_NOTES.format(
             family="GPT-2", layers="6 causal transformer layers", size=(
