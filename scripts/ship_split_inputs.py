@@ -39,7 +39,7 @@ def shown_indices(trace) -> list[int]:
 
 def card_section(count: dict[str, int], source: str, licence: str) -> str:
     splits = " and ".join(f"{n} {split}-split" for split, n in count.items())
-    return (f"\n{CARD_SECTION}\n\n`split_inputs.npz` holds the inputs of the {splits} examples the demo page shows "
+    return (f"\n{CARD_SECTION}\n\n`{model_folder.SPLIT_INPUTS_FILE}` holds the inputs of the {splits} examples the demo page shows "
             "itself (the overthinking gallery, the examples some exit answers right and the last exit wrong, and "
             f"the lesson's example), unchanged from the dataset and never trained on. Source: {source}. "
             f"Licence: {licence}.\n")

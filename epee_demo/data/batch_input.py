@@ -101,7 +101,7 @@ def _zip_label(value: str, label_names, where: str) -> int:
     lowered = [name.lower() for name in label_names]
     if value.lower() in lowered:
         return lowered.index(value.lower())
-    if value.isdigit() and int(value) < len(label_names):
+    if value.isascii() and value.isdigit() and int(value) < len(label_names):
         return int(value)
     raise InputError(f"{where}: the label is neither one of the model's classes ({', '.join(label_names)}) nor a "
                      f"class number from 0 to {len(label_names) - 1}.")

@@ -51,7 +51,7 @@ class EntityStartPreprocessor(TextPreprocessor):
         if not marked:
             return ids[:room], starts
         ends = [s + len(self.closing[t]) for t in set(self.tags) for s in _find(ids, self.closing[t])]
-        first, last = min(marked), max([s + len(self.opening[self.tags[0]]) for s in marked] + ends)
+        first, last = min(marked), max([s + len(self.opening[t]) for s, t in zip(starts, self.tags) if s >= 0] + ends)
         begin, end = max(0, first - self.context), min(len(ids), last + self.context)
         if last - first > room:  # the marks span more than the window: keep both ends
             tail = range(max(marked), min(len(ids), max(marked) + room // 2))

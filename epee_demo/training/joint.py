@@ -107,14 +107,12 @@ def batch_order(count: int, batch_size: int, rng: np.random.Generator, lengths=N
 def train_joint(
     model: MultiExitModel, spec: ModelSpec, preprocessor, dataset: LabelledDataset,
     config: TrainConfig, augment=None, device=None, progress: bool = True, metric: str = "accuracy",
-    on_epoch=None,
 ) -> list[dict]:
     """Train every exit together with the joint loss; returns one record per epoch.
 
     ``augment`` (optional) maps a list of training inputs to augmented inputs before
     preprocessing. The best epoch by the validation ``metric`` (``analysis.task_metrics``) of the
-    last exit is kept. ``on_epoch`` (optional) is called with each epoch's record, the model
-    holding that epoch's weights (to keep a copy of each epoch).
+    last exit is kept.
     """
     device = device or default_device()
     seed_everything(config.seed)
@@ -173,8 +171,6 @@ def train_joint(
         if progress:
             print(f"epoch {epoch}: loss {record['train_loss']:.4f}, val {metric} per layer "
                   + " ".join(f"{a:.3f}" for a in selected), flush=True)
-        if on_epoch is not None:
-            on_epoch(record)
         if selected[-1] > best_score:
             best_score = selected[-1]
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -106,14 +106,20 @@ class PreparedSplits:
     def __init__(self, models: dict[str, ShippedModel]):
         self.models = models
         self._prepared: dict[tuple[str, str], PreparedSplit] = {}
-        self._lock = threading.Lock()
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     def __contains__(self, key) -> bool:
         return (isinstance(key, tuple) and len(key) == 2 and all(isinstance(part, str) for part in key)
                 and key[0] in self.models and key[1] in SPLITS)
 
     def __getitem__(self, key: tuple[str, str]) -> PreparedSplit:
-        with self._lock:  # one preparation at a time: two sessions never prepare the same split twice
+        prepared = self._prepared.get(key)
+        if prepared is not None:  # prepared already: no lock, so no visitor waits on another's preparation
+            return prepared
+        with self._locks_lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:  # one lock per split: two sessions never prepare the same split twice
             if key not in self._prepared:
                 name, split = key
                 model = self.models[name]

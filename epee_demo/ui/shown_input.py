@@ -1,5 +1,6 @@
 """An input shown as it is outside the Analyze tab (the lesson, the overthinking gallery), as HTML,
-and the example images as PNG, encoded once per process."""
+and the shipped example images as PNG, encoded once per process (a visitor's upload is encoded
+each time and never kept)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import base64
 import hashlib
 import html
 import io
+import os
 import tempfile
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from PIL import Image
 from epee_demo.data.marked import highlight_segments
 
 SHOWN_IMAGE_PIXELS = 168  # an image is enlarged to about this many pixels a side (nearest neighbour)
-_PNG: dict[str, bytes] = {}  # sha256 of an image's pixels and shape -> its PNG
+_PNG: dict[str, bytes] = {}  # sha256 of a shipped example's pixels and shape -> its PNG
 _PNG_FOLDER: dict[str, Path] = {}  # tempfile's folder -> the PNG files' folder in it
 
 
@@ -24,13 +26,19 @@ def _key(pixels: np.ndarray) -> str:
     return hashlib.sha256(repr(pixels.shape).encode() + np.ascontiguousarray(pixels).tobytes()).hexdigest()
 
 
+def encode_png(pixels: np.ndarray) -> bytes:
+    """``pixels`` (uint8 [H, W] or [H, W, 3]) as a PNG."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def png_bytes(pixels: np.ndarray) -> bytes:
-    """``pixels`` (uint8 [H, W] or [H, W, 3]) as a PNG, encoded the first time it is asked for."""
+    """A shipped example's ``pixels`` as a PNG, encoded the first time it is asked for (only shipped
+    examples come here: the cache is as small as the shipped folders)."""
     key = _key(pixels)
     if key not in _PNG:
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, format="PNG")
-        _PNG[key] = buffer.getvalue()
+        _PNG[key] = encode_png(pixels)
     return _PNG[key]
 
 
@@ -44,13 +52,15 @@ def png_file(pixels: np.ndarray, name: str) -> str:
     path = folder / name
     data = png_bytes(pixels)
     if not path.is_file() or path.stat().st_size != len(data):
-        path.write_bytes(data)
+        partial = folder / f".{name}.{os.getpid()}.{id(data)}.part"  # written whole, then moved into place:
+        partial.write_bytes(data)                                       # a reader never sees half a file
+        os.replace(partial, path)
     return str(path)
 
 
 def inline_png(pixels: np.ndarray) -> str:
-    """A data URL of ``pixels`` as a PNG: nothing is written to disk."""
-    return "data:image/png;base64," + base64.b64encode(png_bytes(pixels)).decode("ascii")
+    """A data URL of ``pixels`` (a visitor's image) as a PNG: nothing is written to disk or kept."""
+    return "data:image/png;base64," + base64.b64encode(encode_png(pixels)).decode("ascii")
 
 
 def image_html(pixels: np.ndarray, caption: str, display_size: int = SHOWN_IMAGE_PIXELS) -> str:

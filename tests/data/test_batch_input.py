@@ -108,6 +108,7 @@ def test_zip_images_take_labels_from_labels_csv_and_class_folders():
      "labels.csv, line 3: labels the same image as line 2"),
     ({"labels.csv": "file,label\na.png,cardiac\n", "a.png": png()}, "labels.csv, line 2: the label is neither"),
     ({"labels.csv": "file,label\na.png,7\n", "a.png": png()}, "class number from 0 to 1"),
+    ({"labels.csv": "file,label\na.png,\u00b2\n", "a.png": png()}, "class number from 0 to 1"),  # a digit int() refuses
     ({"labels.csv": "file,label\na.png,normal,extra\n", "a.png": png()}, "line 2: more values"),
     ({"labels.csv": "file,label\n\u00e9.png,normal\n".encode("latin-1"), "a.png": png()}, "labels.csv: not UTF-8"),
     ({"labels.csv": "file,label\npneumonia/a.png,normal\n", "pneumonia/a.png": png()},

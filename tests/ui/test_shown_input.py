@@ -40,3 +40,10 @@ def test_pngs_are_encoded_once_and_written_again_when_swept(tmp_path, monkeypatc
     assert png_file(pixels, "retina-test-4.png") == path and Image.open(path).size == (28, 28)
     os.remove(path)  # swept
     assert png_file(pixels, "retina-test-4.png") == path and Image.open(path).size == (28, 28)
+
+
+def test_a_visitors_image_is_encoded_but_never_kept():
+    pixels = np.random.default_rng(7).integers(0, 256, (28, 28), dtype=np.uint8)
+    cached = len(shown_input._PNG)
+    url = shown_input.inline_png(pixels)
+    assert url.startswith("data:image/png;base64,") and len(shown_input._PNG) == cached
