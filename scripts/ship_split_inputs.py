@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from epee_demo.analysis.whole_split import overthinking, prepare
-from epee_demo.data.split_inputs import read_split_inputs, write_split_inputs
+from epee_demo.data.split_inputs import SHIPPED_PER_CLASS, read_split_inputs, shipped_indices, write_split_inputs
 from epee_demo.data.tasks import TASKS
 from epee_demo.model import folder as model_folder
 from epee_demo.ui.lesson_tab import lesson_example
@@ -31,17 +31,17 @@ SPLITS = ("test",)  # the validation split's inputs do not ship (the data direct
 
 
 def shown_indices(trace) -> list[int]:
-    """The test examples the page shows: destructive overthinking, and the lesson's example."""
+    """The test examples whose inputs ship: the lesson's, and a few of the gallery's per class."""
     prep = prepare(trace)
-    shown = set(np.flatnonzero(overthinking(prep).destructive).tolist()) if prep.has_labels else set()
-    return sorted(shown | {lesson_example(prep)})
+    destructive = overthinking(prep).destructive if prep.has_labels else np.zeros(prep.num_examples, bool)
+    return shipped_indices(destructive, np.asarray(trace.labels), lesson_example(prep))
 
 
 def card_section(count: dict[str, int], source: str, licence: str) -> str:
     splits = " and ".join(f"{n} {split}-split" for split, n in count.items())
     return (f"\n{CARD_SECTION}\n\n`{model_folder.SPLIT_INPUTS_FILE}` holds the inputs of the {splits} examples the demo page shows "
-            "itself (the overthinking gallery, the examples some exit answers right and the last exit wrong, and "
-            f"the lesson's example), unchanged from the dataset and never trained on. Source: {source}. "
+            "itself (the lesson's example and the first {SHIPPED_PER_CLASS} of each gold class in the overthinking "
+            f"gallery, the examples some exit answers right and the last exit wrong), unchanged from the dataset and never trained on. Source: {source}. "
             f"Licence: {licence}.\n")
 
 

@@ -1,8 +1,10 @@
 """The inputs of the split examples the page shows, shipped beside a model (``split_inputs.npz``).
 
 A cached trace holds probabilities and labels, not inputs. The overthinking gallery and the lesson
-show a few test and validation examples themselves (the note, the marked sentence, the image):
-``scripts/ship_split_inputs.py`` stores those inputs, texts (a marked task's in the marked syntax)
+show a few test examples themselves (the note, the marked sentence, the image): the lesson's example
+and at most ``SHIPPED_PER_CLASS`` overthinking examples per gold class (``shipped_indices``: the
+datasets stay in the data directory; a model folder holds only a few examples of its test split, with
+attribution). ``scripts/ship_split_inputs.py`` stores those inputs, texts (a marked task's in the marked syntax)
 or uint8 images, with the dataset's source and licence; ``read_split_inputs`` reads them back.
 """
 
@@ -12,6 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+SHIPPED_PER_CLASS = 2  # overthinking examples of each gold class whose input ships with a model
+
+
+def shipped_indices(destructive: np.ndarray, labels: np.ndarray, always: int,
+                    per_class: int = SHIPPED_PER_CLASS) -> list[int]:
+    """The test examples whose inputs ship: ``always`` (the lesson's) and the first ``per_class``
+    examples of each gold class among the ``destructive`` ones (bool [N], the gallery's rows)."""
+    chosen = {int(always)}
+    for label in np.unique(labels[destructive]):
+        chosen.update(np.flatnonzero(destructive & (labels == label))[:per_class].tolist())
+    return sorted(chosen)
 
 
 @dataclass

@@ -523,7 +523,7 @@ def open_in_analyze(source: ExampleSource, tabs: gr.Tabs, selected: gr.State, mo
         value = model.split_inputs.get(split, index)
         if value is None:
             raise gr.Error(f"The input of example {index} of the {split} split does not ship with this model: only "
-                           "those of the test split's overthinking table and the lesson do.", print_exception=False)
+                           "a few of the test split's overthinking examples per class and the lesson's do.", print_exception=False)
         labels = model.trace(split).labels
         label = int(labels[index]) if labels is not None and labels[index] >= 0 else None
         start = sum(len(loadings[name].inputs) for name in names[:names.index(chosen)])

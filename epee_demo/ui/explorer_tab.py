@@ -208,8 +208,9 @@ def example_input_html(model: ShippedModel, split: str, index: int) -> str:
                                                          if has_gold else "")
     value = model.split_inputs.get(split, index)
     if value is None:
-        return (f"<p>{html.escape(caption)}: its input does not ship with the model; only those of the test "
-                "split's overthinking table (and the lesson's example) do.</p>")
+        return (f"<p>{html.escape(caption)}: its input does not ship with the model; only a few "
+                "of the test split's overthinking examples per class (and the lesson's example) do: the datasets "
+                "stay in the data directory.</p>")
     tags = model.task.marks.counts if model.task.marks is not None else None
     return (input_html(value, caption, tags)
             + f"<p><small>{html.escape(model.split_inputs.attribution)}</small></p>")

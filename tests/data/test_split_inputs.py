@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from epee_demo.analysis.whole_split import overthinking, prepare
-from epee_demo.data.split_inputs import read_split_inputs, write_split_inputs
+from epee_demo.data.split_inputs import read_split_inputs, shipped_indices, write_split_inputs
 from epee_demo.model.registry import shipped_models
 from epee_demo.ui.lesson_tab import lesson_example
 
@@ -28,7 +28,10 @@ def test_every_example_the_page_shows_ships_its_input(name):
     assert model.split_inputs.licence and model.split_inputs.source
     for split in ("test",):  # the validation split's inputs do not ship
         prep = prepare(model.trace(split))
-        shown = set(np.flatnonzero(overthinking(prep).destructive)) | {lesson_example(prep)}
+        destructive = overthinking(prep).destructive
+        shown = shipped_indices(destructive, model.trace(split).labels, lesson_example(prep))
+        assert len(model.split_inputs.inputs[split]) == len(shown)  # only a few ship: the data stay in the data dir
+        assert shown and all(destructive[i] for i in shown if i != lesson_example(prep))
         missing = [i for i in sorted(shown) if model.split_inputs.get(split, i) is None]
         assert not missing, f"{name} {split}: run scripts/ship_split_inputs.py assets/{name}"
         kind = np.ndarray if model.spec.modality == "image" else str
@@ -37,3 +40,10 @@ def test_every_example_the_page_shows_ships_its_input(name):
             for i in shown:
                 model.task.marks.parse(model.split_inputs.get(split, i))
     assert "## Shipped split inputs" in model.card()
+
+
+def test_only_a_few_examples_per_class_ship_and_the_lessons_always():
+    destructive = np.array([True, True, True, False, True, True, False])
+    labels = np.array([0, 0, 0, 1, 1, 2, 2])
+    assert shipped_indices(destructive, labels, always=6, per_class=2) == [0, 1, 4, 5, 6]
+    assert shipped_indices(np.zeros(7, bool), labels, always=3) == [3]
