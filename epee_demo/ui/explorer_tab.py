@@ -9,7 +9,6 @@ any model call. Calibration, overthinking examples and exports read the same pre
 
 from __future__ import annotations
 
-import html
 import math
 import tempfile
 import threading
@@ -36,7 +35,7 @@ from epee_demo.ui.controls import (
     CONTROLS, LAYER_CONTROLS, build_controls, checked_call, control_values, controls_of, default_settings,
     params_from_controls,
 )
-from epee_demo.ui.shown_input import input_html
+from epee_demo.ui.shown_input import split_example_html
 
 SPLITS = ("test", "val")
 
@@ -198,22 +197,6 @@ def overthinking_views(split: PreparedSplit) -> dict:
     """The split's overthinking figure and its table, by name (``overthinking``, ``overthinking_counts``)."""
     fig = overthinking_figure(split.overthinking) if split.overthinking is not None else None
     return {"overthinking": fig, "overthinking_counts": None if fig is None else figure_frame(fig)}
-
-
-def example_input_html(model: ShippedModel, split: str, index: int) -> str:
-    """Example ``index`` of ``split`` as the page shows it: its input when it ships with the model, else why not."""
-    trace = model.trace(split)
-    has_gold = trace.labels is not None and trace.labels[index] >= 0
-    caption = f"Example {index} of the {split} split" + (f" (gold: {trace.label_names[trace.labels[index]]})"
-                                                         if has_gold else "")
-    value = model.split_inputs.get(split, index)
-    if value is None:
-        return (f"<p>{html.escape(caption)}: its input does not ship with the model; only a few "
-                "of the test split's overthinking examples per class (and the lesson's example) do: the datasets "
-                "stay in the data directory.</p>")
-    tags = model.task.marks.counts if model.task.marks is not None else None
-    return (input_html(value, caption, tags)
-            + f"<p><small>{html.escape(model.split_inputs.attribution)}</small></p>")
 
 
 def calibration_markdown(calibration: Calibration) -> str:
@@ -436,7 +419,7 @@ def build_explorer_tab(models: dict[str, ShippedModel], selected: gr.State | Non
         header = (f"#### Example {index} of the {split_name} split ({models[model_name].task.title})\n"
                   "From the cached results, at the current setting of the sliders (select the row again after "
                   "moving them); the button above runs it in Analyze.\n\n")
-        return {example["index"]: index, example["input"]: example_input_html(models[model_name], split_name, index),
+        return {example["index"]: index, example["input"]: split_example_html(models[model_name], split_name, index),
                 example["summary"]: header + views["summary"],
                 **{example[name]: views[name] for name in ("entropy", "counter", "layers", "rules")}}
 

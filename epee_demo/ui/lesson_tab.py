@@ -8,7 +8,6 @@ it in Analyze.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 
 import gradio as gr
@@ -25,7 +24,7 @@ from epee_demo.analysis.whole_split import (
 )
 from epee_demo.ui.analyze_tab import SESSION_SECONDS, ExampleSource
 from epee_demo.ui.controls import default_settings
-from epee_demo.ui.shown_input import input_html
+from epee_demo.ui.shown_input import split_example_html
 
 LESSON_MODEL = "organ-system"
 
@@ -196,18 +195,6 @@ def step_outputs(steps: list[LessonStep], step: int) -> dict:
     }
 
 
-def lesson_input_html(model: ShippedModel, index: int) -> str:
-    """The lesson's example itself (its note, marked sentence or image), when it ships with the model."""
-    value = model.split_inputs.get("test", index)
-    trace = model.trace("test")
-    caption = f"Test example {index}" + (f" (gold: {trace.label_names[trace.labels[index]]})"
-                                         if trace.labels is not None and trace.labels[index] >= 0 else "")
-    if value is None:
-        return f"<p>{html.escape(caption)}: its input does not ship with this model.</p>"
-    tags = model.task.marks.counts if model.task.marks is not None else None
-    return input_html(value, caption, tags) + f"<p><small>{html.escape(model.split_inputs.attribution)}</small></p>"
-
-
 def build_lesson_tab(models: dict[str, ShippedModel], selected: gr.State | None = None) -> ExampleSource:
     """Lay out the guided lesson inside the current Blocks context (call it inside a ``gr.Tab``); with
     the page's ``selected`` model it follows that choice, starting over at step 1. Returns the
@@ -229,7 +216,7 @@ def build_lesson_tab(models: dict[str, ShippedModel], selected: gr.State | None 
         with gr.Column(scale=2):
             shown["text"] = gr.Markdown(first["text"], elem_id="lesson_text")
         with gr.Column(scale=1, min_width=240):
-            example = gr.HTML(lesson_input_html(models[start], lesson_of(start).index), elem_id="lesson_example")
+            example = gr.HTML(split_example_html(models[start], "test", lesson_of(start).index), elem_id="lesson_example")
             open_example = gr.Button("Show this example layer by layer (in Analyze)", elem_id="lesson_open_example")
     with gr.Row():
         shown["back"] = gr.Button("← Back", interactive=False, elem_id="lesson_back")
@@ -251,7 +238,7 @@ def build_lesson_tab(models: dict[str, ShippedModel], selected: gr.State | None 
                         api_name="lesson_next", **fast)
     if selected is not None:
         def on_selected(name) -> dict:
-            return {model_state: name, example: lesson_input_html(models[name], lesson_of(name).index), **at(name, 0)}
+            return {model_state: name, example: split_example_html(models[name], "test", lesson_of(name).index), **at(name, 0)}
 
         selected.change(on_selected, selected, [model_state, example, *outputs], api_name=False, **fast)
     return ExampleSource(open_example, [], lambda name: ("test", lesson_of(name).index))

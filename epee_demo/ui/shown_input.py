@@ -91,3 +91,19 @@ def input_html(value, caption: str, tags=None) -> str:
     if isinstance(value, np.ndarray):
         return image_html(value, caption)
     return f"<p><strong>{html.escape(caption)}</strong></p>{text_html(value, tags)}"
+
+
+def split_example_html(model, split: str, index: int) -> str:
+    """Example ``index`` of ``split`` of a ``ShippedModel`` as the gallery and the lesson show it: its
+    input with its gold label and attribution when it ships with the model, else why it does not."""
+    trace = model.trace(split)
+    has_gold = trace.labels is not None and trace.labels[index] >= 0
+    caption = f"Example {index} of the {split} split" + (f" (gold: {trace.label_names[trace.labels[index]]})"
+                                                         if has_gold else "")
+    value = model.split_inputs.get(split, index)
+    if value is None:
+        return (f"<p>{html.escape(caption)}: its input does not ship with the model; only a few "
+                "of the test split's overthinking examples per class (and the lesson's example) do: the datasets "
+                "stay in the data directory.</p>")
+    tags = model.task.marks.counts if model.task.marks is not None else None
+    return input_html(value, caption, tags) + f"<p><small>{html.escape(model.split_inputs.attribution)}</small></p>"
