@@ -22,6 +22,7 @@ from epee_demo.ui.explorer_tab import build_explorer_tab
 from epee_demo.ui.files import AppFolder, swept
 from epee_demo.ui.guard import MODEL_GROUP, RequestGuard, skip_queue_unless_model
 from epee_demo.ui.lesson_tab import build_lesson_tab
+from epee_demo.ui.prepared import PreparedSplits
 from epee_demo.ui.selector import build_selector
 
 BANNER = (
@@ -89,11 +90,12 @@ def build_demo(models: dict[str, ShippedModel] | None = None, folder: AppFolder 
                 open_when_chosen(selector.selected, {n: v.opening for n, v in analyze_views.items()
                                                      if v.opening is not None})
             loadings = {name: view.loading for name, view in analyze_views.items()}
+            splits = PreparedSplits(models)  # the explorer's and the lesson's, each (model, split) prepared once
             with gr.Tab("Trade-off explorer", id="tab-explorer"):
-                gallery = build_explorer_tab(models, selector.selected)
+                gallery = build_explorer_tab(splits, selector.selected)
             open_in_analyze(gallery, tabs, selector.selected, models, loadings, "explore_open_example")
             with gr.Tab("Lesson", id="tab-lesson"):
-                lesson = build_lesson_tab(models, selector.selected)
+                lesson = build_lesson_tab(splits, selector.selected)
             open_in_analyze(lesson, tabs, selector.selected, models, loadings, "lesson_open_example")
             with gr.Tab("Batch", id="tab-batch"):
                 build_batch_tab(models, folder)

@@ -1,8 +1,9 @@
 """The "Trade-off explorer" tab: the task's metric (accuracy, or its own F1) against speed-up
 over a whole split, live.
 
-Every (model, split) is prepared once, the first time it is shown (``PreparedSplits``: only the
-first model's test split when the page is built, which keeps start-up short); a slider
+Every (model, split) is prepared once for the page, the first time this tab or the lesson shows
+it (``ui/prepared.PreparedSplits``: only the first model's test split when the page is built, which
+keeps start-up short); a slider
 move re-evaluates the chosen rule over the prepared trace and redraws the figures, without
 any model call. Calibration, overthinking examples and exports read the same prepared data.
 """
@@ -11,8 +12,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -25,19 +24,17 @@ from epee_demo.figures.tradeoff import (
     class_accuracy_figure, confusion_figure, exit_histogram_figure, figure_frame, overthinking_figure,
     tradeoff_figure,
 )
-from epee_demo.model.registry import ShippedModel
 from epee_demo.analysis.whole_split import (
-    Calibration, Frontier, Overthinking, PreparedTrace, SettingView, all_frontiers, calibrate,
-    evaluate_setting, format_params, operating_points_csv, overthinking, prepare, speedup_text, trace_csv,
+    Calibration, SettingView, calibrate, evaluate_setting, format_params, operating_points_csv, speedup_text,
+    trace_csv,
 )
 from epee_demo.ui.analyze_tab import OPENING_RULE, ExampleSource, render
 from epee_demo.ui.controls import (
     CONTROLS, LAYER_CONTROLS, build_controls, checked_call, control_values, controls_of, default_settings,
     params_from_controls,
 )
+from epee_demo.ui.prepared import PreparedSplit, PreparedSplits
 from epee_demo.ui.shown_input import split_example_html
-
-SPLITS = ("test", "val")
 
 TRADEOFF_HELP = """**How to read it.** Each line is one exit rule: every point is a setting of that rule,
 and only the best settings (none faster *and* more accurate) are drawn, joined point to point:
@@ -75,55 +72,6 @@ OVERTHINKING_HEADERS = [
     "example", "gold", "first right at layer", "final answer", "oracle exit", "current rule exits at",
     "answer at that exit",
 ]
-
-
-@dataclass
-class PreparedSplit:
-    """One model's split, ready for the explorer.
-
-    Attributes:
-        prep: the prepared trace (N examples, L layers).
-        frontiers: rule -> ``Frontier`` of every rule the trace can evaluate.
-        overthinking: destructive overthinking, or None without gold labels.
-    """
-
-    prep: PreparedTrace
-    frontiers: dict[str, Frontier]
-    overthinking: Overthinking | None
-
-
-def prepare_split(trace, metric: str = "accuracy") -> PreparedSplit:
-    """Prepare one trace scored by the task's ``metric``: what the rules read, every rule's frontier
-    and the overthinking counts."""
-    prep = prepare(trace, metric)
-    return PreparedSplit(prep, all_frontiers(prep), overthinking(prep) if prep.has_labels else None)
-
-
-class PreparedSplits:
-    """Every (model name, split) of the shipped models, each prepared the first time it is asked for."""
-
-    def __init__(self, models: dict[str, ShippedModel]):
-        self.models = models
-        self._prepared: dict[tuple[str, str], PreparedSplit] = {}
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
-        self._locks_lock = threading.Lock()
-
-    def __contains__(self, key) -> bool:
-        return (isinstance(key, tuple) and len(key) == 2 and all(isinstance(part, str) for part in key)
-                and key[0] in self.models and key[1] in SPLITS)
-
-    def __getitem__(self, key: tuple[str, str]) -> PreparedSplit:
-        prepared = self._prepared.get(key)
-        if prepared is not None:  # prepared already: no lock, so no visitor waits on another's preparation
-            return prepared
-        with self._locks_lock:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:  # one lock per split: two sessions never prepare the same split twice
-            if key not in self._prepared:
-                name, split = key
-                model = self.models[name]
-                self._prepared[key] = prepare_split(model.trace(split), model.task.metric)
-            return self._prepared[key]
 
 
 def quality_text(point, bold: bool = True) -> str:
@@ -265,11 +213,12 @@ def checked_index(split: PreparedSplit, index) -> int:
     return int(index)
 
 
-def build_explorer_tab(models: dict[str, ShippedModel], selected: gr.State | None = None) -> ExampleSource:
-    """Lay out the trade-off explorer inside the current Blocks context and wire its events; with the
-    page's ``selected`` model it follows that choice (and shows no model choice of its own). Returns
-    the ``ExampleSource`` of its "show this example layer by layer" button."""
-    splits = PreparedSplits(models)
+def build_explorer_tab(splits: PreparedSplits, selected: gr.State | None = None) -> ExampleSource:
+    """Lay out the trade-off explorer over the page's prepared ``splits`` (of ``splits.models``) inside
+    the current Blocks context and wire its events; with the page's ``selected`` model it follows that
+    choice (and shows no model choice of its own). Returns the ``ExampleSource`` of its "show this
+    example layer by layer" button."""
+    models = splits.models
     first = next(iter(models))
     start = splits[(first, "test")]
     num_layers = start.prep.num_layers

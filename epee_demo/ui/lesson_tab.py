@@ -1,7 +1,8 @@
 """The "Lesson" tab: a guided walk through one test example, step by step, for a class.
 
-The example and every step's figures come from the cached test trace of the chosen model (the
-organ-system model when the page opens), computed the first time it is chosen; the example itself
+The example and every step's figures come from the chosen model's test split as the page prepared
+it for the explorer too (``ui/prepared.PreparedSplits``; the organ-system model when the page opens),
+each lesson made once, the first time its model is chosen; the example itself
 (its note, marked sentence or image) from the inputs shipped beside the model, and its button opens
 it in Analyze.
 """
@@ -19,11 +20,10 @@ from epee_demo.analysis.one_example import analyze_example
 from epee_demo.figures.layers import LAYER_TABLE_HEADERS, counter_figure, entropy_figure, layer_table
 from epee_demo.figures.tradeoff import figure_frame, overthinking_figure, tradeoff_figure
 from epee_demo.model.registry import ShippedModel
-from epee_demo.analysis.whole_split import (
-    PreparedTrace, all_frontiers, best_within_loss, evaluate_setting, overthinking, prepare, speedup_text,
-)
+from epee_demo.analysis.whole_split import PreparedTrace, best_within_loss, evaluate_setting, speedup_text
 from epee_demo.ui.analyze_tab import SESSION_SECONDS, ExampleSource
 from epee_demo.ui.controls import default_settings
+from epee_demo.ui.prepared import MadeOnce, PreparedSplit, PreparedSplits
 from epee_demo.ui.shown_input import split_example_html
 
 LESSON_MODEL = "organ-system"
@@ -75,9 +75,9 @@ class Lesson:
     steps: list[LessonStep]
 
 
-def build_lesson(model: ShippedModel) -> Lesson:
-    """The lesson's steps over the model's test split and its chosen example."""
-    prep = prepare(model.trace("test"), model.task.metric)
+def build_lesson(model: ShippedModel, test: PreparedSplit) -> Lesson:
+    """The lesson's steps over the model's prepared ``test`` split and its chosen example."""
+    prep = test.prep
     index = lesson_example(prep)
     example = prep.trace.subset([index])
     num_layers = prep.num_layers
@@ -127,7 +127,7 @@ def build_lesson(model: ShippedModel) -> Lesson:
         f"**{epee.final_label}**.",
         figures=(entropy_figure(epee, tau), counter_figure(epee, patience)), table=example_table,
     ))
-    frontiers = all_frontiers(prep)
+    frontiers = test.frontiers
     view = evaluate_setting(prep, "epee", tau=tau, patience=patience)
     point = view.point
     budget = best_within_loss(frontiers["epee"], 0.01)
@@ -150,7 +150,7 @@ def build_lesson(model: ShippedModel) -> Lesson:
     ))
     if prep.has_labels:
         destructive = int((prep.correct.any(axis=1) & ~prep.correct[:, -1]).sum())
-        overthinking_chart = overthinking_figure(overthinking(prep))
+        overthinking_chart = overthinking_figure(test.overthinking)
         story = (f"Our example {index} is one of them: it was right at layer(s) {_layers_list(right_layers)}, "
                  f"and the full model ends on **{epee.final_label}** instead of **{gold}**. "
                  f"EPEE, stopping at layer {epee.selected.exit_layer}, answers **{epee.selected.label}**."
@@ -195,20 +195,17 @@ def step_outputs(steps: list[LessonStep], step: int) -> dict:
     }
 
 
-def build_lesson_tab(models: dict[str, ShippedModel], selected: gr.State | None = None) -> ExampleSource:
-    """Lay out the guided lesson inside the current Blocks context (call it inside a ``gr.Tab``); with
-    the page's ``selected`` model it follows that choice, starting over at step 1. Returns the
-    ``ExampleSource`` of its "show this example layer by layer" button."""
-    lessons: dict[str, Lesson] = {}
-
-    def lesson_of(name: str) -> Lesson:
-        """The lesson over one model, made the first time it is asked for (from cached traces only)."""
-        if name not in lessons:
-            lessons[name] = build_lesson(models[name])
-        return lessons[name]
+def build_lesson_tab(splits: PreparedSplits, selected: gr.State | None = None) -> ExampleSource:
+    """Lay out the guided lesson over the page's prepared ``splits`` (of ``splits.models``) inside the
+    current Blocks context (call it inside a ``gr.Tab``); with the page's ``selected`` model it follows
+    that choice, starting over at step 1. Returns the ``ExampleSource`` of its "show this example
+    layer by layer" button."""
+    models = splits.models
+    # each model's lesson, made once, the first time any session asks for it (two at once: one makes it)
+    lessons: MadeOnce[str, Lesson] = MadeOnce(lambda name: build_lesson(models[name], splits[(name, "test")]))
 
     start = lesson_model(models).task.name
-    first = step_outputs(lesson_of(start).steps, 0)
+    first = step_outputs(lessons[start].steps, 0)
     shown = {"step": gr.State(0, time_to_live=SESSION_SECONDS)}
     model_state = gr.State(start, time_to_live=SESSION_SECONDS)
     shown["heading"] = gr.Markdown(first["heading"], elem_id="lesson_heading")
@@ -216,7 +213,7 @@ def build_lesson_tab(models: dict[str, ShippedModel], selected: gr.State | None 
         with gr.Column(scale=2):
             shown["text"] = gr.Markdown(first["text"], elem_id="lesson_text")
         with gr.Column(scale=1, min_width=240):
-            example = gr.HTML(split_example_html(models[start], "test", lesson_of(start).index), elem_id="lesson_example")
+            example = gr.HTML(split_example_html(models[start], "test", lessons[start].index), elem_id="lesson_example")
             open_example = gr.Button("Show this example layer by layer (in Analyze)", elem_id="lesson_open_example")
     with gr.Row():
         shown["back"] = gr.Button("← Back", interactive=False, elem_id="lesson_back")
@@ -229,7 +226,7 @@ def build_lesson_tab(models: dict[str, ShippedModel], selected: gr.State | None 
     outputs = list(shown.values())
 
     def at(name: str, step: int) -> dict:
-        return {shown[key]: value for key, value in step_outputs(lesson_of(name).steps, step).items()}
+        return {shown[key]: value for key, value in step_outputs(lessons[name].steps, step).items()}
 
     fast = dict(show_progress="hidden", concurrency_limit=None)
     shown["back"].click(lambda step, name: at(name, step - 1), [shown["step"], model_state], outputs,
@@ -238,7 +235,7 @@ def build_lesson_tab(models: dict[str, ShippedModel], selected: gr.State | None 
                         api_name="lesson_next", **fast)
     if selected is not None:
         def on_selected(name) -> dict:
-            return {model_state: name, example: split_example_html(models[name], "test", lesson_of(name).index), **at(name, 0)}
+            return {model_state: name, example: split_example_html(models[name], "test", lessons[name].index), **at(name, 0)}
 
         selected.change(on_selected, selected, [model_state, example, *outputs], api_name=False, **fast)
-    return ExampleSource(open_example, [], lambda name: ("test", lesson_of(name).index))
+    return ExampleSource(open_example, [], lambda name: ("test", lessons[name].index))

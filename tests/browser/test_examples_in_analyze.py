@@ -6,8 +6,8 @@ import pytest
 
 from epee_demo.data.marked import highlight_segments
 from epee_demo.model.registry import shipped_models
-from epee_demo.ui.explorer_tab import prepare_split
 from epee_demo.ui.lesson_tab import build_lesson
+from epee_demo.ui.prepared import prepare_split
 from tests.browser.test_page import browser, choose, page  # noqa: F401  (the fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -64,7 +64,7 @@ def test_a_gallery_row_shows_the_example_and_the_button_opens_it_in_analyze(page
 
 def test_the_lesson_shows_its_example_and_opens_it_in_analyze(page):  # noqa: F811
     model = shipped_models()["organ-system"]
-    index = build_lesson(model).index
+    index = build_lesson(model, prepare_split(model.trace("test"), model.task.metric)).index
     value = model.split_inputs.get("test", index)
     page.get_by_role("tab", name="Lesson").first.click()
     example = page.locator("#lesson_example").first

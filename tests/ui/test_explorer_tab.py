@@ -8,8 +8,9 @@ from gradio_client import Client
 
 from epee_demo.model.registry import shipped_models
 from epee_demo.analysis.whole_split import POINTS_CSV_HEADER, TRACE_CSV_HEADER
-from epee_demo.ui.explorer_tab import OVERTHINKING_HEADERS, SETTING_VIEWS, prepare_split, setting_views
+from epee_demo.ui.explorer_tab import OVERTHINKING_HEADERS, SETTING_VIEWS, setting_views
 from epee_demo.ui.lesson_tab import build_lesson, lesson_example, step_outputs
+from epee_demo.ui.prepared import prepare_split
 
 pytestmark = pytest.mark.slow
 
@@ -123,7 +124,7 @@ def test_lesson_next_and_back(client):
 def test_the_lesson_opens_its_example_in_analyze(app_url):
     client = Client(app_url, verbose=False)
     model = shipped_models()["organ-system"]
-    lesson = build_lesson(model)
+    lesson = build_lesson(model, prepare_split(model.trace("test"), model.task.metric))
     note, *_ = client.predict(*["epee"] * len(shipped_models()), api_name="/lesson_open_example")
     assert note == model.split_inputs.get("test", lesson.index)
 
@@ -170,7 +171,8 @@ def test_selecting_an_overthinking_row_opens_that_example_in_the_browser(app_url
 
 
 def test_every_lesson_chart_has_a_table_and_a_name():
-    steps = build_lesson(shipped_models()["organ-system"]).steps
+    model = shipped_models()["organ-system"]
+    steps = build_lesson(model, prepare_split(model.trace("test"), model.task.metric)).steps
     for index, step in enumerate(steps):
         shown = step_outputs(steps, index)
         table = shown["table"]
@@ -194,5 +196,5 @@ def test_relation_and_event_tasks_are_scored_by_their_own_metric(task, title):
     epee = [row for row in model.metrics["test_rules_at_default"] if row["rule"] == "epee"][0]
     marker = [t for t in figure.data if t.name == "current setting"][0]
     assert marker.y[0] == pytest.approx(epee[model.task.metric], abs=1e-6)
-    lesson = build_lesson(model)
+    lesson = build_lesson(model, split)
     assert any(f"with {title} **" in step.text for step in lesson.steps)
