@@ -221,11 +221,6 @@ class OperatingPoint:
         return METRICS[self.metric].title
 
     @property
-    def accuracy_drop(self) -> float:
-        """Full-model accuracy minus this setting's (positive = accuracy lost)."""
-        return self.full_accuracy - self.accuracy
-
-    @property
     def label(self) -> str:
         """Rule title and setting, e.g. ``EPEE (entropy or patience): tau=0.2, patience=3``."""
         return f"{catalogue.RULES[self.rule].title}: {format_params(self.params)}"
@@ -584,11 +579,6 @@ class Overthinking:
     @property
     def destructive_count(self) -> int:
         return int(self.destructive.sum())
-
-    @property
-    def oracle_speedup(self) -> float:
-        """Speed-up of exiting every example at its oracle layer (full-model answers throughout)."""
-        return self.num_layers / float(self.oracle_exits.mean())
 
 
 def overthinking(trace: ExitTrace | PreparedTrace) -> Overthinking:
