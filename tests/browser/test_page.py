@@ -21,11 +21,17 @@ def browser():
         browser.close()
 
 
+def opened(browser, url: str):
+    """A new page of ``browser`` at ``url``, 1280 px wide, once the page's banner shows."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(url)
+    page.get_by_text("Research and teaching only").first.wait_for(timeout=60_000)
+    return page
+
+
 @pytest.fixture
 def page(browser, app_url):
-    page = browser.new_page(viewport={"width": 1280, "height": 1400})
-    page.goto(app_url)
-    page.get_by_text("Research and teaching only").first.wait_for(timeout=60_000)
+    page = opened(browser, app_url)
     yield page
     page.close()
 

@@ -4,18 +4,15 @@ synthetic DDI corpus, the folder it writes, and the page's marked-text input on 
 import json
 
 import pytest
-import torch
 from gradio_client import Client
-from transformers import AutoTokenizer, BertConfig, BertModel
 
-from epee_demo.model.backbones import DEFAULT_TEXT_BASE, resolve_base
 from epee_demo.tools.cli import main
 from epee_demo.data.marked import MarkError
 from epee_demo.model.registry import ShippedModel
 from epee_demo.data.tasks import TASKS
 from epee_demo.model.folder import read_card, read_spec
 from epee_demo.ui.analyze_tab import analyze_marked, mark_check
-from tests.conftest import launched_demo
+from tests.conftest import launched_demo, tiny_bert_base
 from tests.data.test_relation_data import _corpus
 
 
@@ -23,12 +20,7 @@ from tests.data.test_relation_data import _corpus
 def ddi_folder(tmp_path_factory):
     """A DDI model trained for one epoch by ``epee-demo train`` around a tiny random BERT."""
     root = tmp_path_factory.mktemp("ddi")
-    base = root / "base"
-    torch.manual_seed(0)
-    config = BertConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
-                        vocab_size=30522, max_position_embeddings=512)
-    BertModel(config, add_pooling_layer=False).save_pretrained(base)
-    AutoTokenizer.from_pretrained(resolve_base(DEFAULT_TEXT_BASE)).save_pretrained(base)
+    base = tiny_bert_base(root / "base", num_layers=3)
     _corpus(root / "data")
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setenv("EPEE_DATA_DIR", str(root / "data"))

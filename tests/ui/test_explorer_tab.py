@@ -11,6 +11,7 @@ from epee_demo.analysis.whole_split import POINTS_CSV_HEADER, TRACE_CSV_HEADER
 from epee_demo.ui.explorer_tab import OVERTHINKING_HEADERS, SETTING_VIEWS, setting_views
 from epee_demo.ui.lesson_tab import build_lesson, lesson_example, step_outputs
 from epee_demo.ui.prepared import prepare_split
+from tests.browser.test_page import browser, page, unnamed_controls  # noqa: F401  (the fixtures)
 
 pytestmark = pytest.mark.slow
 
@@ -147,27 +148,19 @@ def test_setting_views_overthinking_table_lists_the_destructive_examples():
 
 
 @pytest.mark.browser
-def test_selecting_an_overthinking_row_opens_that_example_in_the_browser(app_url):
-    from tests.browser.test_page import CHROMIUM, CHROMIUM_ARGS, unnamed_controls
-
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
-        page.goto(app_url)
-        page.get_by_role("tab", name="Trade-off explorer").first.click()
-        page.locator("#explore_point").first.wait_for(timeout=60_000)
-        assert unnamed_controls(page) == []
-        table = page.locator("#explore_overthinking_examples").first
-        table.scroll_into_view_if_needed()
-        second_example = prepare_split(shipped_models()["organ-system"].trace("test")).overthinking.destructive
-        index = int(second_example.nonzero()[0][1])
-        table.get_by_text(str(index), exact=True).first.click()
-        page.wait_for_function(
-            f"document.querySelector('#explore_example_summary').innerText.includes('Example {index} ')",
-            timeout=30_000)
-        assert page.locator("#explore_example_index input").first.input_value() == str(index)
-        browser.close()
+def test_selecting_an_overthinking_row_opens_that_example_in_the_browser(page):  # noqa: F811
+    page.get_by_role("tab", name="Trade-off explorer").first.click()
+    page.locator("#explore_point").first.wait_for(timeout=60_000)
+    assert unnamed_controls(page) == []
+    table = page.locator("#explore_overthinking_examples").first
+    table.scroll_into_view_if_needed()
+    second_example = prepare_split(shipped_models()["organ-system"].trace("test")).overthinking.destructive
+    index = int(second_example.nonzero()[0][1])
+    table.get_by_text(str(index), exact=True).first.click()
+    page.wait_for_function(
+        f"document.querySelector('#explore_example_summary').innerText.includes('Example {index} ')",
+        timeout=30_000)
+    assert page.locator("#explore_example_index input").first.input_value() == str(index)
 
 
 def test_every_lesson_chart_has_a_table_and_a_name():
