@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Callable, Generic, Hashable, TypeVar
 
 from epee_demo.analysis.whole_split import Frontier, Overthinking, PreparedTrace, all_frontiers, overthinking, prepare
+from epee_demo.model.folder import SPLITS
 from epee_demo.model.registry import ShippedModel
-
-SPLITS = ("test", "val")
 
 Key = TypeVar("Key", bound=Hashable)
 Value = TypeVar("Value")
