@@ -149,7 +149,7 @@ def build_lesson(model: ShippedModel, test: PreparedSplit) -> Lesson:
         figures=(trade_off,), table=figure_frame(trade_off), table_label=FIGURE_TABLE_LABEL,
     ))
     if prep.has_labels:
-        destructive = int((prep.correct.any(axis=1) & ~prep.correct[:, -1]).sum())
+        destructive = test.overthinking.destructive_count
         overthinking_chart = overthinking_figure(test.overthinking)
         story = (f"Our example {index} is one of them: it was right at layer(s) {_layers_list(right_layers)}, "
                  f"and the full model ends on **{epee.final_label}** instead of **{gold}**. "
