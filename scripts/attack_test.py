@@ -240,8 +240,11 @@ def attack_big_notes(url: str, seconds: float, clients: int = 20, megabytes: int
         config = await _connect(http, url)
         body = json.dumps({"data": [note, None, "epee"], "fn_index": _analysis_index(config),
                            "session_hash": f"big-note-{index}", "event_data": None, "trigger_id": None})
-        reply = await http.post(f"{url}/gradio_api/queue/join", content=body,
-                                headers={"content-type": "application/json"})
+        try:
+            reply = await http.post(f"{url}/gradio_api/queue/join", content=body,
+                                    headers={"content-type": "application/json"})
+        except httpx.HTTPError:  # refused unread: the server closes the connection while the note is sent
+            return 0
         return reply.status_code
 
     async def run() -> list:
@@ -249,7 +252,8 @@ def attack_big_notes(url: str, seconds: float, clients: int = 20, megabytes: int
             return await asyncio.wait_for(asyncio.gather(*(one(http, i) for i in range(clients))), seconds + 120)
 
     codes = asyncio.run(run())
-    return {"sessions": clients, "accepted": codes.count(200), "refused_413": codes.count(413)}
+    return {"sessions": clients, "accepted": codes.count(200), "refused_413": codes.count(413),
+            "connection_closed": codes.count(0)}
 
 
 def attack_page_fetch(url: str, seconds: float, clients: int = 20, rounds: int = 10) -> dict:
@@ -298,7 +302,7 @@ def attack_uploads(url: str, seconds: float, work: Path, count: int = 40, megaby
     results = asyncio.run(run())
     stored = [r for code, r in results if code == 200]
     return {"uploads": count, "stored": len(stored), "refused_413": sum(code == 413 for code, _ in results),
-            "name_kept": sum("Jane_Doe" in r for r in stored)}
+            "connection_closed": sum(code == 0 for code, _ in results), "name_kept": sum("Jane_Doe" in r for r in stored)}
 
 
 def attack_big_images(url: str, seconds: float, work: Path, count: int = 4) -> dict:

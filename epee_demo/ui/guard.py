@@ -8,7 +8,8 @@ an unknown ``fn_index`` with a server error. ``RequestGuard`` adds those checks:
 - a request body other than an upload is at most ``MAX_REQUEST_BYTES``;
 - a session may have ``ANALYSES_PER_SESSION`` analyses queued or running, and all sessions
   together ``ANALYSES_WAITING`` (so the queue's other slots stay free for the other queued events);
-- an upload is stored without its file name (which can hold a patient's name);
+- an upload is stored without its file name (which can hold a patient's name), and one larger than
+  Gradio's cap on a file (``max_file_size``) is refused from its stated size, unread;
 - one client address may upload ``MAX_UPLOAD_BYTES_PER_CLIENT`` bytes per retention period
   of the uploads (``UPLOAD_WINDOW_S``), so what it can hold on disk is bounded;
 - a call must name an endpoint the page has, with enough input values, a file where a file
@@ -40,8 +41,8 @@ from urllib.parse import parse_qsl
 from python_multipart.multipart import parse_options_header
 
 from epee_demo.limits import (
-    ANALYSES_PER_SESSION, ANALYSES_WAITING, MAX_NOTE_CHARS, MAX_REQUEST_BYTES, MAX_UPLOAD_BYTES_PER_CLIENT,
-    UPLOAD_WINDOW_S,
+    ANALYSES_PER_SESSION, ANALYSES_WAITING, MAX_NOTE_CHARS, MAX_REQUEST_BYTES, MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_BYTES_PER_CLIENT, UPLOAD_WINDOW_S,
 )
 
 MODEL_GROUP = "model"  # the concurrency_id of the events that run the model
@@ -59,6 +60,7 @@ async def _reply(send, status: int, body: dict, unread: bool = False) -> None:
 
 _EXTENSION = re.compile(rb"\.[A-Za-z0-9]{1,5}$")  # the part of an upload's file name that is kept
 MAX_PART_HEADERS = 16 * 1024  # bytes of one part's headers; a longer block ends the upload (no browser sends one)
+MAX_UPLOAD_BODY = MAX_UPLOAD_BYTES + 64 * 1024  # an upload request: one file within Gradio's cap, its headers beside it
 
 
 def _without_file_name(disposition: bytes) -> bytes:
@@ -173,8 +175,9 @@ class RequestGuard:
         length = int(stated) if stated.isdigit() else None
         if path.endswith("/upload"):
             refusal = self._upload_refusal(client, length)
-            if refusal:
-                return await _reply(send, 413, {"detail": refusal}, unread=True)
+            if refusal:  # an upload the page may send (one file within the cap) is received and dropped, so
+                # that the page can show the message; a larger one is not received at all
+                return await _reply(send, 413, {"detail": refusal}, unread=length is None or length > MAX_UPLOAD_BODY)
             content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")  # the first, as Gradio reads it
             return await self.app(scope, _without_file_names(receive, content_type), send)
         too_large = length is not None and length > MAX_REQUEST_BYTES  # refused unread
@@ -208,6 +211,8 @@ class RequestGuard:
     def _upload_refusal(self, client: str, length: int | None) -> str:
         if length is None:
             return "An upload must state its size (Content-Length)."
+        if length > MAX_UPLOAD_BODY:
+            return f"An upload is at most {MAX_UPLOAD_BYTES // 2**20} MB."
         now = time.monotonic()
         with self.lock:
             held = self.uploads[client]

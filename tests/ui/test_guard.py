@@ -123,9 +123,18 @@ def test_no_address_is_looked_up_for_a_file_given_as_a_url(app, victim, monkeypa
 def test_uploads_per_client_are_bounded(app, victim, monkeypatch):
     monkeypatch.setattr(guard, "MAX_UPLOAD_BYTES_PER_CLIENT", 64 * 1024)
     blob = b"\0" * (40 * 1024)
-    codes = [httpx.post(f"{app.local_url}gradio_api/upload", files={"files": ("x.png", blob, "image/png")},
-                        timeout=30).status_code for _ in range(3)]
-    assert codes[0] == 200 and codes[-1] == 413
+    replies = [httpx.post(f"{app.local_url}gradio_api/upload", files={"files": ("x.png", blob, "image/png")},
+                          timeout=30) for _ in range(3)]
+    assert replies[0].status_code == 200 and replies[-1].status_code == 413 and "the limit is" in replies[-1].text
+    assert replies[-1].headers.get("connection") != "close"  # a file the page may send: received, so the page shows why
+    served(victim)
+
+
+def test_an_upload_over_the_file_cap_is_refused_from_its_size(app, victim, monkeypatch):
+    monkeypatch.setattr(guard, "MAX_UPLOAD_BODY", 64 * 1024)
+    reply = httpx.post(f"{app.local_url}gradio_api/upload", files={"files": ("x.png", b"\0" * 80 * 1024, "image/png")},
+                       timeout=30)
+    assert reply.status_code == 413 and "An upload is at most" in reply.text and reply.headers["connection"] == "close"
     served(victim)
 
 
