@@ -4,8 +4,11 @@ Starts ``app.py`` (from ``--root``, default this checkout) on a free loopback po
 temporary folder of its own as ``TMPDIR``, then runs each attack for at most a few seconds and a
 fixed number of calls while one other visitor ("the victim") keeps analyzing notes and moving a
 slider. For each attack it reports the victim's analysis and slider p95 latency and refusals,
-what the attacker saw, and the server's resident memory (RSS) before and after. It also counts
-what the server wrote into the log (a marker word sent in malformed calls) and leaves on disk.
+what the attacker saw, the CPU seconds the server and the attacking process spent during it
+(both share this machine's cores; a remote attacker's would not), and the server's resident
+memory (RSS) before and after. It also counts what the server wrote into the log (a marker word
+sent in malformed calls) and leaves on disk. The attackers that send many requests speak HTTP
+from one thread (httpx, asyncio), as a hostile client needs no client library.
 
     python scripts/attack_test.py                     # every attack, the shipped models in assets/
     python scripts/attack_test.py --only flood,regex  # some of them
@@ -48,6 +51,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -134,8 +143,9 @@ def victim_loop(url: str, ready, stop, out) -> None:
     out.put(asyncio.run(_victim_calls(url, ready, stop)))
 
 
-def during(url: str, attack) -> dict:
-    """Run ``attack()`` while a victim works; the victim's figures and the attack's own."""
+def during(url: str, attack, server_pid: int) -> dict:
+    """Run ``attack()`` while a victim works; the victim's figures, the attack's own, and the CPU
+    seconds the server and this (attacking) process spent during the attack."""
     context = multiprocessing.get_context("spawn")
     ready, stop, out = context.Event(), context.Event(), context.Queue()
     process = context.Process(target=victim_loop, args=(url, ready, stop, out), daemon=True)
@@ -143,11 +153,16 @@ def during(url: str, attack) -> dict:
     if not ready.wait(timeout=180):
         raise TimeoutError("the victim could not start")
     time.sleep(0.5)
+    server_cpu, attacker_cpu, started = cpu_seconds(server_pid), time.process_time(), time.perf_counter()
+    load_before = round(os.getloadavg()[0], 1)
     attacker = attack()
     stop.set()
+    row = {"attacker": attacker, "seconds": round(time.perf_counter() - started, 1),
+           "load_average_1min": [load_before, round(os.getloadavg()[0], 1)],
+           "server_cpu_s": round(cpu_seconds(server_pid) - server_cpu, 2),
+           "attacker_cpu_s": round(time.process_time() - attacker_cpu, 2)}
     calls = out.get(timeout=180)
     process.join(timeout=30)
-    row = {"attacker": attacker}
     for kind in ("analysis", "slider"):
         ok = [s for k, s, e in calls if k == kind and not e]
         errors = [e for k, s, e in calls if k == kind and e]
@@ -203,38 +218,91 @@ def attack_flood(url: str, seconds: float) -> dict:
     return {"sent": sent, "accepted": codes.get(200, 0), "refused_or_limited": sent - codes.get(200, 0)}
 
 
+async def _connect(http, url: str) -> dict:
+    """What a client does as it connects: the page's config and its full API description (as the
+    "Use via API" view reads it); the config."""
+    config = (await http.get(f"{url}/config")).json()
+    (await http.get(f"{url}/gradio_api/info", params={"all_endpoints": "True"})).raise_for_status()
+    return config
+
+
+def _analysis_index(config: dict) -> int:
+    return next(d["id"] for d in config["dependencies"] if f"/{d.get('api_name')}" == ANALYZE)
+
+
 def attack_big_notes(url: str, seconds: float, clients: int = 20, megabytes: int = 10) -> dict:
-    """``clients`` sessions each analyze (and check) a ``megabytes`` MB note, in parallel."""
+    """``clients`` sessions connect and each send an analysis of a ``megabytes`` MB note, in parallel."""
+    import httpx
+
     note = (NOTE + " ") * (megabytes * 1_000_000 // (len(NOTE) + 1))
 
-    def one(_):
-        c = client(url)
-        took, error = timed(lambda: c.predict(note, "epee", api_name=ANALYZE))
-        return took, error
+    async def one(http, index: int) -> int:
+        config = await _connect(http, url)
+        body = json.dumps({"data": [note, None, "epee"], "fn_index": _analysis_index(config),
+                           "session_hash": f"big-note-{index}", "event_data": None, "trigger_id": None})
+        try:
+            reply = await http.post(f"{url}/gradio_api/queue/join", content=body,
+                                    headers={"content-type": "application/json"})
+        except httpx.HTTPError:  # refused unread: the server closes the connection while the note is sent
+            return 0
+        return reply.status_code
 
-    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        results = list(pool.map(one, range(clients), timeout=seconds + 120))
-    return {"sessions": clients, "accepted": sum(not e for _, e in results),
-            "first_error": next((e for _, e in results if e), "")}
+    async def run() -> list:
+        async with httpx.AsyncClient(timeout=seconds + 60) as http:
+            return await asyncio.wait_for(asyncio.gather(*(one(http, i) for i in range(clients))), seconds + 120)
+
+    codes = asyncio.run(run())
+    return {"sessions": clients, "accepted": codes.count(200), "refused_413": codes.count(413),
+            "connection_closed": codes.count(0)}
+
+
+def attack_page_fetch(url: str, seconds: float, clients: int = 20, rounds: int = 10) -> dict:
+    """``clients`` connections each fetch the page, its config and its full API description
+    ``rounds`` times (at most ``seconds``): what a visitor reloading the page in a loop sends."""
+    import httpx
+
+    paths = ("/", "/config", "/gradio_api/info?all_endpoints=True")
+    deadline = time.monotonic() + seconds
+
+    async def one(http) -> list:
+        codes = []
+        for _ in range(rounds):
+            if time.monotonic() > deadline:
+                break
+            for path in paths:
+                codes.append((await http.get(f"{url}{path}")).status_code)
+        return codes
+
+    async def run() -> list:
+        async with httpx.AsyncClient(timeout=seconds + 60) as http:
+            return await asyncio.gather(*(one(http) for _ in range(clients)))
+
+    codes = [code for codes in asyncio.run(run()) for code in codes]
+    return {"requests": len(codes), "answered_200": codes.count(200)}
 
 
 def attack_uploads(url: str, seconds: float, work: Path, count: int = 40, megabytes: int = 19) -> dict:
     """``count`` parallel uploads of a ``megabytes`` MB file named like a patient, not an image."""
     import httpx
 
-    blob = work / "Jane_Doe_1961-03-02.txt"
-    blob.write_bytes(np.random.default_rng(0).integers(0, 256, megabytes * 1_000_000, dtype=np.uint8).tobytes())
+    name = "Jane_Doe_1961-03-02.txt"
+    blob = np.random.default_rng(0).integers(0, 256, megabytes * 1_000_000, dtype=np.uint8).tobytes()
 
-    def one(_):
-        with open(blob, "rb") as handle:
-            reply = httpx.post(f"{url}/gradio_api/upload", files={"files": (blob.name, handle, "text/plain")},
-                               timeout=seconds + 60)
+    async def one(http) -> tuple[int, str]:
+        try:
+            reply = await http.post(f"{url}/gradio_api/upload", files={"files": (name, blob, "text/plain")})
+        except httpx.HTTPError as err:  # a refused upload's connection may close while it is sent
+            return 0, type(err).__name__
         return reply.status_code, reply.text[:200]
 
-    with concurrent.futures.ThreadPoolExecutor(count) as pool:
-        results = list(pool.map(one, range(count)))
+    async def run() -> list:
+        async with httpx.AsyncClient(timeout=seconds + 60) as http:
+            return await asyncio.gather(*(one(http) for _ in range(count)))
+
+    results = asyncio.run(run())
     stored = [r for code, r in results if code == 200]
-    return {"uploads": count, "stored": len(stored), "name_kept": sum("Jane_Doe" in r for r in stored)}
+    return {"uploads": count, "stored": len(stored), "refused_413": sum(code == 413 for code, _ in results),
+            "connection_closed": sum(code == 0 for code, _ in results), "name_kept": sum("Jane_Doe" in r for r in stored)}
 
 
 def attack_big_images(url: str, seconds: float, work: Path, count: int = 4) -> dict:
@@ -316,7 +384,7 @@ def folder_size(folder: Path) -> tuple[int, float]:
     return len(files), round(sum(p.stat().st_size for p in files) / 1e6, 1)
 
 
-ATTACKS = ("baseline", "regex", "flood", "big_notes", "uploads", "big_images")
+ATTACKS = ("baseline", "regex", "flood", "big_notes", "page_fetch", "uploads", "big_images")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -344,10 +412,11 @@ def main(argv: list[str] | None = None) -> int:
                 "regex": lambda: attack_regex(url, args.seconds),
                 "flood": lambda: attack_flood(url, args.seconds),
                 "big_notes": lambda: attack_big_notes(url, args.seconds),
+                "page_fetch": lambda: attack_page_fetch(url, args.seconds),
                 "uploads": lambda: attack_uploads(url, args.seconds, work),
                 "big_images": lambda: attack_big_images(url, args.seconds, work),
             }[name]
-            row = during(url, attack)
+            row = during(url, attack, server.pid)
             row.update(rss_before_mb=before, rss_after_mb=rss_mb(server.pid))
             report["attacks"][name] = row
             print(name, json.dumps(row), file=sys.stderr, flush=True)

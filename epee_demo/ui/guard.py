@@ -8,11 +8,17 @@ an unknown ``fn_index`` with a server error. ``RequestGuard`` adds those checks:
 - a request body other than an upload is at most ``MAX_REQUEST_BYTES``;
 - a session may have ``ANALYSES_PER_SESSION`` analyses queued or running, and all sessions
   together ``ANALYSES_WAITING`` (so the queue's other slots stay free for the other queued events);
-- an upload is stored without its file name (which can hold a patient's name);
+- an upload is stored without its file name (which can hold a patient's name), and one larger than
+  Gradio's cap on a file (``max_file_size``) is refused from its stated size, unread;
 - one client address may upload ``MAX_UPLOAD_BYTES_PER_CLIENT`` bytes per retention period
   of the uploads (``UPLOAD_WINDOW_S``), so what it can hold on disk is bounded;
 - a call must name an endpoint the page has, with enough input values, a file where a file
-  goes, and no URL for a file (the demo never resolves nor fetches an address it is sent).
+  goes, and no URL for a file (the demo never resolves nor fetches an address it is sent);
+- the page (``/``), its config (``/config``) and its API description (``/gradio_api/info``) are
+  served from bytes kept per root URL (``PageReplies``): Gradio rebuilds them on every request
+  (a deep copy of the 0.6 MB config and a walk over it; the full API description re-encoded on
+  the event loop), 0.1-0.2 s of CPU each, which a visitor fetching them in a loop turned into a
+  stall of every other visitor. Those it has to build are built one at a time.
 
 Refused analyses get Gradio's own validation reply (HTTP 422), which the page shows on the
 input and ``gradio_client`` raises as a ``ValidationError`` with the message.
@@ -24,59 +30,118 @@ queue slot. The guard checks those calls' shape too.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
+from urllib.parse import parse_qsl
+
+from python_multipart.multipart import parse_options_header
 
 from epee_demo.limits import (
-    ANALYSES_PER_SESSION, ANALYSES_WAITING, MAX_NOTE_CHARS, MAX_REQUEST_BYTES, MAX_UPLOAD_BYTES_PER_CLIENT,
-    UPLOAD_WINDOW_S,
+    ANALYSES_PER_SESSION, ANALYSES_WAITING, MAX_NOTE_CHARS, MAX_REQUEST_BYTES, MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_BYTES_PER_CLIENT, UPLOAD_WINDOW_S,
 )
 
 MODEL_GROUP = "model"  # the concurrency_id of the events that run the model
 
 
-async def _reply(send, status: int, body: dict) -> None:
+async def _reply(send, status: int, body: dict, unread: bool = False) -> None:
+    """Send ``body`` as JSON. ``unread``: the request's body is refused unread, and the connection is
+    closed after the reply, so the server does not go on receiving and parsing what it refused."""
     data = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+                "headers": headers + ([(b"connection", b"close")] if unread else [])})
     await send({"type": "http.response.body", "body": data})
 
 
-# A part's whole Content-Disposition line in a multipart upload (only complete lines match), and in
-# it each file name (quoted, or RFC 5987's filename*=) and the extension that is kept.
-_DISPOSITION = re.compile(rb"content-disposition:[^\r\n]*\r\n", re.IGNORECASE)
-_FILE_NAME = re.compile(rb'filename\*?=("[^"\r\n]*"|[^;\r\n]*)', re.IGNORECASE)
-_EXTENSION = re.compile(rb"\.[A-Za-z0-9]{1,5}$")
-_HEADER_ROOM = 4096  # bytes held back from each chunk, so that no part header is split when renamed
+_EXTENSION = re.compile(rb"\.[A-Za-z0-9]{1,5}$")  # the part of an upload's file name that is kept
+MAX_PART_HEADERS = 16 * 1024  # bytes of one part's headers; a longer block ends the upload (no browser sends one)
+MAX_UPLOAD_BODY = MAX_UPLOAD_BYTES + 64 * 1024  # an upload request: one file within Gradio's cap, its headers beside it
 
 
-def _renamed(line: re.Match) -> bytes:
-    def name(match: re.Match) -> bytes:
-        extension = _EXTENSION.search(match.group(1).strip(b'"').rsplit(b"'", 1)[-1])
-        return b'filename="upload' + (extension.group() if extension else b"") + b'"'
+def _without_file_name(disposition: bytes) -> bytes:
+    """A part's Content-Disposition value with its file name replaced by ``upload.<ext>``. It is read
+    with the parser Gradio reads it with and written anew, so what Gradio reads is exactly that
+    name, however the original was quoted, escaped or spaced; RFC 5987's ``filename*`` (which
+    Gradio ignores) is dropped."""
+    if b"filename" not in disposition.lower():
+        return disposition
+    kind, options = parse_options_header(disposition)
+    rebuilt = kind or b"form-data"
+    if b"name" in options:
+        rebuilt += b'; name="' + options[b"name"].replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+    if b"filename" in options:
+        extension = _EXTENSION.search(options[b"filename"].replace(b"\\", b"/").rsplit(b"/", 1)[-1])
+        rebuilt += b'; filename="upload' + (extension.group() if extension else b"") + b'"'
+    return rebuilt
 
-    return _FILE_NAME.sub(name, line.group())
+
+def _renamed_headers(block: bytes) -> bytes:
+    """One part's header block (its lines end in CRLF, as Gradio's parser requires) with every
+    Content-Disposition value rewritten by ``_without_file_name``."""
+    lines = block.split(b"\r\n")
+    for index, line in enumerate(lines):
+        field, colon, value = line.partition(b":")
+        if colon and field.lower() == b"content-disposition":
+            lines[index] = b"Content-Disposition: " + _without_file_name(value.lstrip(b" "))
+    return b"\r\n".join(lines)
 
 
-def _without_file_names(receive):
+def _renamed_parts(data: bytes, delimiter: bytes, final: bool) -> tuple[bytes, bytes, bool]:
+    """``data`` with the file names in its complete part headers replaced; the tail to hold back
+    until more arrives (an unfinished part header, or what may be the start of a delimiter); and
+    whether a part's headers ran past ``MAX_PART_HEADERS``. Only the headers are searched: the
+    file's bytes are skipped with ``bytes.find``. At the body's end (``final``) nothing is held: an
+    unfinished part header there (or the closing delimiter) is passed on as sent."""
+    pieces, done = [], 0
+    position = data.find(delimiter)
+    while position != -1:
+        end = data.find(b"\r\n\r\n", position, position + MAX_PART_HEADERS)
+        if end == -1:
+            if final:
+                position = len(data)
+            elif len(data) - position >= MAX_PART_HEADERS:
+                return b"", b"", True
+            break
+        pieces += [data[done:position], _renamed_headers(data[position:end + 4])]
+        done = end + 4
+        position = data.find(delimiter, done)
+    else:
+        position = len(data) if final else max(done, len(data) - len(delimiter) + 1)
+    pieces.append(data[done:position])
+    return b"".join(pieces), data[position:], False
+
+
+def _without_file_names(receive, content_type: bytes):
     """``receive`` with every file name in the multipart body replaced by ``upload.<ext>``: Gradio
     stores an upload as ``<sha256 of the content>/<file name>`` and serves it under that path,
-    and a file name can hold a patient's name."""
-    held, done = b"", False
+    and a file name can hold a patient's name. The boundary is read from the Content-Type header
+    as Gradio's parser reads it; a body without one is passed on as sent (Gradio refuses it)."""
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        return receive
+    delimiter = b"--" + boundary
+    held, done, dropped = b"", False, False
 
     async def renaming():
-        nonlocal held, done
+        nonlocal held, done, dropped
+        if dropped:
+            return {"type": "http.disconnect"}
         if done:
             return await receive()
         message = await receive()
-        data = _DISPOSITION.sub(_renamed, held + message.get("body", b""))
-        if message.get("more_body", False):
-            held, data = data[-_HEADER_ROOM:], data[:-_HEADER_ROOM]
-        else:
-            done = True
+        if message["type"] != "http.request":
+            return message
+        final = not message.get("more_body", False)
+        data, held, dropped = _renamed_parts(held + message.get("body", b""), delimiter, final)
+        if dropped:  # the upload is dropped: Gradio sees the client leave
+            return {"type": "http.disconnect"}
+        done = final
         return {**message, "body": data}
 
     return renaming
@@ -94,20 +159,27 @@ class RequestGuard:
     def __init__(self, app):
         self.app = app
         self.uploads: dict[str, deque] = defaultdict(deque)  # client address -> (time, bytes) in the window
+        self.told: dict[str, float] = {}  # client address -> when an upload of it was last refused and received
         self.lock = threading.Lock()
+        self.page_replies = PageReplies(app)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"].rstrip("/")
+        if scope["method"] in ("GET", "HEAD") and path in PAGE_QUERIES:
+            return await self.page_replies(scope, receive, send)
+        if scope["method"] != "POST":
+            return await self.app(scope, receive, send)
         client = (scope.get("client") or ("unknown", 0))[0]
         stated = dict(scope["headers"]).get(b"content-length", b"")
         length = int(stated) if stated.isdigit() else None
         if path.endswith("/upload"):
-            refusal = self._upload_refusal(client, length)
+            refusal, unread = self._upload_refusal(client, length)
             if refusal:
-                return await _reply(send, 413, {"detail": refusal})
-            return await self.app(scope, _without_file_names(receive), send)
+                return await _reply(send, 413, {"detail": refusal}, unread=unread)
+            content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")  # the first, as Gradio reads it
+            return await self.app(scope, _without_file_names(receive, content_type), send)
         too_large = length is not None and length > MAX_REQUEST_BYTES  # refused unread
         chunks, size, more = [], 0, True
         while more and not too_large:
@@ -119,7 +191,7 @@ class RequestGuard:
         if too_large:
             return await _reply(send, 413, {"detail": (
                 f"This request is larger than {MAX_REQUEST_BYTES // 1024} KB. A note is read only up to its "
-                f"first {MAX_NOTE_CHARS:,} characters: please send a shorter one.")})
+                f"first {MAX_NOTE_CHARS:,} characters: please send a shorter one.")}, unread=True)
         body = b"".join(chunks)
         if path.endswith("/queue/join") or "/call/" in path or "/run/" in path:
             refused = self._call_refusal(scope["app"].get_blocks(), path, body, client)
@@ -136,9 +208,16 @@ class RequestGuard:
 
         return await self.app(scope, replay, send)
 
-    def _upload_refusal(self, client: str, length: int | None) -> str:
+    def _upload_refusal(self, client: str, length: int | None) -> tuple[str, bool]:
+        """Why an upload is refused ('' if it is not), and whether it is refused unread. One the page
+        may send (a file within the cap) that the client's window refuses is received and dropped the
+        first time in a window, so that the page can show the message; after that, and for a larger
+        one, nothing is received: reading 19 MB bodies only to drop them was most of what 40 parallel
+        uploads cost the server's event loop."""
         if length is None:
-            return "An upload must state its size (Content-Length)."
+            return "An upload must state its size (Content-Length).", True
+        if length > MAX_UPLOAD_BODY:
+            return f"An upload is at most {MAX_UPLOAD_BYTES // 2**20} MB.", True
         now = time.monotonic()
         with self.lock:
             held = self.uploads[client]
@@ -146,10 +225,13 @@ class RequestGuard:
                 held.popleft()
             total = sum(size for _, size in held)
             if total + length > MAX_UPLOAD_BYTES_PER_CLIENT:
+                told = self.told.get(client, -UPLOAD_WINDOW_S) > now - UPLOAD_WINDOW_S
+                if not told:
+                    self.told[client] = now
                 return (f"You have uploaded {total / 2**20:.0f} MB in the last {UPLOAD_WINDOW_S // 60} minutes; "
-                        f"the limit is {MAX_UPLOAD_BYTES_PER_CLIENT // 2**20} MB. Please try again later.")
+                        f"the limit is {MAX_UPLOAD_BYTES_PER_CLIENT // 2**20} MB. Please try again later."), told
             held.append((now, length))
-        return ""
+        return "", False
 
     @staticmethod
     def _call_refusal(blocks, path: str, body: bytes, client: str) -> tuple[int, dict] | None:
@@ -191,6 +273,91 @@ class RequestGuard:
             return 422, _refusal(
                 f"The demo is busy: {len(waiting)} analyses are waiting. Please try again in a minute.")
         return None
+
+
+# The GET paths served from kept bytes, each with the query parameters Gradio reads for it (every
+# other parameter is ignored by Gradio, so it is by the key too).
+PAGE_QUERIES = {"": ("page", "deep_link"), "/config": ("page", "deep_link"), "/gradio_api/info": ("page", "all_endpoints")}
+# What Gradio reads of a request to build the root URL that it writes into these replies.
+_ROOT_HEADERS = (b"host", b"x-forwarded-host", b"x-forwarded-proto", b"x-gradio-server")
+KEPT_REPLIES = 16  # replies kept (about 0.7 MB each); one or two root URLs are all a deployment has
+BUILDS_WAITING = 8  # requests that may wait for a reply to be built; past it they are told to retry
+
+
+class PageReplies:
+    """The page, its config and its API description, built by Gradio once per root URL and query and
+    then served as kept bytes. Gradio builds them anew on every request although they change only
+    when the Blocks' config is replaced (the kept ones are dropped then). Replies Gradio has to build
+    (a root URL or query not seen yet, a deep link) are built one at a time, so a visitor sending new
+    ones in a loop holds at most one thread, and at most ``BUILDS_WAITING`` wait. Not used when the
+    app has a login: a reply could then depend on the user."""
+
+    def __init__(self, app):
+        self.app = app
+        self.kept: OrderedDict[tuple, tuple[int, list, bytes]] = OrderedDict()
+        self.config = None  # the Blocks config the kept replies were built from
+        self.building = asyncio.Lock()
+        self.waiting = 0
+
+    async def __call__(self, scope, receive, send):
+        gradio_app = scope["app"]
+        if getattr(gradio_app, "auth", None) is not None or getattr(gradio_app, "auth_dependency", None) is not None:
+            return await self.app(scope, receive, send)
+        config = gradio_app.get_blocks().config
+        if config is not self.config:
+            self.kept.clear()
+            self.config = config
+        key = _reply_key(scope)
+        reply = self.kept.get(key) if key is not None else None
+        if reply is None:
+            if self.waiting >= BUILDS_WAITING:
+                return await _reply(send, 503, {"detail": "The demo is busy: please reload the page in a moment."})
+            self.waiting += 1
+            try:
+                async with self.building:
+                    reply = self.kept.get(key) if key is not None else None
+                    if reply is None:
+                        reply = await _built(self.app, {**scope, "method": "GET"}, receive)
+                        if key is not None and reply[0] == 200 and not any(k == b"set-cookie" for k, _ in reply[1]):
+                            self.kept[key] = reply
+                            while len(self.kept) > KEPT_REPLIES:
+                                self.kept.popitem(last=False)
+            finally:
+                self.waiting -= 1
+        else:
+            self.kept.move_to_end(key)
+        status, headers, body = reply
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
+
+
+def _reply_key(scope) -> tuple | None:
+    """What a page reply depends on: the path, the query parameters Gradio reads (``all_endpoints`` as
+    Gradio reads it: any non-empty value), and the root URL's parts. None for a deep link (a reply
+    built from a visitor's saved state is never kept)."""
+    path = scope["path"].rstrip("/")
+    query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+    if query.get("deep_link"):
+        return None
+    read = tuple(bool(query.get(name)) if name == "all_endpoints" else query.get(name)
+                 for name in PAGE_QUERIES[path])
+    headers = tuple(v for k, v in scope["headers"] if k in _ROOT_HEADERS)
+    return path, read, scope.get("scheme"), scope.get("server"), scope.get("root_path", ""), headers
+
+
+async def _built(app, scope, receive) -> tuple[int, list, bytes]:
+    """Gradio's reply to a request, collected: (status, headers, body)."""
+    status, headers, body = 500, [], []
+
+    async def collect(message):
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status, headers = message["status"], list(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            body.append(message.get("body", b""))
+
+    await app(scope, receive, collect)
+    return status, headers, b"".join(body)
 
 
 def _shape_refusal(fn, data) -> str:

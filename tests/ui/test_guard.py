@@ -53,6 +53,7 @@ def test_a_body_over_the_cap_is_refused_before_it_is_read(app, victim):
     reply = httpx.post(f"{app.local_url}gradio_api/call/analyze_organ_system", json={"data": [note, None, "epee"]},
                        timeout=30)
     assert reply.status_code == 413 and f"larger than {MAX_REQUEST_BYTES // 1024} KB" in reply.text
+    assert reply.headers["connection"] == "close"  # the rest is not received: the server closes the connection
     served(victim)
 
 
@@ -122,9 +123,30 @@ def test_no_address_is_looked_up_for_a_file_given_as_a_url(app, victim, monkeypa
 def test_uploads_per_client_are_bounded(app, victim, monkeypatch):
     monkeypatch.setattr(guard, "MAX_UPLOAD_BYTES_PER_CLIENT", 64 * 1024)
     blob = b"\0" * (40 * 1024)
-    codes = [httpx.post(f"{app.local_url}gradio_api/upload", files={"files": ("x.png", blob, "image/png")},
-                        timeout=30).status_code for _ in range(3)]
-    assert codes[0] == 200 and codes[-1] == 413
+    replies = [httpx.post(f"{app.local_url}gradio_api/upload", files={"files": ("x.png", blob, "image/png")},
+                          timeout=30) for _ in range(3)]
+    assert replies[0].status_code == 200 and [r.status_code for r in replies[1:]] == [413, 413]
+    assert "the limit is" in replies[1].text and replies[1].headers.get("connection") != "close"  # received: the page shows why
+    assert replies[2].headers["connection"] == "close"  # told once: the next ones are not received
+    served(victim)
+
+
+def test_an_upload_over_the_file_cap_is_refused_from_its_size(app, victim, monkeypatch):
+    monkeypatch.setattr(guard, "MAX_UPLOAD_BODY", 64 * 1024)
+    reply = httpx.post(f"{app.local_url}gradio_api/upload", files={"files": ("x.png", b"\0" * 80 * 1024, "image/png")},
+                       timeout=30)
+    assert reply.status_code == 413 and "An upload is at most" in reply.text and reply.headers["connection"] == "close"
+    served(victim)
+
+
+def test_a_part_header_past_the_cap_ends_the_upload_unstored(app, victim):
+    stored_before = {p for p in app.app_folder.gradio.rglob("*") if p.is_file()}
+    name = "Jane_Doe_" + "x" * guard.MAX_PART_HEADERS + ".png"
+    with pytest.raises(httpx.HTTPError):
+        reply = httpx.post(f"{app.local_url}gradio_api/upload", files={"files": (name, b"\0" * 1000, "image/png")},
+                           timeout=30)
+        reply.raise_for_status()
+    assert {p for p in app.app_folder.gradio.rglob("*") if p.is_file()} == stored_before
     served(victim)
 
 
@@ -270,3 +292,185 @@ def test_calls_that_skip_the_queue_are_checked_too(app, victim, capfd):
     served(victim)
     out, err = capfd.readouterr()
     assert MARKER not in short.text + wrong.text + out + err
+
+
+def test_the_page_and_its_config_are_built_once_per_root_url_and_answer_as_gradio_does(app, victim, monkeypatch):
+    from gradio import route_utils
+
+    built = []
+    original = route_utils.update_root_in_config
+    monkeypatch.setattr(route_utils, "update_root_in_config", lambda config, root: built.append(root) or original(config, root))
+    host = {"x-forwarded-host": "page-cache.example"}
+    configs = [httpx.get(f"{app.local_url}config", headers=host, params={"junk": str(i)}, timeout=30) for i in range(5)]
+    pages = [httpx.get(app.local_url, headers=host, timeout=30) for _ in range(5)]
+    assert built == ["http://page-cache.example"] * 2  # one build for /config, one for the page
+    assert len({r.content for r in configs}) == 1 and len({r.content for r in pages}) == 1
+    assert configs[0].json()["root"] == "http://page-cache.example" and "page-cache.example" in pages[0].text
+    plain = httpx.get(f"{app.local_url}config", timeout=30).json()
+    assert plain["root"] == app.local_url.rstrip("/")  # another root URL gets its own reply
+    assert httpx.head(app.local_url, headers=host, timeout=30).status_code == 200
+    info = [httpx.get(f"{app.local_url}gradio_api/info", params={"all_endpoints": "True"}, timeout=30) for _ in range(3)]
+    assert len({r.content for r in info}) == 1 and "named_endpoints" in info[0].json()
+    served(victim)
+
+
+class FakeApp:
+    """A stand-in for Gradio's app: counts the page replies it builds, each naming its Host."""
+
+    def __init__(self, status: int = 200, headers: list | None = None, pause: float = 0.0):
+        self.config = {"components": []}
+        self.builds, self.building, self.most_at_once = 0, 0, 0
+        self.status, self.headers, self.pause = status, headers or [], pause
+        self.auth = self.auth_dependency = None
+
+    def get_blocks(self):
+        return self
+
+    async def __call__(self, scope, receive, send):
+        import asyncio
+
+        self.builds += 1
+        self.building += 1
+        self.most_at_once = max(self.most_at_once, self.building)
+        await asyncio.sleep(self.pause)
+        self.building -= 1
+        host = dict(scope["headers"]).get(b"host", b"")
+        await send({"type": "http.response.start", "status": self.status,
+                    "headers": [(b"content-type", b"text/plain"), *self.headers]})
+        await send({"type": "http.response.body", "body": b"built for " + host})
+
+
+def fetch(replies, app, path: str = "/config", query: bytes = b"", host: bytes = b"a", method: str = "GET"):
+    """One request through ``PageReplies``: (status, body)."""
+    import asyncio
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": method, "path": path, "query_string": query, "headers": [(b"host", host)],
+             "scheme": "http", "server": ("127.0.0.1", 7860), "root_path": "", "app": app}
+    asyncio.run(replies(scope, receive, send))
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_page_replies_are_kept_per_root_url_and_the_queries_gradio_reads():
+    app = FakeApp()
+    replies = guard.PageReplies(app)
+    assert fetch(replies, app) == (200, b"built for a")
+    assert fetch(replies, app, query=b"x=1&__theme=dark") == (200, b"built for a")  # Gradio reads neither
+    assert app.builds == 1
+    assert fetch(replies, app, host=b"b") == (200, b"built for b") and app.builds == 2
+    fetch(replies, app, "/gradio_api/info", b"all_endpoints=True")
+    fetch(replies, app, "/gradio_api/info", b"all_endpoints=yes")  # any value is true to Gradio
+    fetch(replies, app, "/gradio_api/info", b"all_endpoints=")
+    assert app.builds == 4
+    assert fetch(replies, app, "/", method="HEAD") == (200, b"") and fetch(replies, app, "/") == (200, b"built for a")
+    assert app.builds == 5
+    fetch(replies, app, query=b"deep_link=abc")
+    fetch(replies, app, query=b"deep_link=abc")
+    assert app.builds == 7  # a reply built from a visitor's saved state is never kept
+    app.config = {"components": [1]}  # the Blocks' config replaced: every reply is built anew
+    fetch(replies, app)
+    assert app.builds == 8
+
+
+def test_page_replies_keep_only_plain_successes_and_a_bounded_number():
+    for app in (FakeApp(status=500), FakeApp(headers=[(b"set-cookie", b"session=1")])):
+        replies = guard.PageReplies(app)
+        fetch(replies, app)
+        fetch(replies, app)
+        assert app.builds == 2
+    app = FakeApp()
+    replies = guard.PageReplies(app)
+    for host in range(guard.KEPT_REPLIES + 5):
+        fetch(replies, app, host=str(host).encode())
+    assert len(replies.kept) == guard.KEPT_REPLIES
+    fetch(replies, app, host=b"0")  # the oldest went first
+    assert app.builds == guard.KEPT_REPLIES + 6
+
+
+def test_page_replies_are_built_one_at_a_time_and_few_wait():
+    import asyncio
+
+    app = FakeApp(pause=0.05)
+    replies = guard.PageReplies(app)
+
+    async def many():
+        async def one(index):
+            sent = []
+
+            async def send(message):
+                sent.append(message)
+
+            scope = {"type": "http", "method": "GET", "path": "/config", "query_string": b"",
+                     "headers": [(b"host", str(index).encode())], "scheme": "http", "server": None, "root_path": "",
+                     "app": app}
+            await replies(scope, None, send)
+            return sent[0]["status"]
+
+        return await asyncio.gather(*(one(i) for i in range(guard.BUILDS_WAITING + 4)))
+
+    statuses = asyncio.run(many())
+    assert app.most_at_once == 1
+    assert statuses.count(200) == guard.BUILDS_WAITING and statuses.count(503) == 4
+
+
+DISPOSITIONS = [
+    b'form-data; name="files"; filename="Jane_Doe.png"',
+    b'form-data; name="files"; filename = "Jane_Doe.png"',  # spaced
+    b'form-data; name="files"; filename="x\\"Jane_Doe.png"',  # an escaped quote
+    b'form-data; name="files"; FILENAME=Jane_Doe.png',
+    b'form-data; name="files"; filename="a;b"; filename="Jane_Doe.png"',  # two names: Gradio reads the last
+    b'form-data; name="files"; filename*=UTF-8\'\'Jane%20Doe.png; filename="Jane_Doe.png"',
+    b'form-data; name="files"; filename="C:\\\\Users\\\\Jane_Doe.png"',
+    b'form-data; filename\t="Jane_Doe.png"; name="files"',
+]
+
+
+@pytest.mark.parametrize("disposition", DISPOSITIONS)
+def test_an_upload_keeps_no_part_of_its_file_name_however_it_is_written(disposition):
+    from python_multipart.multipart import parse_options_header
+
+    body = (b"--BB\r\ncontent-disposition: " + disposition + b"\r\nContent-Type: image/png\r\n\r\n"
+            + b"PNG-BYTES\r\n--BB--\r\n")
+    renamed, held, dropped = guard._renamed_parts(body, b"--BB", final=True)
+    (header,) = [line for line in renamed.split(b"\r\n") if line.lower().startswith(b"content-disposition")]
+    options = parse_options_header(header.split(b":", 1)[1])[1]  # as Gradio's parser reads it
+    assert options == {b"name": b"files", b"filename": b"upload.png"}
+    assert b"Jane" not in renamed and b"PNG-BYTES\r\n--BB--\r\n" in renamed and held == b"" and not dropped
+
+
+def test_an_upload_is_renamed_alike_however_its_body_is_split_and_its_bytes_are_kept():
+    import asyncio
+    import os
+
+    content = os.urandom(200_000) + b"--B content-disposition: filename=x"  # no delimiter: the data is untouched
+    request = httpx.Request("POST", "http://x/upload", files={"files": ("Jane_Doe.png", content, "image/png"),
+                                                                "more": ("Jane_Roe.jpeg", b"jpeg", "image/jpeg")})
+    body, content_type = request.read(), request.headers["content-type"].encode()
+    expected = body.replace(b'filename="Jane_Doe.png"', b'filename="upload.png"').replace(
+        b'filename="Jane_Roe.jpeg"', b'filename="upload.jpeg"')
+    for size in (1, 7, 100, 65536, len(body)):
+        cut = len(body) if size > 100 else 400 - 400 % size  # small pieces through the first part's headers
+        chunks = [body[i:i + size] for i in range(0, cut, size)] + ([body[cut:]] if cut < len(body) else [])
+
+        async def received():
+            given = iter(enumerate(chunks, 1))
+
+            async def receive():
+                index, chunk = next(given)
+                return {"type": "http.request", "body": chunk, "more_body": index < len(chunks)}
+
+            renaming, out = guard._without_file_names(receive, content_type), []
+            while True:
+                message = await renaming()
+                out.append(message["body"])
+                if not message["more_body"]:
+                    return b"".join(out)
+
+        assert asyncio.run(received()) == expected
