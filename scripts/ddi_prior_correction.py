@@ -1,14 +1,15 @@
-"""Set the negative class's logit offset of every exit head of a trained DDI folder on validation.
+"""Set the negative class's logit offset of each exit head of a trained DDI folder on validation.
 
 `epee-demo train --task ddi` trains on every positive pair and a seeded subsample of the negative
-pairs of the training documents, so every exit learns a prior with too few negatives. This adds one
-offset to the negative class's logit of every exit head (the bias of its last linear layer), chosen
-on the validation trace: the offset, on a grid from 0 to log(negatives in the training documents /
-negatives kept) (the full prior correction, Saerens et al., Neural Computation 2002), with the best
-last-exit validation micro-F1. A head's bias moving by d multiplies that class's probability by
-e^d before renormalizing, so the val/test traces are rewritten exactly from the old ones (the pooled
-states, and so the CALM cosines, do not change); the figures of metrics.json and the card follow.
-Run it once on a freshly trained folder:
+pairs of the training documents, so every exit learns a prior with too few negatives. This adds an
+offset to the negative class's logit of each exit head (the bias of its last linear layer), chosen
+for that exit on the validation trace: the offset, on a grid from -r to r with r = log(negatives in
+the training documents / negatives kept) (r is the full prior correction, Saerens et al., Neural
+Computation 2002; the grid is symmetric because a run continued from a corrected folder starts
+from its offsets), with that exit's best validation micro-F1. A head's bias moving by d multiplies
+that class's probability by e^d before renormalizing, so the val/test traces are rewritten exactly
+from the old ones (the pooled states, and so the CALM cosines, do not change); the figures of
+metrics.json and the card follow. Run it once on a freshly trained folder:
 
     EPEE_DATA_DIR=../shared/data python scripts/ddi_prior_correction.py assets/ddi
 """
@@ -42,37 +43,38 @@ def negative_log_ratio() -> float:
     return math.log(negatives / kept)
 
 
-def shifted(trace: ExitTrace, offset: float) -> ExitTrace:
-    """The trace of the same model with ``offset`` added to the negative class's logit at every exit."""
+def shifted(trace: ExitTrace, offsets: np.ndarray) -> ExitTrace:
+    """The trace of the same model with ``offsets`` [L] added to the negative class's logit of each exit."""
     probs = trace.probs.astype(np.float64).copy()
-    probs[..., 0] *= math.exp(offset)
+    probs[..., 0] *= np.exp(np.broadcast_to(offsets, (trace.num_layers,)))
     probs /= probs.sum(axis=-1, keepdims=True)
     return replace(trace, probs=probs.astype(np.float32))
 
 
 def main(folder: Path) -> None:
     traces = {split: model_folder.read_trace(folder, split) for split in model_folder.SPLITS}
-    grid = np.linspace(0.0, negative_log_ratio(), GRID_STEPS + 1)
+    ratio = negative_log_ratio()
+    grid = np.linspace(-ratio, ratio, 2 * GRID_STEPS + 1)
     val = traces["val"]
-    scores = [micro_f1_positive(shifted(val, d).probs[:, -1].argmax(-1), val.labels, len(val.label_names))
-              for d in grid]
-    offset = float(grid[int(np.argmax(scores))])
+    scores = np.array([[micro_f1_positive(shifted(val, d).probs[:, i].argmax(-1), val.labels, len(val.label_names))
+                        for d in grid] for i in range(val.num_layers)])  # [L, grid]
+    offsets = grid[scores.argmax(axis=1)]
     weights = load_file(model_folder.weights_path(folder))
-    heads = sorted(k for k in weights if k.startswith("heads.") and k.endswith(".out.bias"))
-    for key in heads:
-        weights[key][0] += offset
+    for layer, offset in enumerate(offsets):
+        weights[f"heads.{layer}.out.bias"][0] += float(offset)
     save_file(weights, model_folder.weights_path(folder))
     spec = model_folder.read_spec(folder)
     spec.extra["negative_logit_offset"] = {
-        "offset": offset, "grid": [round(float(d), 4) for d in grid],
-        "val_last_exit_micro_f1": [round(s, 4) for s in scores]}
+        "offsets": [round(float(d), 4) for d in offsets], "grid": [round(float(d), 4) for d in grid],
+        "val_micro_f1_per_exit": [[round(float(s), 4) for s in row] for row in scores]}
     model_folder.write_spec(spec, folder)
     for split, trace in traces.items():
-        traces[split] = shifted(trace, offset)
+        traces[split] = shifted(trace, offsets)
         model_folder.write_trace(traces[split], folder, split)
     task = TASKS["ddi"]
     refresh_trace_figures(spec, task.load_dataset(), folder, traces, task.card_notes)
-    print(f"offset {offset:.4f} (validation micro-F1 {max(scores):.4f}) added to {len(heads)} exit heads")
+    print("offsets per exit " + " ".join(f"{d:.3f}" for d in offsets) + " (validation micro-F1 per exit "
+          + " ".join(f"{s:.4f}" for s in scores.max(axis=1)) + ")")
 
 
 if __name__ == "__main__":
