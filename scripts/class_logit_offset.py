@@ -39,11 +39,11 @@ def main(argv=None) -> None:
     if args.label not in spec.label_names:
         raise SystemExit(f"no class {args.label!r}; the classes are {', '.join(spec.label_names)}")
     grid = np.linspace(args.low, args.high, args.steps + 1)
-    offset, traces = add_class_offset(args.folder, spec.label_names.index(args.label), grid, task.metric)
+    offsets, traces = add_class_offset(args.folder, spec.label_names.index(args.label), grid, task.metric)
     refresh_trace_figures(model_folder.read_spec(args.folder), task.load_dataset(), args.folder, traces,
                           task.card_notes)
     record = model_folder.read_spec(args.folder).extra[record_key(args.label)]
-    print(f"offset {offset:.4f} added to {args.label} in every exit head; validation "
+    print(f"offset {offsets[-1]:.4f} added to {args.label} in every exit head; validation "
           f"{task.metric} of the last exit over the grid: {record[f'val_last_exit_{task.metric}']}")
 
 

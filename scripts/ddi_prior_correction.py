@@ -1,13 +1,14 @@
-"""Set the negative class's logit offset of every exit head of a trained DDI folder on validation.
+"""Set the negative class's logit offset of each exit head of a trained DDI folder on validation.
 
 `epee-demo train --task ddi` trains on every positive pair and a seeded subsample of the negative
-pairs of the training documents, so every exit learns a prior with too few negatives. This adds one
-offset to the negative class's logit of every exit head (the bias of its last linear layer), chosen
-on the validation trace: the offset, on a grid from 0 to log(negatives in the training documents /
-negatives kept) (the full prior correction, Saerens et al., Neural Computation 2002), with the best
-last-exit validation micro-F1 (`epee_demo.training.logit_offset`, which rewrites the traces and
-records the choice); the figures of metrics.json and the card follow.
-Run it once on a freshly trained folder:
+pairs of the training documents, so every exit learns a prior with too few negatives. This adds an
+offset to the negative class's logit of each exit head (the bias of its last linear layer), chosen
+for that exit on the validation trace: the offset, on a grid from -r to r with r = log(negatives in
+the training documents / negatives kept) (r is the full prior correction, Saerens et al., Neural
+Computation 2002; the grid is symmetric because a run continued from a corrected folder starts
+from its offsets), with that exit's best validation micro-F1 (`epee_demo.training.logit_offset`
+with one offset per exit, which rewrites the traces and records the choice); the figures of
+metrics.json and the card follow. Run it once on a freshly trained folder:
 
     EPEE_DATA_DIR=../shared/data python scripts/ddi_prior_correction.py assets/ddi
 """
@@ -20,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from epee_demo.analysis.task_metrics import NEGATIVE
 from epee_demo.data import data_dir
 from epee_demo.data.ddi import CORPUS, NEGATIVES_PER_POSITIVE, _in_val, read_corpus
-from epee_demo.model import folder as model_folder
-from epee_demo.analysis.task_metrics import NEGATIVE
 from epee_demo.data.tasks import TASKS
+from epee_demo.model import folder as model_folder
 from epee_demo.training.joint import refresh_trace_figures
 from epee_demo.training.logit_offset import add_class_offset
 
@@ -41,11 +42,12 @@ def negative_log_ratio() -> float:
 
 def main(folder: Path) -> None:
     task = TASKS["ddi"]
-    grid = np.linspace(0.0, negative_log_ratio(), GRID_STEPS + 1)
-    offset, traces = add_class_offset(folder, NEGATIVE, grid, task.metric)
+    ratio = negative_log_ratio()
+    grid = np.linspace(-ratio, ratio, 2 * GRID_STEPS + 1)
+    offsets, traces = add_class_offset(folder, NEGATIVE, grid, task.metric, per_exit=True)
     spec = model_folder.read_spec(folder)
     refresh_trace_figures(spec, task.load_dataset(), folder, traces, task.card_notes)
-    print(f"offset {offset:.4f} added to the negative class of every exit head")
+    print("offsets per exit " + " ".join(f"{d:.3f}" for d in offsets) + " added to the negative class")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def shown_indices(trace) -> list[int]:
 def card_section(count: dict[str, int], source: str, licence: str) -> str:
     splits = " and ".join(f"{n} {split}-split" for split, n in count.items())
     return (f"\n{CARD_SECTION}\n\n`{model_folder.SPLIT_INPUTS_FILE}` holds the inputs of the {splits} examples the demo page shows "
-            "itself (the lesson's example and the first {SHIPPED_PER_CLASS} of each gold class in the overthinking "
+            f"itself (the lesson's example and the first {SHIPPED_PER_CLASS} of each gold class in the overthinking "
             f"gallery, the examples some exit answers right and the last exit wrong), unchanged from the dataset and never trained on. Source: {source}. "
             f"Licence: {licence}.\n")
 

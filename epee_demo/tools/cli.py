@@ -72,7 +72,7 @@ def _train_exits(args) -> int:
     dataset = task.load_dataset()
     cache_dir = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else default_cache_dir(task.name)
     summary = train_and_ship_exits(classifier, dataset, folder, config, cache_dir, progress=not args.quiet,
-                                   card_notes=task.card_notes)
+                                   card_notes=task.card_notes, metric=task.metric)
     print(json.dumps(summary, indent=2))
     return 0
 

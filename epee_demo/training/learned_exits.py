@@ -20,8 +20,9 @@ in ``catalogue.py`` exit at the first layer where it reaches a threshold.
 
 A seeded ``selection_fraction`` of the training split is held out: it picks each run's
 best epoch and then ``alpha`` and ``lambda`` (the fastest setting, lowest average exit
-layer at threshold 0.5, whose held-out accuracy is within ``accuracy_tolerance`` of the
-last exit's; failing that, the most accurate one). The validation split is never seen
+layer at threshold 0.5, whose held-out task metric (``analysis.task_metrics``: accuracy,
+or micro-F1 over the positive classes for a relation task, ...) is within ``tolerance`` of
+the last exit's; failing that, the best one by that metric). The validation split is never seen
 by the learned rules, so thresholds calibrated on it (``whole_split.calibrate``) keep their
 finite-sample guarantee, as they do for the fixed rules.
 
@@ -42,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from epee_demo.analysis import task_metrics
 from epee_demo.model import folder as model_folder
 from epee_demo.rules import catalogue
 from epee_demo.rules.learned_scorers import FEATURE_NAMES, LEARNED_RULES, LayerwiseMLP, gate_features
@@ -160,20 +162,45 @@ class ExitTrainConfig:
     learning_rate: float = 1e-3
     gate_learning_rate: float = 1e-2
     threshold: float = 0.5
-    accuracy_tolerance: float = 0.01
+    tolerance: float = 0.01  # of the task's metric, below the last exit's, that a faster setting may lose
     seed: int = 13
     max_train_examples: int | None = None
     selection_fraction: float = 0.15
 
 
 def _greedy_summary(rule: str, exit_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray,
-                    threshold: float) -> dict:
-    """Accuracy and average exit layer of the learned ``rule`` at ``threshold`` (its own exit test)."""
+                    threshold: float, metric: str = "accuracy") -> dict:
+    """Accuracy, the task ``metric`` (``analysis.task_metrics``) and the average exit layer of the
+    learned ``rule`` at ``threshold`` (its own exit test)."""
     exits, answers = catalogue.exit_answers(probs, rule, scores=exit_probs, threshold=threshold)
+    predictions = answers.argmax(axis=-1)
     return {
-        "accuracy": float((answers.argmax(axis=-1) == labels).mean()),
+        **{name: task_metrics.METRICS[name].compute(predictions, labels, probs.shape[-1])
+           for name in dict.fromkeys(("accuracy", metric))},
         "average_exit_layer": float(exits.mean()),
     }
+
+
+def _fit_keeping_best(network: LayerwiseMLP, count: int, batch_loss, held_out_score, learning_rate: float,
+                      config: ExitTrainConfig, generator: torch.Generator) -> tuple[int, float]:
+    """Adam on ``batch_loss(index)`` over shuffled mini-batches of ``count`` examples for
+    ``config.epochs`` epochs; keeps the epoch with the highest ``held_out_score()``.
+    Returns (that epoch, its score)."""
+    optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
+    best_score, best_state, best_epoch = -np.inf, None, 0
+    for epoch in range(1, config.epochs + 1):
+        order = torch.randperm(count, generator=generator)
+        for start in range(0, count, config.batch_size):
+            loss = batch_loss(order[start:start + config.batch_size])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        score = held_out_score()
+        if best_state is None or score > best_score:
+            best_score, best_epoch = score, epoch
+            best_state = {k: v.clone() for k, v in network.state_dict().items()}
+    network.load_state_dict(best_state)
+    return best_epoch, best_score
 
 
 def _exit_probabilities(network: LayerwiseMLP, inputs: torch.Tensor) -> np.ndarray:
@@ -199,10 +226,11 @@ def split_for_selection(features: ExitFeatures, fraction: float, seed: int) -> t
 
 
 def train_consistentee(train: ExitFeatures, held_out: ExitFeatures, alpha: float,
-                       config: ExitTrainConfig) -> tuple[LayerwiseMLP, dict]:
+                       config: ExitTrainConfig, metric: str = "accuracy") -> tuple[LayerwiseMLP, dict]:
     """Train the ConsistentEE policy for one ``alpha`` on ``train``; keeps the epoch whose
     deterministic policy (exit at probability >= threshold) earns the best reward on
-    ``held_out`` (the selection part of the training split). Returns (policy, summary on it)."""
+    ``held_out`` (the selection part of the training split). Returns (policy, summary on it,
+    ``metric`` included)."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
 
@@ -216,33 +244,26 @@ def train_consistentee(train: ExitFeatures, held_out: ExitFeatures, alpha: float
     held_out_pooled, held_out_ce, held_out_factor = tensors(held_out)
     policy = LayerwiseMLP(train.num_layers, pooled.shape[2], config.policy_width)
     policy.fit_standardization(pooled)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
-    best_reward, best_state, best_epoch = -np.inf, None, 0
-    for epoch in range(1, config.epochs + 1):
-        order = torch.randperm(len(train), generator=generator)
-        for start in range(0, len(train), config.batch_size):
-            index = order[start:start + config.batch_size]
-            loss, _ = reinforce_loss(policy(pooled[index]), ce[index], factor[index], alpha, generator)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+
+    def held_out_reward() -> float:
         exits = catalogue.exit_layers(held_out.probs, "consistentee", scores=_exit_probabilities(policy, held_out_pooled),
-                                     threshold=config.threshold)
-        reward = consistentee_rewards(torch.from_numpy(exits - 1), held_out_ce, held_out_factor, alpha).mean().item()
-        if best_state is None or reward > best_reward:
-            best_reward, best_epoch = reward, epoch
-            best_state = {k: v.clone() for k, v in policy.state_dict().items()}
-    policy.load_state_dict(best_state)
+                                      threshold=config.threshold)
+        return consistentee_rewards(torch.from_numpy(exits - 1), held_out_ce, held_out_factor, alpha).mean().item()
+
+    best_epoch, best_reward = _fit_keeping_best(
+        policy, len(train),
+        lambda index: reinforce_loss(policy(pooled[index]), ce[index], factor[index], alpha, generator)[0],
+        held_out_reward, config.learning_rate, config, generator)
     summary = _greedy_summary("consistentee", _exit_probabilities(policy, held_out_pooled), held_out.probs, held_out.labels,
-                              config.threshold)
+                              config.threshold, metric)
     return policy, {"alpha": alpha, "epoch": best_epoch, "held_out_reward": best_reward, **summary}
 
 
 def train_jei(train: ExitFeatures, held_out: ExitFeatures, lam: float,
-              config: ExitTrainConfig) -> tuple[LayerwiseMLP, dict]:
+              config: ExitTrainConfig, metric: str = "accuracy") -> tuple[LayerwiseMLP, dict]:
     """Train the JEI-DNN gates for one ``lam`` with binary cross-entropy on ``train``; keeps the
     epoch with the lowest loss on ``held_out`` (the selection part of the training split).
-    Returns (gate, summary on it)."""
+    Returns (gate, summary on it, ``metric`` included)."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     num_layers = train.num_layers
@@ -255,35 +276,27 @@ def train_jei(train: ExitFeatures, held_out: ExitFeatures, lam: float,
     held_out_features, held_out_targets = tensors(held_out)
     gate = LayerwiseMLP(num_layers, len(FEATURE_NAMES), config.gate_width)
     gate.fit_standardization(features)
-    optimizer = torch.optim.Adam(gate.parameters(), lr=config.gate_learning_rate)
     bce = nn.functional.binary_cross_entropy_with_logits
-    best_loss, best_state, best_epoch = np.inf, None, 0
-    for epoch in range(1, config.epochs + 1):
-        order = torch.randperm(len(train), generator=generator)
-        for start in range(0, len(train), config.batch_size):
-            index = order[start:start + config.batch_size]
-            loss = bce(gate(features[index]), targets[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+
+    def held_out_negative_loss() -> float:
         with torch.no_grad():
-            held_out_loss = bce(gate(held_out_features), held_out_targets).item()
-        if best_state is None or held_out_loss < best_loss:
-            best_loss, best_epoch = held_out_loss, epoch
-            best_state = {k: v.clone() for k, v in gate.state_dict().items()}
-    gate.load_state_dict(best_state)
+            return -bce(gate(held_out_features), held_out_targets).item()
+
+    best_epoch, best_score = _fit_keeping_best(
+        gate, len(train), lambda index: bce(gate(features[index]), targets[index]),
+        held_out_negative_loss, config.gate_learning_rate, config, generator)
     summary = _greedy_summary("jei", _exit_probabilities(gate, held_out_features), held_out.probs, held_out.labels,
-                              config.threshold)
-    return gate, {"lambda": lam, "epoch": best_epoch, "held_out_bce": best_loss, **summary}
+                              config.threshold, metric)
+    return gate, {"lambda": lam, "epoch": best_epoch, "held_out_bce": -best_score, **summary}
 
 
-def choose_setting(sweep: list[dict], reference_accuracy: float, tolerance: float) -> int:
-    """Index of the fastest setting (lowest average exit layer) whose accuracy is at least
-    ``reference_accuracy - tolerance``; the most accurate one when none is."""
-    within = [i for i, row in enumerate(sweep) if row["accuracy"] >= reference_accuracy - tolerance]
+def choose_setting(sweep: list[dict], reference: float, tolerance: float, metric: str = "accuracy") -> int:
+    """Index of the fastest setting (lowest average exit layer) whose ``metric`` is at least
+    ``reference - tolerance``; the best one by ``metric`` when none is."""
+    within = [i for i, row in enumerate(sweep) if row[metric] >= reference - tolerance]
     if within:
-        return min(within, key=lambda i: (sweep[i]["average_exit_layer"], -sweep[i]["accuracy"]))
-    return max(range(len(sweep)), key=lambda i: sweep[i]["accuracy"])
+        return min(within, key=lambda i: (sweep[i]["average_exit_layer"], -sweep[i][metric]))
+    return max(range(len(sweep)), key=lambda i: sweep[i][metric])
 
 
 @dataclass
@@ -300,29 +313,31 @@ class TrainedLearnedExits:
 
 
 def train_learned_exits(train: ExitFeatures, config: ExitTrainConfig,
-                        progress: bool = True) -> TrainedLearnedExits:
+                        progress: bool = True, metric: str = "accuracy") -> TrainedLearnedExits:
     """Sweep alpha (ConsistentEE) and lambda (JEI-DNN) on the training features, holding out
-    ``config.selection_fraction`` of them to pick epochs and the setting ``choose_setting`` picks."""
+    ``config.selection_fraction`` of them to pick epochs and the setting ``choose_setting`` picks
+    by the task's ``metric`` (``analysis.task_metrics``)."""
     train, held_out = split_for_selection(train, config.selection_fraction, config.seed)
-    reference = float((held_out.probs[:, -1].argmax(-1) == held_out.labels).mean())
+    reference = task_metrics.METRICS[metric].compute(held_out.probs[:, -1].argmax(-1), held_out.labels,
+                                                     held_out.probs.shape[-1])
     results = {}
     for name, grid, trainer in (("consistentee", config.alphas, train_consistentee),
                                 ("jei", config.lambdas, train_jei)):
         runs = []
         for value in grid:
-            network, row = trainer(train, held_out, value, config)
+            network, row = trainer(train, held_out, value, config, metric)
             runs.append((network, row))
             if progress:
-                print(f"{name} {'alpha' if name == 'consistentee' else 'lambda'}={value}: held-out accuracy "
-                      f"{row['accuracy']:.4f} (last exit {reference:.4f}), average exit layer "
+                print(f"{name} {'alpha' if name == 'consistentee' else 'lambda'}={value}: held-out {metric} "
+                      f"{row[metric]:.4f} (last exit {reference:.4f}), average exit layer "
                       f"{row['average_exit_layer']:.2f}, best epoch {row['epoch']}", flush=True)
         rows = [row for _, row in runs]
-        chosen = choose_setting(rows, reference, config.accuracy_tolerance)
+        chosen = choose_setting(rows, reference, config.tolerance, metric)
         results[name] = (runs[chosen][0], rows[chosen], rows)
     return TrainedLearnedExits(
         consistentee=results["consistentee"][0], jei=results["jei"][0],
         alpha=results["consistentee"][1]["alpha"], lam=results["jei"][1]["lambda"],
-        sweep={"held_out_examples": len(held_out), "held_out_last_exit_accuracy": reference,
+        sweep={"held_out_examples": len(held_out), "metric": metric, f"held_out_last_exit_{metric}": reference,
                **{name: rows for name, (_, _, rows) in results.items()}},
         config=config,
     )
@@ -352,8 +367,8 @@ def save_learned_exits(trained: TrainedLearnedExits, folder: str | Path) -> Path
         },
         "selection": (f"on a held-out {trained.config.selection_fraction:g} of the training split (the validation "
                       f"split stays unseen): fastest setting at threshold {trained.config.threshold} whose held-out "
-                      f"accuracy is within {trained.config.accuracy_tolerance} of the last exit's; the most accurate "
-                      "when none is"),
+                      f"{trained.sweep['metric']} is within {trained.config.tolerance} of the last exit's; the best "
+                      f"by {trained.sweep['metric']} when none is"),
         "selection_sweep": trained.sweep,
         "train_config": asdict(trained.config),
     }
@@ -405,24 +420,29 @@ def default_cache_dir(task: str) -> Path:
 
 def train_and_ship_exits(classifier: MultiExitClassifier, dataset, folder: str | Path,
                          config: ExitTrainConfig, cache_dir: Path | None = None,
-                         progress: bool = True, card_notes: str = "") -> dict:
+                         progress: bool = True, card_notes: str = "", metric: str = "accuracy") -> dict:
     """The ``train-exits`` run on a checkpoint folder.
 
     Caches the frozen model's features on the training split, trains and chooses both
-    learned rules on it (see ``train_learned_exits``), writes them into ``folder``, then
+    learned rules on it by the task's ``metric`` (see ``train_learned_exits``), writes them into ``folder``, then
     recomputes the val and test traces from the weights with the loaded scorers
     (so the traces carry ``exit_scores`` for both rules, in the current trace format) and
     the figures of the metrics and the model card read off them (``card_notes`` as
     in training). Returns the test-split summary of each learned rule at the threshold
-    beside the full model.
+    beside the full model, ``metric`` included.
     """
     from epee_demo.training.joint import refresh_trace_figures, rule_summary
+
+    def test_row(trace, rule, **params) -> dict:
+        exits, answers = catalogue.exit_answers(trace.probs, rule, scores=trace.scores_for(rule), **params)
+        return {**rule_summary(trace, rule, **params), metric: task_metrics.METRICS[metric].compute(
+            answers.argmax(axis=-1), trace.labels, len(trace.label_names))}
 
     folder = Path(folder)
     classifier.model.eval()
     train_data = dataset.train.first(config.max_train_examples)
     features = cached_exit_features(classifier, folder, "train", train_data, cache_dir)
-    trained = train_learned_exits(features, config, progress)
+    trained = train_learned_exits(features, config, progress, metric)
     save_learned_exits(trained, folder)
     scoring = MultiExitClassifier(classifier.model, classifier.spec, classifier.preprocessor,
                                   model_folder.load_learned_exits(folder, classifier.model))
@@ -435,8 +455,8 @@ def train_and_ship_exits(classifier: MultiExitClassifier, dataset, folder: str |
     test_trace = traces["test"]
     summary = {
         "alpha": trained.alpha, "lambda": trained.lam, "threshold": config.threshold,
-        "test": [rule_summary(test_trace, "fixed", layer=test_trace.num_layers)]
-        + [rule_summary(test_trace, rule, threshold=config.threshold) for rule in LEARNED_RULES],
+        "test": [test_row(test_trace, "fixed", layer=test_trace.num_layers)]
+        + [test_row(test_trace, rule, threshold=config.threshold) for rule in LEARNED_RULES],
     }
     description = model_folder.read_learned_exits_description(folder)
     description["test_summary"] = summary["test"]

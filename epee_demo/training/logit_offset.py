@@ -2,15 +2,15 @@
 
 A head's output bias moving by d for class c multiplies that class's probability by e^d before
 renormalizing, so the val/test traces are rewritten exactly from the old ones (the pooled states,
-and so the CALM cosines, do not change). Every exit gets the same offset, chosen for the last exit
-by the task's metric on the VALIDATION trace. The choice is recorded in ``config.json``
-(``extra["<class>_logit_offset"]``: the offset, the grid and the validation score at each point),
+and so the CALM cosines, do not change). The offsets are chosen by the task's metric on the
+VALIDATION trace: one for every exit, chosen for the last exit, or (``per_exit=True``) one per exit,
+each chosen for its own exit. The choice is recorded in ``config.json``
+(``extra["<class>_logit_offset"]``: the offsets, the grid and the validation scores at each point),
 and the figures of ``metrics.json`` and the model card follow.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,20 +22,26 @@ from epee_demo.model import folder as model_folder
 from epee_demo.trace.exit_trace import ExitTrace
 
 
-def shifted(trace: ExitTrace, class_index: int, offset: float) -> ExitTrace:
-    """The trace of the same model with ``offset`` added to class ``class_index``'s logit at every exit."""
+def shifted(trace: ExitTrace, class_index: int, offset) -> ExitTrace:
+    """The trace of the same model with ``offset`` (one number, or one per exit [L]) added to class
+    ``class_index``'s logit at every exit."""
     probs = trace.probs.astype(np.float64).copy()
-    probs[..., class_index] *= math.exp(offset)
+    probs[..., class_index] *= np.exp(np.broadcast_to(np.asarray(offset, dtype=np.float64), (trace.num_layers,)))
     probs /= probs.sum(axis=-1, keepdims=True)
     return replace(trace, probs=probs.astype(np.float32))
 
 
-def last_exit_scores(trace: ExitTrace, class_index: int, grid, metric: str) -> np.ndarray:
-    """The last exit's ``metric`` (a name in ``task_metrics.METRICS``) on ``trace`` at each offset of ``grid``."""
-    logits = np.log(np.maximum(trace.probs[:, -1].astype(np.float64), np.finfo(np.float64).tiny))
+def exit_scores(trace: ExitTrace, class_index: int, grid, metric: str, layer: int) -> np.ndarray:
+    """Exit ``layer``'s ``metric`` (a name in ``task_metrics.METRICS``) on ``trace`` at each offset of ``grid``."""
+    logits = np.log(np.maximum(trace.probs[:, layer].astype(np.float64), np.finfo(np.float64).tiny))
     moved = logits[None] + np.multiply.outer(np.asarray(grid, dtype=np.float64), np.eye(logits.shape[1])[class_index])[:, None]
     predictions = moved.argmax(axis=-1)  # [G, N]
     return np.asarray(task_metrics.METRICS[metric].compute(predictions, trace.labels, len(trace.label_names)))
+
+
+def last_exit_scores(trace: ExitTrace, class_index: int, grid, metric: str) -> np.ndarray:
+    """The last exit's ``metric`` on ``trace`` at each offset of ``grid`` (``exit_scores`` of the last layer)."""
+    return exit_scores(trace, class_index, grid, metric, trace.num_layers - 1)
 
 
 def chosen_offset(grid, scores) -> float:
@@ -46,34 +52,45 @@ def chosen_offset(grid, scores) -> float:
     return float(best[(len(best) - 1) // 2])
 
 
+def _rounded(values) -> list[float]:
+    return [round(float(v), 4) for v in values]
+
+
 def record_key(label_name: str) -> str:
     """The ``config.json`` extra key of an offset on ``label_name`` ("negative" -> "negative_logit_offset")."""
     return f"{label_name.replace(' ', '_')}_logit_offset"
 
 
-def add_class_offset(folder: Path, class_index: int, grid, metric: str = "accuracy") -> tuple[float, dict]:
-    """Choose the offset of class ``class_index`` on ``folder``'s validation trace (``last_exit_scores``,
-    ``chosen_offset``), add it to that class's bias in every exit head, rewrite both traces and record
-    the choice in the config. Returns the offset and the rewritten traces by split; the caller
+def add_class_offset(folder: Path, class_index: int, grid, metric: str = "accuracy",
+                     per_exit: bool = False) -> tuple[np.ndarray, dict]:
+    """Choose the offsets of class ``class_index`` on ``folder``'s validation trace (``exit_scores``,
+    ``chosen_offset``): one for every exit, chosen for the last, or one per exit, each chosen for its
+    own exit; add them to that class's bias in the exit heads, rewrite both traces and record the
+    choice in the config. Returns the offsets [L] and the rewritten traces by split; the caller
     refreshes the metrics and card (``training.joint.refresh_trace_figures``)."""
     folder = Path(folder)
     traces = {split: model_folder.read_trace(folder, split) for split in model_folder.SPLITS}
     grid = np.asarray(grid, dtype=np.float64)
-    scores = last_exit_scores(traces["val"], class_index, grid, metric)
-    offset = chosen_offset(grid, scores)
+    val = traces["val"]
+    chosen_for = range(val.num_layers) if per_exit else [val.num_layers - 1]
+    scores = np.stack([exit_scores(val, class_index, grid, metric, layer) for layer in chosen_for])  # [L or 1, G]
+    offsets = np.broadcast_to([chosen_offset(grid, row) for row in scores], (val.num_layers,)).copy()
     weights = load_file(model_folder.weights_path(folder))
-    heads = sorted(k for k in weights if k.startswith("heads.") and k.endswith(".out.bias"))
-    if not heads:
-        raise ValueError(f"{folder} has no exit head biases (heads.*.out.bias)")
-    for key in heads:
-        weights[key][class_index] += offset
+    heads = [f"heads.{layer}.out.bias" for layer in range(val.num_layers)]
+    if missing := [key for key in heads if key not in weights]:
+        raise ValueError(f"{folder} has no exit head bias {missing[0]}")
+    for key, offset in zip(heads, offsets):
+        weights[key][class_index] += float(offset)
     save_file(weights, model_folder.weights_path(folder))
     spec = model_folder.read_spec(folder)
-    spec.extra[record_key(spec.label_names[class_index])] = {
-        "offset": offset, "grid": [round(float(d), 4) for d in grid],
-        f"val_last_exit_{metric}": [round(float(s), 4) for s in scores]}
+    record = {"grid": _rounded(grid)}
+    if per_exit:
+        record.update(offsets=_rounded(offsets), **{f"val_{metric}_per_exit": [_rounded(row) for row in scores]})
+    else:
+        record.update(offset=float(offsets[-1]), **{f"val_last_exit_{metric}": _rounded(scores[0])})
+    spec.extra[record_key(spec.label_names[class_index])] = record
     model_folder.write_spec(spec, folder)
     for split, trace in traces.items():
-        traces[split] = shifted(trace, class_index, offset)
+        traces[split] = shifted(trace, class_index, offsets)
         model_folder.write_trace(traces[split], folder, split)
-    return offset, traces
+    return offsets, traces

@@ -66,6 +66,38 @@ def test_choose_setting_takes_the_fastest_within_tolerance_else_the_most_accurat
     assert le.choose_setting(sweep, 0.95, 0.01) == 0
 
 
+def test_choose_setting_reads_the_named_metric():
+    sweep = [{"accuracy": 0.90, "micro_f1_positive": 0.60, "average_exit_layer": 5.0},
+             {"accuracy": 0.895, "micro_f1_positive": 0.50, "average_exit_layer": 3.0}]
+    assert le.choose_setting(sweep, 0.90, 0.01) == 1  # within a point of accuracy
+    assert le.choose_setting(sweep, 0.60, 0.01, "micro_f1_positive") == 0  # ten points of F1 lost
+
+
+def test_held_out_summary_scores_the_task_metric():
+    """Negatives right, positives wrong: accuracy is high, micro-F1 over the positive classes is 0."""
+    labels = np.array([0] * 8 + [1, 2])
+    probs = one_hot_probs(np.zeros((10, 2), dtype=int))
+    row = le._greedy_summary("consistentee", np.ones((10, 2)), probs, labels, 0.5, "micro_f1_positive")
+    assert row == {"accuracy": 0.8, "micro_f1_positive": 0.0, "average_exit_layer": 1.0}
+
+
+def test_selection_by_the_task_metric_keeps_the_layers_that_find_the_positives():
+    """Exiting at layer 1 loses only the rare positives: within a point of accuracy, so accuracy picks
+    the fastest setting; micro-F1 over the positive classes refuses it."""
+    n, rng = 600, np.random.default_rng(0)
+    labels = (rng.random(n) < 0.05).astype(np.int64)
+    predictions = np.zeros((n, 4), dtype=np.int64)
+    predictions[:, -1] = labels
+    data = le.ExitFeatures(rng.normal(size=(n, 4, 8)).astype(np.float32),
+                           one_hot_probs(predictions, num_classes=2, confidence=0.95).astype(np.float32), labels)
+    config = le.ExitTrainConfig(alphas=(0.05, 5.0), lambdas=(0.1,), epochs=6, batch_size=64, learning_rate=1e-2,
+                                tolerance=0.1)
+    by_accuracy = le.train_learned_exits(data, config, progress=False)
+    by_f1 = le.train_learned_exits(data, config, progress=False, metric="micro_f1_positive")
+    assert by_accuracy.alpha == 5.0 and by_f1.alpha == 0.05
+    assert by_f1.sweep["metric"] == "micro_f1_positive" and by_f1.sweep["held_out_last_exit_micro_f1_positive"] == 1.0
+
+
 # ---------------------------------------------------------------- REINFORCE
 
 

@@ -57,9 +57,10 @@ def test_the_offset_is_chosen_on_validation_written_into_every_head_and_the_trac
     folder, images = _tiny_vit_folder(tmp_path_factory, "breast", ["malignant", "benign"], 1, labels)
     before = {split: model_folder.read_trace(folder, split) for split in model_folder.SPLITS}
     grid = np.linspace(-3, 3, 13)
-    offset, traces = add_class_offset(folder, 0, grid, "accuracy")
+    offsets, traces = add_class_offset(folder, 0, grid, "accuracy")
     scores = last_exit_scores(before["val"], 0, grid, "accuracy")
-    assert offset == chosen_offset(grid, scores)
+    offset = chosen_offset(grid, scores)
+    np.testing.assert_array_equal(offsets, offset)  # the last exit's choice, in every head
     record = model_folder.read_spec(folder).extra["malignant_logit_offset"]
     assert record["offset"] == offset and len(record["grid"]) == 13
     assert record["val_last_exit_accuracy"] == pytest.approx(scores, abs=1e-4)
@@ -71,4 +72,25 @@ def test_the_offset_is_chosen_on_validation_written_into_every_head_and_the_trac
     classifier = model_folder.load_classifier(folder)
     assert isinstance(classifier.preprocessor, ImagePreprocessor)
     again = classifier.trace(images, labels)
+    np.testing.assert_allclose(again.probs, traces["test"].probs, atol=2e-3)
+
+
+def test_per_exit_offsets_are_each_chosen_for_their_own_exit_and_written_into_their_own_head(tmp_path_factory):
+    from epee_demo.model import folder as model_folder
+    from epee_demo.training.logit_offset import exit_scores
+
+    labels = [0, 1, 1, 0, 1, 1, 1, 0, 1, 1]
+    folder, images = _tiny_vit_folder(tmp_path_factory, "breast-per-exit", ["malignant", "benign"], 1, labels)
+    before = {split: model_folder.read_trace(folder, split) for split in model_folder.SPLITS}
+    grid = np.linspace(-3, 3, 13)
+    offsets, traces = add_class_offset(folder, 0, grid, "accuracy", per_exit=True)
+    val = before["val"]
+    expected = [chosen_offset(grid, exit_scores(val, 0, grid, "accuracy", layer)) for layer in range(val.num_layers)]
+    np.testing.assert_allclose(offsets, expected)
+    record = model_folder.read_spec(folder).extra["malignant_logit_offset"]
+    assert record["offsets"] == pytest.approx(expected, abs=1e-4)
+    assert len(record["val_accuracy_per_exit"]) == val.num_layers
+    for split in model_folder.SPLITS:
+        np.testing.assert_allclose(traces[split].probs, shifted(before[split], 0, offsets).probs, atol=1e-6)
+    again = model_folder.load_classifier(folder).trace(images, labels)
     np.testing.assert_allclose(again.probs, traces["test"].probs, atol=2e-3)
