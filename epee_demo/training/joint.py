@@ -10,7 +10,7 @@ import math
 import random
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ class TrainConfig:
     max_train_examples: int | None = None
     label_smoothing: float = 0.0  # of every exit's cross-entropy
     start_from: str | None = None  # the checkpoint folder training continued from, if any
+    dataset_options: dict = field(default_factory=dict)  # options the task's dataset loader was given
 
 
 def seed_everything(seed: int) -> None:
@@ -360,6 +361,19 @@ EPEE at its default setting: accuracy {epee["accuracy"]:.3f}, average exit layer
 """
 
 
+def dataset_options_of(metrics: dict) -> dict:
+    """The options the task's dataset loader was given for this model's training split (``metrics.json``)."""
+    return metrics.get("train_config", {}).get("dataset_options") or {}
+
+
+def dataset_options_line(metrics: dict) -> str:
+    """The card's line on the options the training split was built with ("" when there were none)."""
+    options = dataset_options_of(metrics)
+    if not options:
+        return ""
+    return "\n- Training split built with: " + ", ".join(f"`{k}={v}`" for k, v in options.items())
+
+
 def model_card(spec: ModelSpec, dataset: LabelledDataset, metrics: dict, notes: str = "") -> str:
     """The Markdown of a model card (the folder module adds the Hub metadata): data source and
     licence, splits, per-layer accuracy, EPEE."""
@@ -381,7 +395,7 @@ sum_i i * CE_i / sum_i i by `epee-demo train`. **Research and teaching only; not
 - Backbone: `{base}`; {"LoRA rank " + str(spec.lora["rank"]) + " adapters (merged at load)" if spec.lora else "all weights trained"}
 - Data: {dataset.source}
 - Licence and attribution: {dataset.licence}
-- Splits: train {sizes["train"]}, validation {sizes["val"]}, test {sizes["test"]}
+- Splits: train {sizes["train"]}, validation {sizes["val"]}, test {sizes["test"]}{dataset_options_line(metrics)}
 
 ## Accuracy and AUC of every exit
 
