@@ -6,7 +6,7 @@ import pytest
 
 from epee_demo.data import tasks
 from epee_demo.tools.cli import main
-from epee_demo.training.joint import dataset_options_line
+from epee_demo.training.joint import train_config_lines
 
 
 class Loaded(Exception):
@@ -39,10 +39,19 @@ def test_real_prose_options_on_another_task_are_refused(capsys):
 
 def test_the_card_names_the_options_the_training_split_was_built_with():
     options = {"real_prose_per_class": 300, "real_prose_copies": 4}
-    line = dataset_options_line({"train_config": {"dataset_options": options}})
+    line = train_config_lines({"train_config": {"dataset_options": options}})
     assert "`real_prose_per_class=300`" in line and "`real_prose_copies=4`" in line
-    assert dataset_options_line({"train_config": {"dataset_options": {}}}) == ""
-    assert dataset_options_line({"train_config": {}}) == ""
+    assert train_config_lines({"train_config": {"dataset_options": {}}}) == ""
+    assert train_config_lines({"train_config": {}}) == ""
+
+
+def test_the_card_names_both_ends_of_a_weight_interpolation():
+    mix = {"alpha": 0.25, "from": {"folder": "shipped", "train_config": {}}, "to": {"folder": "rpA", "train_config": {}}}
+    line = train_config_lines({"train_config": {"weight_interpolation": mix}})
+    assert "0.75 x (shipped) + 0.25 x (rpA)" in line and "distant labels" not in line
+    mix["to"]["train_config"] = {"dataset_options": {"real_prose_per_class": 300}}
+    line = train_config_lines({"train_config": {"weight_interpolation": mix}})
+    assert "real prose with distant labels" in line and "CC BY-NC 4.0" in line
 
 
 def test_the_recorded_options_are_read_back_from_the_metrics():
