@@ -79,7 +79,7 @@ def record(folder: Path, result: dict) -> None:
     """Keep the figures as ``real_prose_dev`` in ``metrics.json`` and rewrite the model card."""
     from epee_demo.data.tasks import TASKS
     from epee_demo.model import folder as model_folder
-    from epee_demo.training.joint import model_card
+    from epee_demo.training.joint import dataset_options_of, model_card
 
     task = TASKS["organ-system"]
     metrics = model_folder.read_metrics(folder)
@@ -93,7 +93,8 @@ def record(folder: Path, result: dict) -> None:
     }
     model_folder.write_metrics(metrics, folder)
     spec = model_folder.read_spec(folder)
-    model_folder.write_card(spec, model_card(spec, task.load_dataset(), metrics, task.card_notes), folder, metrics)
+    model_folder.write_card(spec, model_card(spec, task.load_dataset(**dataset_options_of(metrics)), metrics,
+                                                        task.card_notes), folder, metrics)
 
 
 def format_result(result: dict) -> str:

@@ -52,6 +52,8 @@ MAX_CHARS = 1200
 SOURCES = ("BioRED Train and Dev abstracts (Luo et al., Briefings in Bioinformatics 2022; public domain), "
            "DDI 2013 Train/MedLine abstracts (Segura-Bedmar et al. 2013; CC BY-NC 4.0), PHEE train sentences "
            "(Sun et al. 2022; MIT), ChemProt train sentences (BioCreative VI; public domain)")
+LICENCES = ("distant-prose texts: BioRED public domain; DDI 2013 CC BY-NC 4.0 (non-commercial use only); PHEE MIT; "
+            "ChemProt public domain")
 
 WORD = re.compile(r"[a-z0-9]+")
 

@@ -246,25 +246,23 @@ EXAMPLE_NOTES: tuple[ExampleNote, ...] = (
         "Digestive", also_mentions="Neurological",
     ),
     ExampleNote(
-        "Overthinking: Headache with high blood pressure",
+        "Overthinking: Headaches from severe hypertension",
         (
-            "ED note.\n"
-            "49-year-old woman, severe occipital headache and blurred vision since this morning.\n"
-            "BP 232/138, confirmed on repeat. Fundi: flame haemorrhages and papilloedema. Creatinine 180.\n"
-            "Dx: hypertensive emergency with retinopathy.\n"
-            "Plan: IV labetalol to lower BP by 25% in the first hours, admit to HDU."
+            "Neurology referral.\n"
+            "52M, recurrent headaches. BP 210/125 on three readings. Fundi normal.\n"
+            "Dx: severe essential hypertension.\n"
+            "Plan: amlodipine, ambulatory BP monitoring."
         ),
         "Cardiovascular", overthinks=True,
     ),
     ExampleNote(
-        "Overthinking: Cough and weight loss in a smoker",
+        "Overthinking: Seizure in alcohol withdrawal",
         (
-            "Chest clinic.\n"
-            "67M, ex-smoker 40 pack-years, 2 months of cough, haemoptysis and 7 kg weight loss.\n"
-            "CXR: 4 cm right hilar mass. CT: mass with mediastinal nodes.\n"
-            "Bronchoscopy biopsy: squamous cell carcinoma.\n"
-            "Plan: PET-CT staging, lung cancer MDT, pulmonary function tests before deciding on surgery."
+            "Admission note.\n"
+            "48M, drinks a bottle of vodka daily, stopped 2 days ago. Tremor, sweating, one generalised seizure.\n"
+            "Dx: alcohol withdrawal with seizures.\n"
+            "Plan: chlordiazepoxide reducing regimen, IV thiamine, alcohol liaison team."
         ),
-        "Neoplasm", overthinks=True,
+        "Mental & behavioural", overthinks=True,
     ),
 )

@@ -208,9 +208,11 @@ def load_organ_system(cap_per_source: int = 600, seed: int = 13, notes_per_class
         for text, label in compose_notes(notes_per_class, seed):
             splits["train"].inputs.append(text)
             splits["train"].labels.append(label)
+    source, licence = SOURCE, LICENCE
     if real_prose_per_class:
-        from epee_demo.data.distant_prose import distant_prose
+        from epee_demo.data.distant_prose import LICENCES, SOURCES, distant_prose
 
+        source, licence = f"{SOURCE}; training split also: {SOURCES}", f"{LICENCE}; {LICENCES}"
         for text, label in distant_prose(real_prose_per_class, seed=seed) * real_prose_copies:
             splits["train"].inputs.append(text)
             splits["train"].labels.append(label)
@@ -220,5 +222,5 @@ def load_organ_system(cap_per_source: int = 600, seed: int = 13, notes_per_class
         split.inputs[:] = [split.inputs[i] for i in order]
         split.labels[:] = [split.labels[i] for i in order]
     return LabelledDataset(
-        "organ-system", LABEL_NAMES, splits["train"], splits["val"], splits["test"], SOURCE, LICENCE
+        "organ-system", LABEL_NAMES, splits["train"], splits["val"], splits["test"], source, licence
     )

@@ -47,8 +47,8 @@ class Task:
 
 
 ORGAN_SYSTEM_NOTES_PER_CLASS = 400  # composed note-like training texts per class (data/organ_notes.py)
-ORGAN_SYSTEM_REAL_PROSE_PER_CLASS = 0  # real texts with distant labels per class (data/distant_prose.py); the run
-# measured with 300 (README, "The organ-system model on real prose") lost 2.7 points on test, so none ship
+ORGAN_SYSTEM_REAL_PROSE_PER_CLASS = 0  # real texts with distant labels per class (data/distant_prose.py); the default
+# split holds none: the shipped model averages in a run trained with 300 (`epee-demo train --real-prose-per-class`; README)
 ORGAN_SYSTEM_REAL_PROSE_COPIES = 4  # each real text's copies in the training split (weights them up)
 
 

@@ -17,13 +17,19 @@ def _train(args) -> int:
     )
 
     task = TASKS[args.task]
-    settings = {**task.train_defaults, **{k: v for k, v in (
+    options = {k: v for k, v in (("real_prose_per_class", args.real_prose_per_class),
+                                 ("real_prose_copies", args.real_prose_copies)) if v is not None}
+    if options and task.name != "organ-system":
+        print("epee-demo train: --real-prose-per-class and --real-prose-copies apply to --task organ-system only",
+              file=sys.stderr)
+        return 2
+    settings = {**task.train_defaults, "dataset_options": options, **{k: v for k, v in (
         ("epochs", args.epochs), ("batch_size", args.batch_size),
         ("learning_rate", args.learning_rate), ("max_train_examples", args.max_train_examples),
         ("seed", args.seed), ("start_from", args.start_from),
     ) if v is not None}}
     config = TrainConfig(**settings)
-    dataset = task.load_dataset()
+    dataset = task.load_dataset(**options)
     print(f"{task.name}: train {len(dataset.train)}, val {len(dataset.val)}, test {len(dataset.test)}", flush=True)
     spec = task.default_spec(dataset.label_names)
     if args.base:
@@ -57,7 +63,8 @@ def _train(args) -> int:
 
 
 def _train_exits(args) -> int:
-    from epee_demo.model.folder import load_classifier
+    from epee_demo.model.folder import load_classifier, read_metrics
+    from epee_demo.training.joint import dataset_options_of
     from epee_demo.training.learned_exits import ExitTrainConfig, default_cache_dir, train_and_ship_exits
     from epee_demo.model.registry import ASSETS_DIR
     from epee_demo.data.tasks import TASKS
@@ -69,7 +76,7 @@ def _train_exits(args) -> int:
         ("alphas", args.alphas and tuple(args.alphas)), ("lambdas", args.lambdas and tuple(args.lambdas)),
         ("epochs", args.epochs), ("max_train_examples", args.max_train_examples), ("seed", args.seed),
     ) if v is not None})
-    dataset = task.load_dataset()
+    dataset = task.load_dataset(**dataset_options_of(read_metrics(folder)))  # the split the model was trained on
     cache_dir = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else default_cache_dir(task.name)
     summary = train_and_ship_exits(classifier, dataset, folder, config, cache_dir, progress=not args.quiet,
                                    card_notes=task.card_notes, metric=task.metric)
@@ -124,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-train-examples", type=int, help="cap the training set (quick runs)")
     train.add_argument("--seed", type=int)
     train.add_argument("--start-from", help="checkpoint folder of the same task to continue training from")
+    train.add_argument("--real-prose-per-class", type=int, help="organ-system: at most this many real texts per "
+                       "class with distant labels join the training split (data/distant_prose.py; default: "
+                       "tasks.ORGAN_SYSTEM_REAL_PROSE_PER_CLASS)")
+    train.add_argument("--real-prose-copies", type=int, help="organ-system: copies of each such text in the "
+                       "training split (default: tasks.ORGAN_SYSTEM_REAL_PROSE_COPIES)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_train)
     exits = sub.add_parser("train-exits", help="train the learned exit rules (ConsistentEE, JEI-DNN) on a "

@@ -10,7 +10,7 @@ import math
 import random
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ class TrainConfig:
     max_train_examples: int | None = None
     label_smoothing: float = 0.0  # of every exit's cross-entropy
     start_from: str | None = None  # the checkpoint folder training continued from, if any
+    dataset_options: dict = field(default_factory=dict)  # options the task's dataset loader was given
 
 
 def seed_everything(seed: int) -> None:
@@ -360,6 +361,31 @@ EPEE at its default setting: accuracy {epee["accuracy"]:.3f}, average exit layer
 """
 
 
+def dataset_options_of(metrics: dict) -> dict:
+    """The options the task's dataset loader was given for this model's training split (``metrics.json``)."""
+    return metrics.get("train_config", {}).get("dataset_options") or {}
+
+
+def train_config_lines(metrics: dict) -> str:
+    """The card's lines on the options the training split was built with and on a weight interpolation
+    (``scripts/interpolate_checkpoints.py``); "" when there was neither."""
+    lines = ""
+    options = dataset_options_of(metrics)
+    if options:
+        lines += "\n- Training split built with: " + ", ".join(f"`{k}={v}`" for k, v in options.items())
+    mix = metrics.get("train_config", {}).get("weight_interpolation")
+    if mix:
+        lines += (f"\n- Weights: {1 - mix['alpha']:.2f} x ({mix['from']['folder']}) + {mix['alpha']:.2f} x "
+                  f"({mix['to']['folder']}), every stored tensor (weight-space ensembling as in WiSE-FT, Wortsman "
+                  f"et al., arXiv:2109.01903); `train_config.weight_interpolation` in `metrics.json` holds both "
+                  f"runs' settings")
+        if dataset_options_of({"train_config": mix["to"].get("train_config") or {}}).get("real_prose_per_class"):
+            from epee_demo.data.distant_prose import LICENCES, SOURCES
+
+            lines += f"\n- The second run's training split also held real prose with distant labels: {SOURCES}. {LICENCES}"
+    return lines
+
+
 def model_card(spec: ModelSpec, dataset: LabelledDataset, metrics: dict, notes: str = "") -> str:
     """The Markdown of a model card (the folder module adds the Hub metadata): data source and
     licence, splits, per-layer accuracy, EPEE."""
@@ -381,7 +407,7 @@ sum_i i * CE_i / sum_i i by `epee-demo train`. **Research and teaching only; not
 - Backbone: `{base}`; {"LoRA rank " + str(spec.lora["rank"]) + " adapters (merged at load)" if spec.lora else "all weights trained"}
 - Data: {dataset.source}
 - Licence and attribution: {dataset.licence}
-- Splits: train {sizes["train"]}, validation {sizes["val"]}, test {sizes["test"]}
+- Splits: train {sizes["train"]}, validation {sizes["val"]}, test {sizes["test"]}{train_config_lines(metrics)}
 
 ## Accuracy and AUC of every exit
 

@@ -1,0 +1,62 @@
+"""``epee-demo train``'s options for the organ-system training split (no model is trained here)."""
+
+import dataclasses
+
+import pytest
+
+from epee_demo.data import tasks
+from epee_demo.tools.cli import main
+from epee_demo.training.joint import train_config_lines
+
+
+class Loaded(Exception):
+    """Raised by the stand-in loader once it has seen its options, to stop before any training."""
+
+
+def test_real_prose_options_reach_the_organ_system_loader(monkeypatch):
+    seen = {}
+
+    def loader(**options):
+        seen.update(options)
+        raise Loaded
+
+    task = dataclasses.replace(tasks.TASKS["organ-system"], load_dataset=loader)
+    monkeypatch.setitem(tasks.TASKS, "organ-system", task)
+    with pytest.raises(Loaded):
+        main(["train", "--task", "organ-system", "--out", "unused", "--real-prose-per-class", "300",
+              "--real-prose-copies", "2"])
+    assert seen == {"real_prose_per_class": 300, "real_prose_copies": 2}
+    seen.clear()
+    with pytest.raises(Loaded):
+        main(["train", "--task", "organ-system", "--out", "unused"])
+    assert seen == {}  # the task's own defaults (tasks.ORGAN_SYSTEM_REAL_PROSE_*) apply
+
+
+def test_real_prose_options_on_another_task_are_refused(capsys):
+    assert main(["train", "--task", "pneumonia", "--out", "unused", "--real-prose-per-class", "300"]) == 2
+    assert "organ-system only" in capsys.readouterr().err
+
+
+def test_the_card_names_the_options_the_training_split_was_built_with():
+    options = {"real_prose_per_class": 300, "real_prose_copies": 4}
+    line = train_config_lines({"train_config": {"dataset_options": options}})
+    assert "`real_prose_per_class=300`" in line and "`real_prose_copies=4`" in line
+    assert train_config_lines({"train_config": {"dataset_options": {}}}) == ""
+    assert train_config_lines({"train_config": {}}) == ""
+
+
+def test_the_card_names_both_ends_of_a_weight_interpolation():
+    mix = {"alpha": 0.25, "from": {"folder": "shipped", "train_config": {}}, "to": {"folder": "rpA", "train_config": {}}}
+    line = train_config_lines({"train_config": {"weight_interpolation": mix}})
+    assert "0.75 x (shipped) + 0.25 x (rpA)" in line and "distant labels" not in line
+    mix["to"]["train_config"] = {"dataset_options": {"real_prose_per_class": 300}}
+    line = train_config_lines({"train_config": {"weight_interpolation": mix}})
+    assert "real prose with distant labels" in line and "CC BY-NC 4.0" in line
+
+
+def test_the_recorded_options_are_read_back_from_the_metrics():
+    from epee_demo.training.joint import dataset_options_of
+
+    assert dataset_options_of({"train_config": {"dataset_options": {"real_prose_per_class": 300}}}) == {
+        "real_prose_per_class": 300}
+    assert dataset_options_of({"train_config": {"epochs": 1}}) == {} == dataset_options_of({})

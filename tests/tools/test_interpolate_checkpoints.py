@@ -1,0 +1,30 @@
+"""scripts/interpolate_checkpoints.py: the tensor-by-tensor mix of two checkpoints."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "interpolate_checkpoints.py"
+spec = importlib.util.spec_from_file_location("interpolate_checkpoints", SCRIPT)
+interpolate_checkpoints = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(interpolate_checkpoints)
+
+
+def test_interpolation_is_tensor_by_tensor_and_stored_as_fp16():
+    first = {"a": torch.zeros(2, 3, dtype=torch.float16), "b": torch.full((4,), 2.0, dtype=torch.float16)}
+    second = {"a": torch.ones(2, 3, dtype=torch.float16), "b": torch.full((4,), -2.0, dtype=torch.float16)}
+    mix = interpolate_checkpoints.interpolate(first, second, 0.25)
+    assert all(t.dtype == torch.float16 for t in mix.values())
+    assert torch.equal(mix["a"], torch.full((2, 3), 0.25, dtype=torch.float16))
+    assert torch.equal(mix["b"], torch.full((4,), 1.0, dtype=torch.float16))
+    assert torch.equal(interpolate_checkpoints.interpolate(first, second, 0.0)["b"], first["b"])
+    assert torch.equal(interpolate_checkpoints.interpolate(first, second, 1.0)["a"], second["a"])
+
+
+def test_checkpoints_of_different_shapes_are_refused():
+    with pytest.raises(SystemExit, match="same tensors"):
+        interpolate_checkpoints.interpolate({"a": torch.zeros(2)}, {"a": torch.zeros(3)}, 0.5)
+    with pytest.raises(SystemExit, match="same tensors"):
+        interpolate_checkpoints.interpolate({"a": torch.zeros(2)}, {"b": torch.zeros(2)}, 0.5)
