@@ -14,6 +14,7 @@ Example (the shipped model and its continuation on real prose with distant label
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -32,11 +33,17 @@ def interpolate(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor],
     return {k: ((1 - alpha) * first[k].float() + alpha * second[k].float()).half().contiguous() for k in first}
 
 
+def _without_license(spec):
+    return replace(spec, extra={k: v for k, v in spec.extra.items() if k != "license"})
+
+
 def write_folder(start: Path, end: Path, alpha: float, out: Path, names: tuple[str, str] | None = None) -> dict:
     """Write the interpolated checkpoint, its traces, metrics and card into ``out``; returns the metrics."""
-    spec = model_folder.read_spec(start)
-    if model_folder.read_spec(end) != spec:
+    spec, other = model_folder.read_spec(start), model_folder.read_spec(end)
+    if _without_license(other) != _without_license(spec):
         raise SystemExit(f"{start} and {end} have different specs (config.json)")
+    if license := other.extra.get("license") or spec.extra.get("license"):  # trained on either run's texts
+        spec.extra["license"] = license
     out.mkdir(parents=True, exist_ok=True)
     model_folder.write_spec(spec, out)
     tensors = interpolate(load_file(str(model_folder.weights_path(start))),

@@ -55,6 +55,8 @@ SOURCES = ("BioRED Train and Dev abstracts (Luo et al., Briefings in Bioinformat
 LICENCES = ("distant-prose texts: BioRED public domain; DDI 2013 CC BY-NC 4.0 (non-commercial use only); PHEE MIT; "
             "ChemProt public domain")
 
+MODEL_LICENSE = "cc-by-nc-4.0"  # a model trained on these texts: the most restrictive source's (DDI 2013)
+
 WORD = re.compile(r"[a-z0-9]+")
 
 

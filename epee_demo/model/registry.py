@@ -33,6 +33,14 @@ class ShippedModel:
     def spec(self) -> ModelSpec:
         return model_folder.read_spec(self.folder)
 
+    @property
+    def page_note(self) -> str:
+        """Shown above the input: the task's note, else a non-commercial notice when the model's licence asks for one."""
+        if self.task.page_note or not self.spec.extra.get("license", "").startswith("cc-by-nc"):
+            return self.task.page_note
+        return ("**Non-commercial use only**: part of this model's training text is licensed CC BY-NC 4.0 "
+                "(its model card names the sources).")
+
     @cached_property
     def metrics(self) -> dict:
         return model_folder.read_metrics(self.folder)

@@ -32,6 +32,9 @@ def _train(args) -> int:
     dataset = task.load_dataset(**options)
     print(f"{task.name}: train {len(dataset.train)}, val {len(dataset.val)}, test {len(dataset.test)}", flush=True)
     spec = task.default_spec(dataset.label_names)
+    if options.get("real_prose_per_class"):
+        from epee_demo.data.distant_prose import MODEL_LICENSE
+        spec.extra["license"] = MODEL_LICENSE
     if args.base:
         spec.base = args.base
     spec = fit_vocabulary(spec, dataset.train.first(config.max_train_examples).inputs)

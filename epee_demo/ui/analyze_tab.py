@@ -182,6 +182,8 @@ def _text_input(model: ShippedModel, analyze_now: bool) -> InputPanel:
         return {"input": text, **run(text, rule, params, label)}
 
     opening = EXAMPLE_NOTES[0].text
+    if model.page_note:
+        gr.Markdown(model.page_note, elem_id="page_note")
     note = gr.Textbox(value=opening, label="Clinical note (synthetic or de-identified text only)", lines=8,
                       max_lines=20, placeholder="Paste a clinical note here…", elem_id="note",
                       max_length=MAX_NOTE_CHARS)
@@ -228,8 +230,8 @@ def _marked_input(model: ShippedModel, analyze_now: bool) -> InputPanel:
     """Marked-sentence box (holding the first test-split example, analyzed), its live highlight and
     check, the test-split examples and Analyze button."""
     schema = model.task.marks
-    if model.task.page_note:
-        gr.Markdown(model.task.page_note, elem_id="page_note")
+    if model.page_note:
+        gr.Markdown(model.page_note, elem_id="page_note")
     examples, attribution = model.example_texts()
     opening = examples[0].text if examples else None
     sentence = gr.Textbox(value=opening, label=f"{model.task.input_label} (synthetic or de-identified text only)", lines=4,
