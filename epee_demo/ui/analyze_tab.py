@@ -448,12 +448,14 @@ def build_analyze_tab(model: ShippedModel, analyze_now: bool = True) -> AnalyzeV
         return sent({**{results[name]: value for name, value in done.items()},
                      **shown(done["trace"], settings_now, rule_name)})
 
-    def on_control(trace, settings_now, rule_name, *values):
+    # The light events' handlers are coroutines: Gradio runs them on its event loop instead of handing each
+    # call to a worker thread and back (their work, a millisecond or so, costs less than that hand-off).
+    async def on_control(trace, settings_now, rule_name, *values):
         rule_name, values = user_error(checked_call, rule_name, dict(zip(CONTROLS, values)), rules, num_layers)
         settings_now = {**settings_now, rule_name: params_from_controls(rule_name, values)}
         return sent({settings_state: settings_now, **shown(trace, settings_now, rule_name)})
 
-    def on_rule(trace, settings_now, rule_name):
+    async def on_rule(trace, settings_now, rule_name):
         user_error(checked_rule, rule_name, rules)
         visible = controls_of(rule_name)
         values = control_values(rule_name, settings_now[rule_name])
