@@ -68,8 +68,8 @@ def _plot(figure_dicts: tuple[list[dict], dict]) -> PlotData:
 def sent(outputs: dict) -> dict:
     """``outputs`` (component -> value) as Gradio sends them: each value through its component's own
     ``postprocess`` (an update's value too), states as they are. For the events declared
-    ``postprocess=False``: Gradio would postprocess each output in a worker thread of its own, a hand-off
-    per output that cost an analysis or a slider move 3 ms of CPU (and the GIL) for its 8 outputs."""
+    ``postprocess=False``: Gradio would postprocess each output in a worker thread of its own, one hand-off
+    per output (a slider move's 8 outputs: 3.6 ms of Gradio's CPU with plotly figures, 0.55 ms thus)."""
     done = {}
     for component, value in outputs.items():
         if component.stateful:
