@@ -6,6 +6,9 @@ every slider move (no model call) and hands the result to the figure functions.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,11 +79,36 @@ class ExampleAnalysis:
         return self.gold_label in self.predicted and self.final_label != self.gold_label
 
 
+RUNS_KEPT = 4096  # rule runs kept (by trace, rule and setting): a slider move reruns only the rule it sets
+_runs: OrderedDict[tuple, tuple[weakref.ref, dict]] = OrderedDict()
+_runs_lock = threading.Lock()
+
+
+def _run(trace: ExitTrace, rule: str, params: dict) -> dict:
+    """``catalogue.run_rule`` of one rule over ``trace`` (its arrays read-only), kept while ``trace`` lives
+    (the page's session state holds it) among the last ``RUNS_KEPT`` runs."""
+    key = (id(trace), rule, tuple(sorted(params.items())))
+    with _runs_lock:
+        kept = _runs.get(key)
+        if kept is not None and kept[0]() is trace:
+            _runs.move_to_end(key)
+            return kept[1]
+    run = catalogue.run_rule(trace.probs, rule, scores=trace.scores_for(rule), **params)
+    for array in run.values():
+        array.flags.writeable = False
+    with _runs_lock:
+        _runs[key] = (weakref.ref(trace), run)
+        while len(_runs) > RUNS_KEPT:
+            _runs.popitem(last=False)
+    return run
+
+
 def run_rules(trace: ExitTrace, params_by_rule: dict[str, dict]) -> dict[str, dict]:
-    """Each rule run once over a one-example trace: its exits, answered distributions and the value
-    it compares per layer (``catalogue.run_rule``), by rule name."""
-    return {rule: catalogue.run_rule(trace.probs, rule, scores=trace.scores_for(rule), **params)
-            for rule, params in params_by_rule.items()}
+    """Each rule run over a one-example trace: its exits, answered distributions and the value it
+    compares per layer (``catalogue.run_rule``; read-only arrays), by rule name. A rule already run on
+    this trace at this setting is not run again: a slider move changes one rule's setting, and every
+    view shows every rule."""
+    return {rule: _run(trace, rule, params) for rule, params in params_by_rule.items()}
 
 
 def rule_exit(trace: ExitTrace, rule: str, params: dict, run: dict) -> RuleExit:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import plotly.graph_objects as go
 
 from epee_demo.rules import catalogue
@@ -39,14 +40,15 @@ def _guides(analysis: ExampleAnalysis, threshold: float | None, threshold_name: 
     return dict(shapes=shapes, annotations=annotations)
 
 
-def entropy_figure(analysis: ExampleAnalysis, tau: float | None) -> go.Figure:
-    """Normalized entropy per layer, the tau line (if the rule has one) and the selected rule's exit."""
+def entropy_figure_dicts(analysis: ExampleAnalysis, tau: float | None) -> tuple[list[dict], dict]:
+    """Normalized entropy per layer, the tau line (if the rule has one) and the selected rule's exit,
+    as plain trace and layout dicts (``figure_json`` sends them as they are; ``entropy_figure`` builds them)."""
     layers = list(range(1, analysis.num_layers + 1))
-    return build_figure(
+    return (
         [dict(
-            type="scatter", x=layers, y=analysis.entropy, mode="lines+markers", name="normalized entropy Hn",
+            type="scatter", x=layers, y=analysis.entropy.tolist(), mode="lines+markers", name="normalized entropy Hn",
             line=dict(color=PALETTE[0], width=3), marker=dict(size=9),
-            customdata=list(zip(analysis.predicted, analysis.top_probability)),
+            customdata=list(zip(analysis.predicted, analysis.top_probability.tolist())),
             hovertemplate="layer %{x}<br>Hn %{y:.3f}<br>%{customdata[0]} (p=%{customdata[1]:.2f})<extra></extra>",
         )],
         dict(title="Uncertainty at each exit (lower = more confident)",
@@ -56,9 +58,15 @@ def entropy_figure(analysis: ExampleAnalysis, tau: float | None) -> go.Figure:
     )
 
 
-def counter_figure(analysis: ExampleAnalysis, line: float | None) -> go.Figure:
+def entropy_figure(analysis: ExampleAnalysis, tau: float | None) -> go.Figure:
+    """The figure of ``entropy_figure_dicts``."""
+    return build_figure(*entropy_figure_dicts(analysis, tau))
+
+
+def counter_figure_dicts(analysis: ExampleAnalysis, line: float | None) -> tuple[list[dict], dict]:
     """What the selected rule compares at each layer (its counter, or its score for the score-based
-    rules; PABEE's counter for rules without either), the patience or threshold ``line`` and the exit."""
+    rules; PABEE's counter for rules without either), the patience or threshold ``line`` and the exit,
+    as plain trace and layout dicts."""
     layers = list(range(1, analysis.num_layers + 1))
     own = analysis.rule_counter is not None
     values = analysis.rule_counter if own else analysis.patience_counter
@@ -66,9 +74,9 @@ def counter_figure(analysis: ExampleAnalysis, line: float | None) -> go.Figure:
     score = own and "threshold" in catalogue.RULES[analysis.selected.rule].params
     axis = (dict(title="score", range=[0, 1.05]) if score
             else dict(title="counter", range=[0, max(analysis.num_layers, (line or 0) + 1)], dtick=1))
-    return build_figure(
+    return (
         [dict(
-            type="bar", x=layers, y=values, name=name, marker=dict(color=PALETTE[2]),
+            type="bar", x=layers, y=np.asarray(values).tolist(), name=name, marker=dict(color=PALETTE[2]),
             text=analysis.predicted, textposition="inside", insidetextanchor="start",
             hovertemplate=f"layer %{{x}}<br>{'score %{y:.3f}' if score else 'counter %{y}'}<br>%{{text}}<extra></extra>",
         )],
@@ -77,9 +85,15 @@ def counter_figure(analysis: ExampleAnalysis, line: float | None) -> go.Figure:
     )
 
 
-def class_heatmap_figure(analysis: ExampleAnalysis) -> go.Figure:
+def counter_figure(analysis: ExampleAnalysis, line: float | None) -> go.Figure:
+    """The figure of ``counter_figure_dicts``."""
+    return build_figure(*counter_figure_dicts(analysis, line))
+
+
+def class_heatmap_figure_dicts(analysis: ExampleAnalysis) -> tuple[list[dict], dict]:
     """Layers × classes: every exit's probability for every class (what each exit believes, not only
-    its top answer), the selected rule's exit layer boxed and the gold class (when known) marked."""
+    its top answer), the selected rule's exit layer boxed and the gold class (when known) marked, as
+    plain trace and layout dicts."""
     layers = list(range(1, analysis.num_layers + 1))
     names = list(analysis.label_names)
     exit_layer = analysis.selected.exit_layer
@@ -93,7 +107,7 @@ def class_heatmap_figure(analysis: ExampleAnalysis) -> go.Figure:
                            line=dict(color=PALETTE[7], width=2, dash="dot")))
         annotations.append(dict(xref="x", yref="paper", x=gold, y=1, yanchor="bottom", showarrow=False,
                                 text="gold"))
-    return build_figure(
+    return (
         [dict(type="heatmap", z=analysis.probs.tolist(), x=names, y=layers, zmin=0, zmax=1,
               colorscale="Blues", reversescale=True, colorbar=dict(title="p", thickness=12),  # dark = likely
               hovertemplate="layer %{y}<br>%{x}<br>p = %{z:.3f}<extra></extra>")],
@@ -102,6 +116,11 @@ def class_heatmap_figure(analysis: ExampleAnalysis) -> go.Figure:
              annotations=annotations, template=TEMPLATE, font=dict(size=13),
              margin=dict(l=60, r=90, t=50, b=50), height=260 + 22 * analysis.num_layers),
     )
+
+
+def class_heatmap_figure(analysis: ExampleAnalysis) -> go.Figure:
+    """The figure of ``class_heatmap_figure_dicts``."""
+    return build_figure(*class_heatmap_figure_dicts(analysis))
 
 
 def class_table(analysis: ExampleAnalysis) -> tuple[list[str], list[list]]:

@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -178,8 +178,9 @@ class MultiExitModel(nn.Module, ModelHubMixin, library_name="epee-demo", license
     def num_layers(self) -> int:
         return len(self.heads)
 
-    def forward(self, inputs: dict) -> ExitOutput:
-        """Run every layer and every exit head."""
+    def forward(self, inputs: dict, after_layer: Callable[[int], None] | None = None) -> ExitOutput:
+        """Run every layer and every exit head; ``after_layer(index)``, when given, is called once
+        layer ``index``'s exit head has run (the page's timing reads the clock there)."""
         hidden, ctx = self.backbone.embed(inputs)
         logits, pooled = [], []
         for index, head in enumerate(self.heads):
@@ -187,6 +188,8 @@ class MultiExitModel(nn.Module, ModelHubMixin, library_name="epee-demo", license
             vector = self.backbone.pool(hidden, ctx)
             pooled.append(vector)
             logits.append(head(vector))
+            if after_layer is not None:
+                after_layer(index)
         return ExitOutput(torch.stack(logits, 1), torch.stack(pooled, 1))
 
 
@@ -310,10 +313,10 @@ class MultiExitClassifier:
         )
 
     @torch.inference_mode()
-    def trace_prepared(self, batch: dict, labels=None) -> ExitTrace:
+    def trace_prepared(self, batch: dict, labels=None, after_layer: Callable[[int], None] | None = None) -> ExitTrace:
         """The per-layer trace of one device-ready batch (the preprocessor's output): one pass of
-        every layer and exit head."""
-        out = self.model(batch)
+        every layer and exit head (``after_layer``: see ``MultiExitModel.forward``)."""
+        out = self.model(batch, after_layer)
         probs = torch.softmax(out.logits.float(), dim=-1)
         scores = {name: scorer(out.pooled.float(), probs).cpu().numpy() for name, scorer in self.exit_scorers.items()}
         return ExitTrace(probs.cpu().numpy(), self.label_names, labels, state_cosine(out.pooled).cpu().numpy(), scores)

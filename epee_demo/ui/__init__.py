@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from functools import partial
 
 import gradio as gr
@@ -114,6 +116,11 @@ def build_demo(models: dict[str, ShippedModel] | None = None, folder: AppFolder 
     # is off): a cost per event that grows with the server's age. Keep one record and never summarize.
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(2**62))
+    # Gradio imports matplotlib twice around every event (to switch its backend). Where it is not installed,
+    # each failed import searches sys.path anew (1.5% of the server's CPU under scripts/load_test.py, on
+    # the event loop); a None in sys.modules makes the import fail at once.
+    if importlib.util.find_spec("matplotlib") is None:
+        sys.modules.setdefault("matplotlib", None)
     demo.queue(max_size=MAX_QUEUED_EVENTS, api_open=False)  # no queued event is called past the queue and its limits
     demo.app_folder = folder
     return demo

@@ -12,6 +12,9 @@ from typing import Callable
 
 import gradio as gr
 import numpy as np
+from gradio.components.plot import PlotData
+from gradio.data_classes import GradioModel
+from gradio.utils import is_prop_update
 
 from epee_demo.rules import catalogue
 from epee_demo.analysis.one_example import analyze_example
@@ -21,9 +24,10 @@ from epee_demo.data.medmnist import DATASETS
 from epee_demo.data.examples import EXAMPLE_NOTES
 from epee_demo.data.entity_starts import EntityStartPreprocessor
 from epee_demo.data.long_notes import head_tail_split, window_room
+from epee_demo.figures import figure_json
 from epee_demo.figures.layers import (
-    LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, class_heatmap_figure, class_table, counter_figure, depth_markdown,
-    entropy_figure, layer_table, rule_table, summary_markdown,
+    LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, class_heatmap_figure_dicts, class_table, counter_figure_dicts,
+    depth_markdown, entropy_figure_dicts, layer_table, rule_table, summary_markdown,
 )
 from epee_demo.model.device import on_gpu
 from epee_demo.data.images import load_image
@@ -55,9 +59,36 @@ def _table(headers: list[str], rows: list[list]) -> dict:
     return {"headers": list(headers), "data": rows}
 
 
+def _plot(figure_dicts: tuple[list[dict], dict]) -> PlotData:
+    """A figure's plain trace and layout dicts as ``gr.Plot`` sends a figure (its JSON written straight
+    from the dicts, ``figure_json``; ``gr.Plot`` passes a ``PlotData`` through unchanged)."""
+    return PlotData(type="plotly", plot=figure_json(*figure_dicts))
+
+
+def sent(outputs: dict) -> dict:
+    """``outputs`` (component -> value) as Gradio sends them: each value through its component's own
+    ``postprocess`` (an update's value too), states as they are. For the events declared
+    ``postprocess=False``: Gradio would postprocess each output in a worker thread of its own, one hand-off
+    per output (a slider move's 8 outputs: 3.6 ms of Gradio's CPU with plotly figures, 0.55 ms thus)."""
+    done = {}
+    for component, value in outputs.items():
+        if component.stateful:
+            done[component] = value
+        elif is_prop_update(value):
+            done[component] = {**value, "value": _dumped(component.postprocess(value["value"]))} if "value" in value else value
+        else:
+            done[component] = component.postprocess(value)
+    return done
+
+
+def _dumped(value):
+    return value.model_dump() if isinstance(value, GradioModel) else value
+
+
 def render(trace: ExitTrace | None, settings: dict, rule: str) -> dict:
     """Every per-layer view for the current setting, by name: summary, entropy figure,
-    counter figure, layers × classes heatmap and its table, layer table and rule table."""
+    counter figure, layers × classes heatmap and its table, layer table and rule table
+    (the figures as ``PlotData``, which ``gr.Plot`` sends as they are)."""
     if trace is None:
         return dict(summary=EMPTY_SUMMARY, entropy=None, counter=None, classes=None, class_table=None,
                     layers=_table(LAYER_TABLE_HEADERS, []), rules=_table(RULE_TABLE_HEADERS, []))
@@ -68,9 +99,9 @@ def render(trace: ExitTrace | None, settings: dict, rule: str) -> dict:
     class_headers, class_rows = class_table(analysis)
     return dict(
         summary=summary_markdown(analysis),
-        entropy=entropy_figure(analysis, tau),
-        counter=counter_figure(analysis, line),
-        classes=class_heatmap_figure(analysis),
+        entropy=_plot(entropy_figure_dicts(analysis, tau)),
+        counter=_plot(counter_figure_dicts(analysis, line)),
+        classes=_plot(class_heatmap_figure_dicts(analysis)),
         class_table=_table(class_headers, class_rows),
         layers=_table(LAYER_TABLE_HEADERS, layer_table(analysis)),
         rules=_table(RULE_TABLE_HEADERS, rule_table(analysis)),
@@ -100,8 +131,8 @@ def truncation_notice(model: ShippedModel, text: str) -> str:
 
 
 def traced(model: ShippedModel, model_input, rule: str, params: dict | None, label: int | None = None):
-    """One input's trace and its ``AnalysisTiming``: the input is preprocessed once, and only the
-    passes the analysis needs run (the trace, one real early exit)."""
+    """One input's trace and its ``AnalysisTiming``: the input is preprocessed once, and the model runs
+    once (the trace pass, timed as it runs)."""
     classifier = model.classifier
     batch = classifier.to_device(classifier.preprocessor([model_input]))
     return traced_and_timed(classifier, batch, rule, None if label is None else [label], **(params or {}))
@@ -143,7 +174,7 @@ def input_kind(model: ShippedModel) -> str:
 def analyze_note(model: ShippedModel, note, rule: str = DEFAULT_RULE, params: dict | None = None,
                  label: int | None = None) -> tuple[ExitTrace, str]:
     """Run the model on a note (of gold class ``label`` when known): its one-example trace and the notices
-    for the page (truncation, and the measured time of the trace against real early exit)."""
+    for the page (truncation, and the measured time of the trace pass, whole and up to the rule's exit)."""
     text, notices = text_input(model, note)
     trace, timing = traced(model, text, rule, params, label)
     return trace, "\n\n".join(n for n in [*notices, timing.label] if n)
@@ -416,37 +447,42 @@ def build_analyze_tab(model: ShippedModel, analyze_now: bool = True) -> AnalyzeV
         user_error(checked_rule, rule_name, rules)
         # a person's bad input: a message for them, no traceback in the server log
         done = user_error(run, raw, rule_name, settings_now[rule_name])
-        return {**{results[name]: value for name, value in done.items()},
-                **shown(done["trace"], settings_now, rule_name)}
+        return sent({**{results[name]: value for name, value in done.items()},
+                     **shown(done["trace"], settings_now, rule_name)})
 
-    def on_control(trace, settings_now, rule_name, *values):
+    # The light events' handlers are coroutines: Gradio runs them on its event loop instead of handing each
+    # call to a worker thread and back (their work, a millisecond or so, costs less than that hand-off).
+    async def on_control(trace, settings_now, rule_name, *values):
         rule_name, values = user_error(checked_call, rule_name, dict(zip(CONTROLS, values)), rules, num_layers)
         settings_now = {**settings_now, rule_name: params_from_controls(rule_name, values)}
-        return {settings_state: settings_now, **shown(trace, settings_now, rule_name)}
+        return sent({settings_state: settings_now, **shown(trace, settings_now, rule_name)})
 
-    def on_rule(trace, settings_now, rule_name):
+    async def on_rule(trace, settings_now, rule_name):
         user_error(checked_rule, rule_name, rules)
         visible = controls_of(rule_name)
         values = control_values(rule_name, settings_now[rule_name])
         updates = {control: gr.update(visible=name in visible, **({"value": values[name]} if name in values else {}))
                    for name, control in controls.items()}
-        return {**updates, **shown(trace, settings_now, rule_name)}
+        return sent({**updates, **shown(trace, settings_now, rule_name)})
 
     key = model.task.name.replace("-", "_")  # API endpoint suffix
     # preprocess=False everywhere: checked_call checks what the events receive, so Gradio's own checks
-    # never repeat a value sent (a note in a slider's slot) in an error or in the server log.
+    # never repeat a value sent (a note in a slider's slot) in an error or in the server log. The view's
+    # own events also skip Gradio's postprocessing (postprocess=False): their handlers return what is sent.
     results.update(panel.outputs)
     # the panel's own outputs after the views: an API reply gives the notice, then the summary, as before
     panel.button.click(on_analyze, [panel.input, settings_state, rule],
                        [results["trace"], notice, *views.values(), *panel.outputs.values()],
                        concurrency_limit=MODEL_CALLS_AT_ONCE, concurrency_id=MODEL_GROUP,
-                       api_name=f"analyze_{key}", preprocess=False)
+                       api_name=f"analyze_{key}", preprocess=False, postprocess=False)
     control_inputs = [results["trace"], settings_state, rule, *controls.values()]
     for name, control in controls.items():
         control.input(on_control, control_inputs, [settings_state, *views.values()], show_progress="hidden",
-                      trigger_mode="always_last", concurrency_limit=None, api_name=f"set_{name}_{key}", preprocess=False)
+                      trigger_mode="always_last", concurrency_limit=None, api_name=f"set_{name}_{key}", preprocess=False,
+                      postprocess=False)
     rule.input(on_rule, [results["trace"], settings_state, rule], [*controls.values(), *views.values()],
-               show_progress="hidden", concurrency_limit=None, api_name=f"set_rule_{key}", preprocess=False)
+               show_progress="hidden", concurrency_limit=None, api_name=f"set_rule_{key}", preprocess=False,
+               postprocess=False)
     outputs = [results["trace"], notice, *views.values(), *panel.outputs.values()]
     load = on_gpu(panel.load)
 

@@ -64,7 +64,7 @@ def trace_report(model: ShippedModel, trace: ExitTrace, timing: AnalysisTiming, 
         "patience_counter": [int(v) for v in runs["patience"]["shown"][0]],
         "rule": rule, "rules": rules,
         "timing": {"device": timing.device, "trace_ms": 1000 * timing.seconds_trace,
-                   "early_exit_ms": 1000 * timing.seconds_early, "early_exit_layer": timing.exit_layer,
+                   "to_exit_layer_ms": 1000 * timing.seconds_to_exit, "exit_layer": timing.exit_layer,
                    "runs": 1, "label": timing.label},
         "notices": [n for n in notices if n],
     }

@@ -80,3 +80,31 @@ def test_pcee_answers_with_its_run_mean_in_the_view():
     assert analysis.exits["pcee"].exit_layer == 3
     assert analysis.exits["pcee"].label == "b"  # the exit layer alone would answer a
     assert analysis.exits["pcee"].probability == pytest.approx(0.5)
+
+
+def test_a_setting_change_reruns_only_that_rule(monkeypatch):
+    """Rule runs are kept per trace and setting: a slider move reruns the one rule it sets, and the
+    views equal those computed afresh."""
+    from epee_demo.analysis.one_example import _run
+    from epee_demo.rules import catalogue
+
+    calls = []
+    run_rule = catalogue.run_rule
+    monkeypatch.setattr(catalogue, "run_rule", lambda probs, rule, **kw: calls.append(rule) or run_rule(probs, rule, **kw))
+    trace = one_example([0, 0, 1, 1, 1, 1], [0.5, 0.5, 0.5, 0.5, 0.5, 0.99])
+    settings = default_settings(6)
+    analyze_example(trace, settings, "epee")
+    assert sorted(calls) == sorted(trace.available_rules())
+    calls.clear()
+    moved = {**settings, "epee": {"tau": 0.6, "patience": 2}}
+    kept = analyze_example(trace, moved, "epee")
+    assert calls == ["epee"]
+    calls.clear()
+    twin = one_example([0, 0, 1, 1, 1, 1], [0.5, 0.5, 0.5, 0.5, 0.5, 0.99])  # equal values, another trace
+    fresh = analyze_example(twin, moved, "epee")
+    assert sorted(calls) == sorted(trace.available_rules())
+    assert {r: (e.exit_layer, e.label) for r, e in kept.exits.items()} == {r: (e.exit_layer, e.label)
+                                                                          for r, e in fresh.exits.items()}
+    run = _run(trace, "epee", {"tau": 0.6, "patience": 2})
+    with pytest.raises(ValueError):
+        run["exits"][0] = 1  # kept runs are read-only

@@ -101,3 +101,29 @@ def test_depth_note_reads_the_shipped_metrics(tmp_path):
     assert note.startswith("**Depth on this model** (test split): layer 1 scores 0.410, the best exit 0.555 "
                            "(layer 3), the last 0.530: the exits span 14.5 points.")
     assert note.endswith(TASKS["retina"].depth_note)
+
+
+@pytest.mark.parametrize("rule", ["epee", "pcee", "maxprob", "fpabee", "calm"])
+@pytest.mark.parametrize("gold", [-1, 2])
+def test_figure_json_is_what_plotly_writes_for_the_same_figure(rule, gold):
+    """The Analyze tab sends ``figure_json`` of the figures' dicts, not plotly's ``to_json`` of the built
+    figure: both must give the same JSON, NaN (CALM's layer 1) included."""
+    import json
+
+    from epee_demo.figures import build_figure, figure_json
+    from epee_demo.figures.layers import class_heatmap_figure_dicts, counter_figure_dicts, entropy_figure_dicts
+
+    probs = np.array([[[0.4, 0.3, 0.3], [0.7, 0.2, 0.1], [0.8, 0.1, 0.1], [0.1, 0.85, 0.05]]])
+    cosine = np.array([[np.nan, 0.5, 0.97, 0.2]])
+    analysis = analyze_example(ExitTrace(probs, ("x", "y", "z"), labels=[gold], state_cosine=cosine),
+                               default_settings(4), rule)
+    for data, layout in (entropy_figure_dicts(analysis, 0.3), counter_figure_dicts(analysis, 2),
+                         class_heatmap_figure_dicts(analysis)):
+        assert json.loads(figure_json(data, layout)) == json.loads(build_figure(data, layout).to_json())
+
+
+def test_figure_json_refuses_numpy_values():
+    from epee_demo.figures import figure_json
+
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        figure_json([dict(type="bar", y=np.arange(3))], {})

@@ -24,7 +24,7 @@ def analyze(client, text):
 def test_analyze_returns_every_view(client):
     (notice, summary, entropy_plot, counter_plot, class_plot, class_rows, layer_rows,
      rule_rows) = analyze(client, EXAMPLE_NOTES[0].text)
-    assert "stops at **layer" in summary and "one run each" in notice
+    assert "stops at **layer" in summary and "one run of this analysis's own pass" in notice
     assert entropy_plot is not None and counter_plot is not None and class_plot is not None
     assert len(class_rows["data"]) == 4 and len(class_rows["headers"]) == 13 + 2  # layer, 13 classes, marks
     assert len(layer_rows["data"]) == 4

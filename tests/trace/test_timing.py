@@ -5,7 +5,7 @@ import pytest
 
 from epee_demo.rules import catalogue
 from epee_demo.trace.early_exit import predict_early_exit
-from epee_demo.trace.timing import MeasuredTiming, measure_one, traced_and_timed
+from epee_demo.trace.timing import LayerClock, MeasuredTiming, measure_one, traced_and_timed
 from tests.trace.test_early_exit import NUM_LAYERS, tiny_classifier, token_inputs
 
 
@@ -27,7 +27,7 @@ def test_measure_one():
         measure_one(classifier, example, repeats=0)
 
 
-def test_traced_and_timed_times_the_trace_pass_and_one_early_exit():
+def test_traced_and_timed_times_the_trace_pass_up_to_the_exit_and_whole():
     classifier = tiny_classifier()
     example = token_inputs()[0]
     batch = classifier.to_device(classifier.preprocessor([example]))
@@ -37,5 +37,18 @@ def test_traced_and_timed_times_the_trace_pass_and_one_early_exit():
     assert trace.labels.tolist() == [1]
     assert timing.exit_layer == predict_early_exit(classifier, [example], tau=0.3, patience=1).exit_layers[0]
     assert timing.exit_layer == catalogue.exit_layers(trace.probs, "epee", tau=0.3, patience=1)[0]
-    assert positive_finite(timing.seconds_trace) and positive_finite(timing.seconds_early)
-    assert timing.label.startswith("Measured on CPU") and "one run each" in timing.label
+    assert positive_finite(timing.seconds_to_exit) and timing.seconds_to_exit <= timing.seconds_trace
+    assert timing.label.startswith("Measured on CPU") and "one run of this analysis's own pass" in timing.label
+    assert f"up to layer {timing.exit_layer} of {NUM_LAYERS}, where epee exits" in timing.label
+
+
+def test_the_time_to_an_exit_grows_with_its_layer():
+    """Read after each exit head of the same pass: a later exit is never reached sooner."""
+    classifier = tiny_classifier()
+    batch = classifier.to_device(classifier.preprocessor([token_inputs()[0]]))
+    times = [traced_and_timed(classifier, batch, "fixed", layer=layer)[1] for layer in range(1, NUM_LAYERS + 1)]
+    assert [t.exit_layer for t in times] == list(range(1, NUM_LAYERS + 1))
+    clock = LayerClock(classifier.device)
+    classifier.trace_prepared(batch, after_layer=clock.mark)
+    elapsed = clock.elapsed()
+    assert len(elapsed) == NUM_LAYERS and np.all(np.diff(elapsed) >= 0) and elapsed[0] > 0
