@@ -118,11 +118,6 @@ def class_heatmap_figure_dicts(analysis: ExampleAnalysis) -> tuple[list[dict], d
     )
 
 
-def class_heatmap_figure(analysis: ExampleAnalysis) -> go.Figure:
-    """The figure of ``class_heatmap_figure_dicts``."""
-    return build_figure(*class_heatmap_figure_dicts(analysis))
-
-
 def class_table(analysis: ExampleAnalysis) -> tuple[list[str], list[list]]:
     """The heatmap's data as a table: headers (layer, one column per class, marks) and one row per layer
     (probabilities to 3 places; the selected rule's exit and the gold class named in the marks column)."""

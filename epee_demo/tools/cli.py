@@ -9,6 +9,7 @@ from pathlib import Path
 
 
 def _train(args) -> int:
+    from epee_demo.model import folder as model_folder
     from epee_demo.model.multi_exit import MultiExitClassifier, build_model
     from epee_demo.data.tasks import TASKS, preprocessor_for
     from epee_demo.training.joint import (
@@ -32,6 +33,8 @@ def _train(args) -> int:
     dataset = task.load_dataset(**options)
     print(f"{task.name}: train {len(dataset.train)}, val {len(dataset.val)}, test {len(dataset.test)}", flush=True)
     spec = task.default_spec(dataset.label_names)
+    if config.start_from and (license := model_folder.read_spec(Path(config.start_from)).extra.get("license")):
+        spec.extra["license"] = license  # weights continued from a model trained on data under that licence
     if options.get("real_prose_per_class"):
         from epee_demo.data.distant_prose import MODEL_LICENSE
         spec.extra["license"] = MODEL_LICENSE

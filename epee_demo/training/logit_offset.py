@@ -31,7 +31,7 @@ def shifted(trace: ExitTrace, class_index: int, offset) -> ExitTrace:
     return replace(trace, probs=probs.astype(np.float32))
 
 
-def exit_scores(trace: ExitTrace, class_index: int, grid, metric: str, layer: int) -> np.ndarray:
+def scores_at_offsets(trace: ExitTrace, class_index: int, grid, metric: str, layer: int) -> np.ndarray:
     """Exit ``layer``'s ``metric`` (a name in ``task_metrics.METRICS``) on ``trace`` at each offset of ``grid``."""
     logits = np.log(np.maximum(trace.probs[:, layer].astype(np.float64), np.finfo(np.float64).tiny))
     moved = logits[None] + np.multiply.outer(np.asarray(grid, dtype=np.float64), np.eye(logits.shape[1])[class_index])[:, None]
@@ -40,8 +40,8 @@ def exit_scores(trace: ExitTrace, class_index: int, grid, metric: str, layer: in
 
 
 def last_exit_scores(trace: ExitTrace, class_index: int, grid, metric: str) -> np.ndarray:
-    """The last exit's ``metric`` on ``trace`` at each offset of ``grid`` (``exit_scores`` of the last layer)."""
-    return exit_scores(trace, class_index, grid, metric, trace.num_layers - 1)
+    """The last exit's ``metric`` on ``trace`` at each offset of ``grid`` (``scores_at_offsets`` of the last layer)."""
+    return scores_at_offsets(trace, class_index, grid, metric, trace.num_layers - 1)
 
 
 def chosen_offset(grid, scores) -> float:
@@ -63,17 +63,20 @@ def record_key(label_name: str) -> str:
 
 def add_class_offset(folder: Path, class_index: int, grid, metric: str = "accuracy",
                      per_exit: bool = False) -> tuple[np.ndarray, dict]:
-    """Choose the offsets of class ``class_index`` on ``folder``'s validation trace (``exit_scores``,
+    """Choose the offsets of class ``class_index`` on ``folder``'s validation trace (``scores_at_offsets``,
     ``chosen_offset``): one for every exit, chosen for the last, or one per exit, each chosen for its
     own exit; add them to that class's bias in the exit heads, rewrite both traces and record the
     choice in the config. Returns the offsets [L] and the rewritten traces by split; the caller
     refreshes the metrics and card (``training.joint.refresh_trace_figures``)."""
     folder = Path(folder)
+    if (folder / model_folder.LEARNED_EXITS_FILE).exists():
+        raise ValueError(f"{folder} has learned exits, which read the exits' outputs: add the offset to a fresh "
+                         "folder, then run epee-demo train-exits")
     traces = {split: model_folder.read_trace(folder, split) for split in model_folder.SPLITS}
     grid = np.asarray(grid, dtype=np.float64)
     val = traces["val"]
     chosen_for = range(val.num_layers) if per_exit else [val.num_layers - 1]
-    scores = np.stack([exit_scores(val, class_index, grid, metric, layer) for layer in chosen_for])  # [L or 1, G]
+    scores = np.stack([scores_at_offsets(val, class_index, grid, metric, layer) for layer in chosen_for])  # [L or 1, G]
     offsets = np.broadcast_to([chosen_offset(grid, row) for row in scores], (val.num_layers,)).copy()
     weights = load_file(model_folder.weights_path(folder))
     heads = [f"heads.{layer}.out.bias" for layer in range(val.num_layers)]

@@ -277,7 +277,7 @@ class RequestGuard:
 
 # The GET paths served from kept bytes, each with the query parameters Gradio reads for it (every
 # other parameter is ignored by Gradio, so it is by the key too).
-PAGE_QUERIES = {"": ("page", "deep_link"), "/config": ("page", "deep_link"), "/gradio_api/info": ("page", "all_endpoints")}
+PAGE_QUERIES = {"": ("page", "deep_link", "all_endpoints"), "/config": ("page", "deep_link"), "/gradio_api/info": ("page", "all_endpoints")}
 # What Gradio reads of a request to build the root URL that it writes into these replies.
 _ROOT_HEADERS = (b"host", b"x-forwarded-host", b"x-forwarded-proto", b"x-gradio-server")
 KEPT_REPLIES = 16  # replies kept (about 0.7 MB each); one or two root URLs are all a deployment has
@@ -295,6 +295,7 @@ class PageReplies:
     def __init__(self, app):
         self.app = app
         self.kept: OrderedDict[tuple, tuple[int, list, bytes]] = OrderedDict()
+        self.hits: dict[tuple, int] = {}  # how often each kept reply was served
         self.config = None  # the Blocks config the kept replies were built from
         self.building = asyncio.Lock()
         self.waiting = 0
@@ -306,8 +307,9 @@ class PageReplies:
         config = gradio_app.get_blocks().config
         if config is not self.config:
             self.kept.clear()
+            self.hits.clear()
             self.config = config
-        key = _reply_key(scope)
+        key = _reply_key(scope, config)
         reply = self.kept.get(key) if key is not None else None
         if reply is None:
             if self.waiting >= BUILDS_WAITING:
@@ -319,30 +321,35 @@ class PageReplies:
                     if reply is None:
                         reply = await _built(self.app, {**scope, "method": "GET"}, receive)
                         if key is not None and reply[0] == 200 and not any(k == b"set-cookie" for k, _ in reply[1]):
-                            self.kept[key] = reply
-                            while len(self.kept) > KEPT_REPLIES:
-                                self.kept.popitem(last=False)
+                            self.kept[key], self.hits[key] = reply, 0
+                            while len(self.kept) > KEPT_REPLIES:  # the least served goes (the oldest of those)
+                                least = min(self.kept, key=self.hits.__getitem__)
+                                del self.kept[least], self.hits[least]
             finally:
                 self.waiting -= 1
         else:
             self.kept.move_to_end(key)
+            self.hits[key] += 1
         status, headers, body = reply
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
 
 
-def _reply_key(scope) -> tuple | None:
+def _reply_key(scope, config: dict) -> tuple | None:
     """What a page reply depends on: the path, the query parameters Gradio reads (``all_endpoints`` as
-    Gradio reads it: any non-empty value), and the root URL's parts. None for a deep link (a reply
-    built from a visitor's saved state is never kept)."""
+    Gradio reads it: any non-empty value; ``page`` as Gradio reads it: an unknown page is the default
+    one), and the root URL's parts. None for a deep link (a reply built from a visitor's saved state is
+    never kept)."""
     path = scope["path"].rstrip("/")
     query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
     if query.get("deep_link"):
         return None
-    read = tuple(bool(query.get(name)) if name == "all_endpoints" else query.get(name)
-                 for name in PAGE_QUERIES[path])
-    headers = tuple(v for k, v in scope["headers"] if k in _ROOT_HEADERS)
-    return path, read, scope.get("scheme"), scope.get("server"), scope.get("root_path", ""), headers
+    pages = config.get("page") or {}
+    read = tuple(bool(query.get(name)) if name == "all_endpoints"
+                 else (query.get(name) if query.get(name) in pages else None) if name == "page"
+                 else query.get(name) for name in PAGE_QUERIES[path])
+    headers = tuple((k, v) for k, v in scope["headers"] if k in _ROOT_HEADERS)
+    return path, read, scope.get("scheme"), tuple(scope.get("server") or ()), scope.get("root_path", ""), headers
 
 
 async def _built(app, scope, receive) -> tuple[int, list, bytes]:

@@ -3,12 +3,17 @@ import plotly.graph_objects as go
 import pytest
 
 from epee_demo.analysis.one_example import analyze_example
+from epee_demo.figures import build_figure
 from epee_demo.figures.layers import (
-    LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, class_heatmap_figure, class_table, counter_figure, entropy_figure,
+    LAYER_TABLE_HEADERS, RULE_TABLE_HEADERS, class_heatmap_figure_dicts, class_table, counter_figure, entropy_figure,
     layer_table, rule_table, summary_markdown,
 )
 from epee_demo.trace.exit_trace import ExitTrace
 from epee_demo.ui.controls import default_settings
+
+
+def heatmap(analysis):
+    return build_figure(*class_heatmap_figure_dicts(analysis))
 
 
 def analysis_of(gold=-1):
@@ -61,7 +66,7 @@ def test_summary_gives_the_nats_value_both_speed_up_forms_and_the_rule_note():
 
 def test_heatmap_shows_every_class_at_every_layer_with_exit_and_gold_marked():
     analysis = analysis_of(gold=1)
-    fig = class_heatmap_figure(analysis)
+    fig = heatmap(analysis)
     np.testing.assert_allclose(fig.data[0].z, analysis.probs)  # [L, C]: every class, not only the top one
     assert list(fig.data[0].x) == ["x", "y", "z"] and list(fig.data[0].y) == [1, 2, 3, 4]
     exit_box, gold_box = fig.layout.shapes
@@ -71,7 +76,7 @@ def test_heatmap_shows_every_class_at_every_layer_with_exit_and_gold_marked():
     assert headers == ["layer", "x", "y (gold)", "z", "marks"]
     np.testing.assert_allclose([r[1:4] for r in rows], analysis.probs, atol=5e-4)
     assert [i + 1 for i, r in enumerate(rows) if r[-1]] == [analysis.selected.exit_layer]
-    no_gold = class_heatmap_figure(analysis_of())
+    no_gold = heatmap(analysis_of())
     assert len(no_gold.layout.shapes) == 1
 
 
@@ -80,7 +85,7 @@ def test_every_layer_figure_is_valid_plotly(rule):
     """The figures are built unvalidated for speed (``build_figure``): rebuilt with validation, they must pass."""
     probs = np.array([[[0.4, 0.3, 0.3], [0.7, 0.2, 0.1], [0.8, 0.1, 0.1], [0.1, 0.85, 0.05]]])
     analysis = analyze_example(ExitTrace(probs, ("x", "y", "z"), labels=[2]), default_settings(4), rule)
-    for fig in (entropy_figure(analysis, 0.3), counter_figure(analysis, 2), class_heatmap_figure(analysis)):
+    for fig in (entropy_figure(analysis, 0.3), counter_figure(analysis, 2), heatmap(analysis)):
         go.Figure(fig.to_dict())  # raises on any invalid property
 
 

@@ -174,3 +174,12 @@ def test_depth_notes_quote_the_shipped_metrics():
     malignant = test.labels == 0
     assert f"finds {100 * (test.predictions[malignant, -1] == 0).mean():.0f}% of the malignant" in note
     assert breast.spec.extra["malignant_logit_offset"]["offset"] == pytest.approx(0.1)  # chosen on validation
+
+
+def test_models_trained_on_non_commercial_text_say_so_above_their_input():
+    models = shipped_models()
+    organ_system = models["organ-system"]  # its real-prose continuation read DDI 2013 abstracts (CC BY-NC 4.0)
+    assert organ_system.spec.extra["license"] == "cc-by-nc-4.0"
+    assert organ_system.page_note.startswith("**Non-commercial use only**")
+    assert models["ddi"].page_note == models["ddi"].task.page_note  # the task's own note comes first
+    assert models["pneumonia"].page_note == ""  # CC BY 4.0: nothing to add

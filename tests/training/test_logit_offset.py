@@ -77,7 +77,7 @@ def test_the_offset_is_chosen_on_validation_written_into_every_head_and_the_trac
 
 def test_per_exit_offsets_are_each_chosen_for_their_own_exit_and_written_into_their_own_head(tmp_path_factory):
     from epee_demo.model import folder as model_folder
-    from epee_demo.training.logit_offset import exit_scores
+    from epee_demo.training.logit_offset import scores_at_offsets
 
     labels = [0, 1, 1, 0, 1, 1, 1, 0, 1, 1]
     folder, images = _tiny_vit_folder(tmp_path_factory, "breast-per-exit", ["malignant", "benign"], 1, labels)
@@ -85,7 +85,7 @@ def test_per_exit_offsets_are_each_chosen_for_their_own_exit_and_written_into_th
     grid = np.linspace(-3, 3, 13)
     offsets, traces = add_class_offset(folder, 0, grid, "accuracy", per_exit=True)
     val = before["val"]
-    expected = [chosen_offset(grid, exit_scores(val, 0, grid, "accuracy", layer)) for layer in range(val.num_layers)]
+    expected = [chosen_offset(grid, scores_at_offsets(val, 0, grid, "accuracy", layer)) for layer in range(val.num_layers)]
     np.testing.assert_allclose(offsets, expected)
     record = model_folder.read_spec(folder).extra["malignant_logit_offset"]
     assert record["offsets"] == pytest.approx(expected, abs=1e-4)
@@ -94,3 +94,12 @@ def test_per_exit_offsets_are_each_chosen_for_their_own_exit_and_written_into_th
         np.testing.assert_allclose(traces[split].probs, shifted(before[split], 0, offsets).probs, atol=1e-6)
     again = model_folder.load_classifier(folder).trace(images, labels)
     np.testing.assert_allclose(again.probs, traces["test"].probs, atol=2e-3)
+
+
+def test_an_offset_is_refused_on_a_folder_with_learned_exits(tmp_path_factory):
+    from epee_demo.model import folder as model_folder
+
+    folder, _ = _tiny_vit_folder(tmp_path_factory, "breast-learned", ["malignant", "benign"], 1, [0, 1, 1, 0])
+    (folder / model_folder.LEARNED_EXITS_FILE).write_bytes(b"")
+    with pytest.raises(ValueError, match="train-exits"):
+        add_class_offset(folder, 0, [0.0, 1.0], "accuracy")

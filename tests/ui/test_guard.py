@@ -374,9 +374,13 @@ def test_page_replies_are_kept_per_root_url_and_the_queries_gradio_reads():
     fetch(replies, app, query=b"deep_link=abc")
     fetch(replies, app, query=b"deep_link=abc")
     assert app.builds == 7  # a reply built from a visitor's saved state is never kept
+    fetch(replies, app, "/", b"all_endpoints=1")  # the page embeds the API description it asks for
+    assert app.builds == 8 and fetch(replies, app, "/") == (200, b"built for a") and app.builds == 8
+    fetch(replies, app, query=b"page=nonesuch")  # an unknown page is the default one to Gradio
+    assert app.builds == 8
     app.config = {"components": [1]}  # the Blocks' config replaced: every reply is built anew
     fetch(replies, app)
-    assert app.builds == 8
+    assert app.builds == 9
 
 
 def test_page_replies_keep_only_plain_successes_and_a_bounded_number():
@@ -392,6 +396,14 @@ def test_page_replies_keep_only_plain_successes_and_a_bounded_number():
     assert len(replies.kept) == guard.KEPT_REPLIES
     fetch(replies, app, host=b"0")  # the oldest went first
     assert app.builds == guard.KEPT_REPLIES + 6
+    app = FakeApp()
+    replies = guard.PageReplies(app)
+    for _ in range(3):
+        fetch(replies, app, host=b"real")
+    for host in range(3 * guard.KEPT_REPLIES):  # a flood of one-off root URLs
+        fetch(replies, app, host=str(host).encode())
+    builds = app.builds
+    assert fetch(replies, app, host=b"real") == (200, b"built for real") and app.builds == builds  # still kept
 
 
 def test_page_replies_are_built_one_at_a_time_and_few_wait():
