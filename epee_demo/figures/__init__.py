@@ -6,8 +6,8 @@ common forms of colour blindness.
 
 from __future__ import annotations
 
-import orjson
 import plotly.graph_objects as go
+import plotly.io as pio
 
 PALETTE = (
     "#0072B2",  # blue
@@ -53,20 +53,9 @@ def _titles_as_dicts(value):
     return value
 
 
-_TEMPLATE_DICT = TEMPLATE.to_plotly_json()
-
-
-def _template_dict(value):
-    """orjson's fallback: the page's ``TEMPLATE`` as its plain dict. Anything else orjson cannot write
-    (a NumPy array or number: give figure data as lists and Python numbers) raises its TypeError."""
-    if value is TEMPLATE:
-        return _TEMPLATE_DICT
-    raise TypeError
-
-
 def figure_json(data: list[dict], layout: dict) -> str:
     """The JSON plotly.js reads for the figure of plain trace and layout dicts, equal to
-    ``build_figure(data, layout).to_json()`` without building the figure (about 0.1 ms instead of 2 ms:
-    the Analyze tab sends three figures per slider move and per analysis)."""
-    return orjson.dumps({"data": _titles_as_dicts(data), "layout": _titles_as_dicts(layout)},
-                        default=_template_dict).decode()
+    ``build_figure(data, layout).to_json()`` without building the figure (plotly's own writer with its
+    validation off: about 0.2 ms instead of 2 ms; the Analyze tab sends three figures per slider move
+    and per analysis)."""
+    return pio.to_json({"data": _titles_as_dicts(data), "layout": _titles_as_dicts(layout)}, validate=False)

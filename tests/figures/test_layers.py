@@ -127,8 +127,11 @@ def test_figure_json_is_what_plotly_writes_for_the_same_figure(rule, gold):
         assert json.loads(figure_json(data, layout)) == json.loads(build_figure(data, layout).to_json())
 
 
-def test_figure_json_refuses_numpy_values():
+def test_figure_json_writes_numpy_values_as_their_lists():
+    import json
+
     from epee_demo.figures import figure_json
 
-    with pytest.raises(TypeError, match="not JSON serializable"):
-        figure_json([dict(type="bar", y=np.arange(3))], {})
+    arrays = json.loads(figure_json([dict(type="bar", y=np.arange(3), x=np.array([0.5, np.nan, 2.0]))], {}))
+    lists = json.loads(figure_json([dict(type="bar", y=[0, 1, 2], x=[0.5, None, 2.0])], {}))
+    assert arrays == lists and arrays["data"][0]["y"] == [0, 1, 2]
