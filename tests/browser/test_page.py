@@ -69,11 +69,15 @@ def test_analyze_an_example_note_and_move_the_tau_slider_with_the_keyboard(page)
     page.locator("#entropy_plot .js-plotly-plot").first.wait_for(state="visible", timeout=30_000)
     slider = page.locator("#tau input[type=range]").first
     slider.focus()
-    # tau = 0 turns EPEE into pure PABEE: this note's answer is stable from layer 1, so the
-    # patience counter reaches 3 at layer 4 (the shipped model exits at layer 1 on entropy before).
+    # tau = 1 fires on entropy at the first layer (Hn < 1 on any prediction that is not uniform).
+    slider.press("End")
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('tau 1 =')", timeout=30_000)
+    assert "stops at layer 1 of 6" in summary_text(page)
+    # tau = 0 turns EPEE into pure PABEE: this note's answer is the same at every layer, so the
+    # patience counter reaches 3 at layer 4.
     slider.press("Home")
-    page.wait_for_function("document.querySelector('#summary').innerText.includes('layer 4 of 6')", timeout=30_000)
-    assert summary_text(page) != before
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('tau 0 =')", timeout=30_000)
+    assert "stops at layer 4 of 6" in summary_text(page)
 
 
 CONTROL_ROLES = {"textbox", "slider", "spinbutton", "combobox", "listbox", "checkbox", "radio", "button", "searchbox",
