@@ -378,8 +378,8 @@ GAD_CARD_NOTES = """
   Archive lists the pair), so some are wrong: read the scores with that in mind.
 - Metric: F1 of the positive class (BLURB's micro-F1 over the positive classes, for a binary task).
   Reference points: the BLURB paper (Gu et al., "Domain-Specific Language Model Pretraining for
-  Biomedical Natural Language Processing", ACM HEALTH 2021, Table 6) reports test micro-F1 82.36 for
-  BioBERT and 83.96 for PubMedBERT on this split, both 12-layer BERT-base models fully fine-tuned; this
+  Biomedical Natural Language Processing", ACM HEALTH 2021) reports test micro-F1 82.34 for PubMedBERT
+  on this split (as Papers with Code lists the paper's result), a 12-layer BERT-base model fully fine-tuned; this
   is a 6-layer general-domain MiniLM with rank-8 adapters trained for one epoch on a CPU.
 - Training: one epoch, inverse-frequency class weights, sentences cut at 128 tokens, sized for a
   shared 2-core CPU.
