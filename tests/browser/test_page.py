@@ -63,8 +63,7 @@ def test_analyze_an_example_note_and_move_the_tau_slider_with_the_keyboard(page)
     pick_example_note(page)
     page.locator("#analyze").first.click()
     page.wait_for_function("document.querySelector('#summary').innerText.includes('stops at')", timeout=60_000)
-    before = summary_text(page)
-    assert re.search(r"stops at layer \d of 6", before)
+    assert re.search(r"stops at layer \d of 6", summary_text(page))
     # the chart is drawn a moment after the text
     page.locator("#entropy_plot .js-plotly-plot").first.wait_for(state="visible", timeout=30_000)
     slider = page.locator("#tau input[type=range]").first
