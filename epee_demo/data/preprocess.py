@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 
 import torch
@@ -56,7 +57,7 @@ class TextPreprocessor:
 
     def __init__(self, tokenizer, max_length: int, vocabulary: list[str] | None = None,
                  long_notes: str = "truncate"):
-        self.tokenizer = tokenizer
+        self.tokenizer = thread_safe(tokenizer)  # the page's threads share it
         self.max_length = max_length
         self.model_ids = None if vocabulary is None else vocabulary_ids(tokenizer, vocabulary)
         self.long_notes = long_notes
@@ -88,6 +89,27 @@ class TextPreprocessor:
     def token_count(self, text: str) -> int:
         """How many tokens the text has before truncation (special tokens included)."""
         return len(self.tokenizer(text, truncation=False)["input_ids"])
+
+
+def thread_safe(tokenizer):
+    """``tokenizer`` itself, its encoding made one call at a time (a lock of its own).
+
+    A fast tokenizer sets the truncation and padding of a call on the Rust tokenizer that all
+    its calls share, then encodes (both in ``_encode_plus``, where every encoding goes): without
+    the lock, a concurrent untruncated call (a note's token count) can untruncate another
+    thread's batch (huggingface/transformers issue 47085). A tokenizer already made so is
+    returned unchanged.
+    """
+    if "_encode_plus" in vars(tokenizer):
+        return tokenizer
+    encode, lock = tokenizer._encode_plus, threading.Lock()
+
+    def encode_one_call_at_a_time(*args, **kwargs):
+        with lock:
+            return encode(*args, **kwargs)
+
+    tokenizer._encode_plus = encode_one_call_at_a_time
+    return tokenizer
 
 
 def vocabulary_ids(tokenizer, vocabulary: list[str]) -> torch.Tensor:
