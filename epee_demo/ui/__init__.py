@@ -26,6 +26,7 @@ from epee_demo.ui.guard import MODEL_GROUP, RequestGuard, skip_queue_unless_mode
 from epee_demo.ui.lesson_tab import build_lesson_tab
 from epee_demo.ui.prepared import PreparedSplits
 from epee_demo.ui.selector import build_selector
+from epee_demo.ui.session_state import install_lazy_session_state
 
 BANNER = (
     "⚠️ **Research and teaching only — not for diagnosis or any clinical decision.** "
@@ -48,6 +49,20 @@ CSS = """
 #banner { background: #fff4d6; border: 2px solid #b36b00; border-radius: 8px; padding: 8px 14px; }
 #banner p { color: #4a2f00; margin: 0; }
 """
+
+
+# Optional packages Gradio looks for, where they are absent, with a search of sys.path each time:
+# matplotlib it imports twice around every event (to switch its backend; 1.5% of the server's CPU under
+# scripts/load_test.py, on the event loop), polars it looks up for every Dataframe output.
+OPTIONAL_MODULES = ("matplotlib", "polars")
+
+
+def mark_absent(names) -> None:
+    """Each named module that is not installed is marked absent (a None in ``sys.modules``), so that
+    importing it or finding its spec fails at once, without searching sys.path."""
+    for name in names:
+        if importlib.util.find_spec(name) is None:
+            sys.modules.setdefault(name, None)
 
 
 def launch_options() -> dict:
@@ -116,11 +131,8 @@ def build_demo(models: dict[str, ShippedModel] | None = None, folder: AppFolder 
     # is off): a cost per event that grows with the server's age. Keep one record and never summarize.
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(2**62))
-    # Gradio imports matplotlib twice around every event (to switch its backend). Where it is not installed,
-    # each failed import searches sys.path anew (1.5% of the server's CPU under scripts/load_test.py, on
-    # the event loop); a None in sys.modules makes the import fail at once.
-    if importlib.util.find_spec("matplotlib") is None:
-        sys.modules.setdefault("matplotlib", None)
+    mark_absent(OPTIONAL_MODULES)
+    install_lazy_session_state()  # a new session's state no longer builds all ~441 block configs (44 ms) at once
     demo.queue(max_size=MAX_QUEUED_EVENTS, api_open=False)  # no queued event is called past the queue and its limits
     demo.app_folder = folder
     return demo
