@@ -19,7 +19,9 @@ import torch
 
 from epee_demo.model import folder
 from epee_demo.data.tasks import TASKS
-from epee_demo.training.joint import TrainConfig, auc_of, class_weights, per_layer_accuracy, per_layer_auc
+from epee_demo.training.joint import (
+    KEEP_EPOCH_BY, TrainConfig, auc_of, class_weights, kept_epoch, per_layer_accuracy, per_layer_auc,
+)
 
 PROBE_WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2, 1e-1)
 
@@ -79,7 +81,7 @@ def main(argv=None) -> int:
     test = folder.read_trace(args.folder, "test")
     metrics = folder.read_metrics(args.folder)
     history = metrics.get("history", [])
-    kept = max(history, key=lambda r: r["val_accuracy_per_layer"][-1]) if history else None
+    kept = kept_epoch(history) if history else None
     losses = [(record["epoch"], record["train_loss_per_layer"]) for record in (history[:1] + [kept])
               if record and "train_loss_per_layer" in record]
     agreement = (test.predictions == test.predictions[:, -1:]).mean(axis=0)
@@ -99,7 +101,8 @@ def main(argv=None) -> int:
     print(f"\ntest: right at layer 1 and wrong at the last {int((first_right & ~last_right).sum())}, "
           f"wrong at layer 1 and right at the last {int((~first_right & last_right).sum())}, of {test.num_examples}")
     if kept:
-        print(f"kept epoch {kept['epoch']} of {len(history)} (best last-exit validation accuracy)")
+        keep_by = metrics.get("train_config", {}).get("keep_epoch_by", "metric")
+        print(f"kept epoch {kept['epoch']} of {len(history)} ({KEEP_EPOCH_BY[keep_by]})")
     if args.task:
         probe = pixel_probe(args.task)
         print(f"softmax regression on raw pixels (L2 {probe['weight_decay']:g}, chosen on validation): "

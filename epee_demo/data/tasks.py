@@ -179,14 +179,16 @@ BREAST_DEPTH_NOTE = (
 
 
 def _vit_spec(label_names: list[str], channels: int, title: str, patch_stem: str | None = None,
-              width: int = 128, pooling: str | None = None) -> ModelSpec:
+              width: int = 128, pooling: str | None = None, stem_convs_per_stage: int | None = None) -> ModelSpec:
     """An 8-layer ViT trained from scratch on 28x28 images (4x4 patches; with ``patch_stem="conv"``,
-    ``backbones.conv_patch_stem`` makes the same 7x7 grid of tokens), ``width`` wide with 4 heads."""
+    ``backbones.conv_patch_stem`` makes the same 7x7 grid of tokens, ``stem_convs_per_stage`` 3x3
+    convolutions a stage), ``width`` wide with 4 heads."""
     vit = {
         "model_type": "vit", "image_size": 28, "patch_size": 4, "num_channels": channels,
         "hidden_size": width, "num_hidden_layers": 8, "num_attention_heads": 4,
         "intermediate_size": 2 * width, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.0,
         **({"patch_stem": patch_stem} if patch_stem else {}), **({"pooling": pooling} if pooling else {}),
+        **({"stem_convs_per_stage": stem_convs_per_stage} if stem_convs_per_stage else {}),
     }
     return ModelSpec(
         modality="image", base=vit, label_names=list(label_names),

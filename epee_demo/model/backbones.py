@@ -141,23 +141,27 @@ class EncoderBackbone(Backbone):
 CONV_STEM = "conv"  # a ViT config's ``patch_stem``: convolutions in place of the one patch projection
 
 
-def conv_patch_stem(channels: int, hidden_size: int, patch_size: int) -> nn.Sequential:
+def conv_patch_stem(channels: int, hidden_size: int, patch_size: int, convs_per_stage: int = 1) -> nn.Sequential:
     """A convolutional patch stem, a variant of Xiao et al.'s ("Early convolutions help transformers
-    see better", NeurIPS 2021: stride-2 3x3 convolutions with BatchNorm and ReLU, then a 1x1): a 3x3
-    convolution at full resolution, then 3x3 convolutions of stride 2 until the patch grid is reached,
+    see better", NeurIPS 2021: stride-2 3x3 convolutions with BatchNorm and ReLU, then a 1x1): a stage
+    of 3x3 convolutions at full resolution, then stages whose first 3x3 convolution has stride 2 until
+    the patch grid is reached, ``convs_per_stage`` convolutions a stage (the later ones of stride 1),
     each with GroupNorm (no running statistics: a folder holds parameters only) and GELU, and a 1x1
     projection to ``hidden_size``. It gives the same grid of tokens as the patch_size x patch_size
     projection it replaces (``patch_size`` a power of 2)."""
     if patch_size < 2 or patch_size & (patch_size - 1):
         raise ValueError(f"a convolutional stem needs a patch size that is a power of 2, got {patch_size}")
+    if convs_per_stage < 1:
+        raise ValueError(f"a convolutional stem needs at least 1 convolution a stage, got {convs_per_stage}")
     widths = [hidden_size // 4]
-    while len(widths) < patch_size.bit_length():  # one stride-1 layer, then log2(patch_size) of stride 2
+    while len(widths) < patch_size.bit_length():  # one stride-1 stage, then log2(patch_size) of stride 2
         widths.append(min(hidden_size, 2 * widths[-1]))
     layers, previous = [], channels
-    for index, width in enumerate(widths):
-        layers += [nn.Conv2d(previous, width, 3, stride=1 if index == 0 else 2, padding=1),
-                   nn.GroupNorm(8, width), nn.GELU()]
-        previous = width
+    for stage, width in enumerate(widths):
+        for index in range(convs_per_stage):
+            stride = 2 if stage > 0 and index == 0 else 1
+            layers += [nn.Conv2d(previous, width, 3, stride=stride, padding=1), nn.GroupNorm(8, width), nn.GELU()]
+            previous = width
     return nn.Sequential(*layers, nn.Conv2d(previous, hidden_size, 1))
 
 
@@ -166,7 +170,7 @@ class ViTBackbone(Backbone):
     ``pooling="mean"`` in the config the mean of the patch tokens (global average pooling).
 
     A config with ``patch_stem="conv"`` (a ViT trained from scratch) has its patch projection
-    replaced by ``conv_patch_stem``."""
+    replaced by ``conv_patch_stem``, ``stem_convs_per_stage`` convolutions a stage (default 1)."""
 
     def __init__(self, hf_model: PreTrainedModel):
         super().__init__()
@@ -174,7 +178,8 @@ class ViTBackbone(Backbone):
         config = hf_model.config
         if getattr(config, "patch_stem", None) == CONV_STEM:
             hf_model.embeddings.patch_embeddings.projection = conv_patch_stem(
-                config.num_channels, config.hidden_size, config.patch_size)
+                config.num_channels, config.hidden_size, config.patch_size,
+                getattr(config, "stem_convs_per_stage", 1))
 
     @property
     def layers(self) -> nn.ModuleList:

@@ -46,6 +46,13 @@ class TrainConfig:
     label_smoothing: float = 0.0  # of every exit's cross-entropy
     start_from: str | None = None  # the checkpoint folder training continued from, if any
     dataset_options: dict = field(default_factory=dict)  # options the task's dataset loader was given
+    keep_epoch_by: str = "metric"  # which epoch is kept: one of KEEP_EPOCH_BY
+
+
+KEEP_EPOCH_BY = {
+    "metric": "the best last-exit validation metric",
+    "metric_and_auc": "the best mean of the last exit's validation metric and validation AUC (binary tasks)",
+}
 
 
 def seed_everything(seed: int) -> None:
@@ -112,9 +119,14 @@ def train_joint(
     """Train every exit together with the joint loss; returns one record per epoch.
 
     ``augment`` (optional) maps a list of training inputs to augmented inputs before
-    preprocessing. The best epoch by the validation ``metric`` (``analysis.task_metrics``) of the
-    last exit is kept.
+    preprocessing. The epoch kept is the best by ``epoch_score`` (``config.keep_epoch_by``): the
+    validation ``metric`` (``analysis.task_metrics``) of the last exit, or its mean with the last
+    exit's validation AUC.
     """
+    if config.keep_epoch_by not in KEEP_EPOCH_BY:
+        raise ValueError(f"keep_epoch_by must be one of {sorted(KEEP_EPOCH_BY)}, got {config.keep_epoch_by!r}")
+    if config.keep_epoch_by == "metric_and_auc" and spec.num_labels != 2:
+        raise ValueError("keep_epoch_by='metric_and_auc' is for binary tasks")
     device = device or default_device()
     seed_everything(config.seed)
     model.to(device)
@@ -168,16 +180,32 @@ def train_joint(
         if metric != "accuracy":
             record[f"val_{metric}_per_layer"] = task_metrics.per_layer(val_trace, metric)
         selected = record[f"val_{metric}_per_layer"]
+        if config.keep_epoch_by == "metric_and_auc":
+            record["val_last_exit_auc"] = auc_of(val_trace.probs[:, -1], val_trace.labels)
+        record["epoch_score"] = epoch_score(record, metric, config.keep_epoch_by)
         history.append(record)
         if progress:
             print(f"epoch {epoch}: loss {record['train_loss']:.4f}, val {metric} per layer "
-                  + " ".join(f"{a:.3f}" for a in selected), flush=True)
-        if selected[-1] > best_score:
-            best_score = selected[-1]
+                  + " ".join(f"{a:.3f}" for a in selected) + f", kept by {record['epoch_score']:.4f}", flush=True)
+        if record["epoch_score"] > best_score:
+            best_score = record["epoch_score"]
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     model.eval()
     return history
+
+
+def epoch_score(record: dict, metric: str, keep_epoch_by: str) -> float:
+    """What an epoch's ``record`` is kept by: its last exit's validation ``metric``, or with
+    ``keep_epoch_by="metric_and_auc"`` the mean of that and ``record["val_last_exit_auc"]``."""
+    last = record[f"val_{metric}_per_layer"][-1]
+    return (last + record["val_last_exit_auc"]) / 2 if keep_epoch_by == "metric_and_auc" else last
+
+
+def kept_epoch(history: list[dict]) -> dict:
+    """The record of the epoch ``train_joint`` kept (the first best ``epoch_score``; a history written
+    before the score was recorded: the first best last-exit validation accuracy)."""
+    return max(history, key=lambda r: r.get("epoch_score", r["val_accuracy_per_layer"][-1]))
 
 
 def start_from_checkpoint(model: MultiExitModel, folder: Path) -> int:

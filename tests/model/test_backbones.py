@@ -268,3 +268,29 @@ def test_vit_mean_pooling_reads_the_patch_tokens_not_cls():
     hidden = torch.randn(2, 17, 32)
     torch.testing.assert_close(cls_pooled.pool(hidden, None), hidden[:, 0])
     torch.testing.assert_close(mean_pooled.pool(hidden, None), hidden[:, 1:].mean(1))
+
+
+def test_stem_convs_per_stage_deepens_every_stage_and_is_reloaded_from_the_folder(tmp_path):
+    stem = conv_patch_stem(1, 32, 4, convs_per_stage=2)
+    strides = [layer.stride for layer in stem if isinstance(layer, torch.nn.Conv2d)]
+    assert strides == [(1, 1), (1, 1), (2, 2), (1, 1), (2, 2), (1, 1), (1, 1)]
+    assert [layer.kernel_size for layer in stem if isinstance(layer, torch.nn.Conv2d)][:-1] == [(3, 3)] * 6
+    assert stem(torch.zeros(2, 1, 28, 28)).shape == (2, 32, 7, 7)
+    with pytest.raises(ValueError, match="at least 1"):
+        conv_patch_stem(1, 32, 4, convs_per_stage=0)
+    spec = ModelSpec(modality="image", base={**TINY_CONV_VIT, "stem_convs_per_stage": 2}, label_names=["a", "b"],
+                     preprocess={"size": 16, "channels": 1, "mean": [0.5], "std": [0.5]})
+    torch.manual_seed(4)
+    model = build_model(spec).eval()
+    pixels = {"pixel_values": torch.randn(3, 1, 16, 16)}
+    with torch.no_grad():
+        for param in model.parameters():
+            param.copy_(param.half().float())
+        before = model(pixels).logits
+    save_checkpoint(model, spec, tmp_path)
+    loaded, loaded_spec = load_checkpoint(tmp_path, device="cpu")
+    projection = loaded.backbone.hf_model.embeddings.patch_embeddings.projection
+    assert sum(isinstance(layer, torch.nn.Conv2d) for layer in projection) == 7
+    assert loaded_spec.base["stem_convs_per_stage"] == 2
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(pixels).logits, before, atol=1e-5, rtol=0)

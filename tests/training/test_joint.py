@@ -5,9 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from epee_demo.model.multi_exit import ModelSpec, build_model, depth_weighted, joint_exit_loss, per_exit_losses
+from epee_demo.data import LabelledDataset, Split
+from epee_demo.data.tasks import preprocessor_for
+from epee_demo.model.multi_exit import (
+    ModelSpec, MultiExitClassifier, build_model, depth_weighted, joint_exit_loss, per_exit_losses,
+)
 from epee_demo.trace.exit_trace import ExitTrace
-from epee_demo.training.joint import mark_trainable, per_layer_auc, roc_auc
+from epee_demo.training.joint import (
+    TrainConfig, epoch_score, kept_epoch, mark_trainable, per_layer_accuracy, per_layer_auc, roc_auc, train_joint,
+)
 from tests.conftest import TokenPreprocessor, tiny_bert
 
 
@@ -141,3 +147,63 @@ def test_the_model_card_shows_the_real_prose_figures_when_recorded():
     })
     assert "| accuracy | 0.500 | 0.750 |" in section and "average exit layer 1.50" in section
     assert "Neoplasm 0.250" in section and "long notes: head-tail" in section
+
+
+def test_an_epoch_is_kept_by_the_last_exits_metric_or_its_mean_with_the_auc():
+    record = {"val_accuracy_per_layer": [0.6, 0.8], "val_last_exit_auc": 0.9}
+    assert epoch_score(record, "accuracy", "metric") == 0.8
+    assert epoch_score(record, "accuracy", "metric_and_auc") == pytest.approx(0.85)
+    assert epoch_score({"val_macro_f1_per_layer": [0.5, 0.7]}, "macro_f1", "metric") == 0.7
+
+
+def _tiny_image_task(seed: int = 0):
+    """A tiny conv-stem ViT spec and a random 2-class image dataset whose class shifts the brightness."""
+    rng = np.random.default_rng(seed)
+
+    def split(count):
+        labels = rng.integers(0, 2, count)
+        images = [np.clip(rng.normal(100 + 40 * y, 40, (16, 16)), 0, 255).astype(np.uint8) for y in labels]
+        return Split(images, labels.tolist())
+
+    base = {"model_type": "vit", "image_size": 16, "patch_size": 4, "num_channels": 1, "hidden_size": 32,
+            "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "patch_stem": "conv",
+            "stem_convs_per_stage": 2}
+    spec = ModelSpec(modality="image", base=base, label_names=["a", "b"],
+                     preprocess={"size": 16, "channels": 1, "mean": [0.5], "std": [0.5]})
+    return spec, LabelledDataset("tiny", ["a", "b"], split(48), split(40), split(8), "random", "none")
+
+
+def test_metric_and_auc_keeps_the_epoch_with_the_best_mean_of_last_exit_accuracy_and_auc():
+    spec, dataset = _tiny_image_task()
+    torch.manual_seed(0)
+    model = build_model(spec)
+    preprocessor = preprocessor_for(spec)
+    config = TrainConfig(epochs=4, batch_size=16, learning_rate=3e-3, keep_epoch_by="metric_and_auc")
+    history = train_joint(model, spec, preprocessor, dataset, config, device="cpu", progress=False)
+    for record in history:
+        assert record["epoch_score"] == pytest.approx(
+            (record["val_accuracy_per_layer"][-1] + record["val_last_exit_auc"]) / 2)
+    kept = MultiExitClassifier(model, spec, preprocessor).trace(dataset.val.inputs, dataset.val.labels)
+    kept_score = (per_layer_accuracy(kept)[-1] + per_layer_auc(kept)[-1]) / 2
+    assert kept_score == pytest.approx(max(r["epoch_score"] for r in history), abs=1e-6)
+    assert len({round(r["epoch_score"], 6) for r in history}) > 1  # the epochs differ: a choice was made
+
+
+def test_keep_epoch_by_must_be_known_and_metric_and_auc_binary():
+    spec, dataset = _tiny_image_task()
+    model = build_model(spec)
+    with pytest.raises(ValueError, match="keep_epoch_by must be one of"):
+        train_joint(model, spec, preprocessor_for(spec), dataset, TrainConfig(epochs=1, keep_epoch_by="auc"),
+                    device="cpu", progress=False)
+    three = ModelSpec(modality="image", base=spec.base, label_names=["a", "b", "c"], preprocess=spec.preprocess)
+    with pytest.raises(ValueError, match="binary"):
+        train_joint(build_model(three), three, preprocessor_for(three), dataset,
+                    TrainConfig(epochs=1, keep_epoch_by="metric_and_auc"), device="cpu", progress=False)
+
+
+def test_kept_epoch_is_the_first_best_epoch_score_or_for_an_old_history_the_best_last_exit_accuracy():
+    history = [{"epoch": 1, "val_accuracy_per_layer": [0.9], "epoch_score": 0.7},
+               {"epoch": 2, "val_accuracy_per_layer": [0.8], "epoch_score": 0.8},
+               {"epoch": 3, "val_accuracy_per_layer": [0.8], "epoch_score": 0.8}]
+    assert kept_epoch(history)["epoch"] == 2
+    assert kept_epoch([{k: v for k, v in r.items() if k != "epoch_score"} for r in history])["epoch"] == 1
