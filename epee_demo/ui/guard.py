@@ -18,7 +18,9 @@ an unknown ``fn_index`` with a server error. ``RequestGuard`` adds those checks:
   served from bytes kept per root URL (``PageReplies``): Gradio rebuilds them on every request
   (a deep copy of the 0.6 MB config and a walk over it; the full API description re-encoded on
   the event loop), 0.1-0.2 s of CPU each, which a visitor fetching them in a loop turned into a
-  stall of every other visitor. Those it has to build are built one at a time.
+  stall of every other visitor. Those it has to build are built one at a time, each once however
+  many ask for it meanwhile, in a thread of their own (Gradio encodes the API description on the
+  event loop: built there, the first one stalled every other visitor for 0.2-1 s).
 
 Refused analyses get Gradio's own validation reply (HTTP 422), which the page shows on the
 input and ``gradio_client`` raises as a ``ValidationError`` with the message.
@@ -287,15 +289,18 @@ BUILDS_WAITING = 8  # requests that may wait for a reply to be built; past it th
 class PageReplies:
     """The page, its config and its API description, built by Gradio once per root URL and query and
     then served as kept bytes. Gradio builds them anew on every request although they change only
-    when the Blocks' config is replaced (the kept ones are dropped then). Replies Gradio has to build
-    (a root URL or query not seen yet, a deep link) are built one at a time, so a visitor sending new
-    ones in a loop holds at most one thread, and at most ``BUILDS_WAITING`` wait. Not used when the
-    app has a login: a reply could then depend on the user."""
+    when the Blocks' config is replaced (the kept ones are dropped then). A reply Gradio has to build
+    (a root URL or query not seen yet, a deep link) is built once however many ask for it meanwhile
+    (20 visitors opening the page at once wait for one build), one build at a time, in a worker
+    thread with an event loop of its own, so that Gradio's encoding of it never holds the server's
+    loop; at most ``BUILDS_WAITING`` different ones wait to be built. Not used when the app has a
+    login: a reply could then depend on the user."""
 
     def __init__(self, app):
         self.app = app
         self.kept: OrderedDict[tuple, tuple[int, list, bytes]] = OrderedDict()
         self.hits: dict[tuple, int] = {}  # how often each kept reply was served
+        self.pending: dict[tuple, asyncio.Future] = {}  # key -> its build, while it waits or runs
         self.config = None  # the Blocks config the kept replies were built from
         self.building = asyncio.Lock()
         self.waiting = 0
@@ -311,28 +316,41 @@ class PageReplies:
             self.config = config
         key = _reply_key(scope, config)
         reply = self.kept.get(key) if key is not None else None
-        if reply is None:
-            if self.waiting >= BUILDS_WAITING:
-                return await _reply(send, 503, {"detail": "The demo is busy: please reload the page in a moment."})
-            self.waiting += 1
-            try:
-                async with self.building:
-                    reply = self.kept.get(key) if key is not None else None
-                    if reply is None:
-                        reply = await _built(self.app, {**scope, "method": "GET"}, receive)
-                        if key is not None and reply[0] == 200 and not any(k == b"set-cookie" for k, _ in reply[1]):
-                            self.kept[key], self.hits[key] = reply, 0
-                            while len(self.kept) > KEPT_REPLIES:  # the least served goes (the oldest of those)
-                                least = min(self.kept, key=self.hits.__getitem__)
-                                del self.kept[least], self.hits[least]
-            finally:
-                self.waiting -= 1
-        else:
+        if reply is not None:
             self.kept.move_to_end(key)
             self.hits[key] += 1
+        elif key in self.pending:
+            reply = await asyncio.shield(self.pending[key])
+        elif self.waiting < BUILDS_WAITING:
+            reply = await self._build(key, scope)
+        if reply is None:
+            return await _reply(send, 503, {"detail": "The demo is busy: please reload the page in a moment."})
         status, headers, body = reply
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
+
+    async def _build(self, key: tuple | None, scope) -> tuple[int, list, bytes] | None:
+        """Gradio's reply for ``key`` (None: not kept), built after the builds before it; also the
+        result of ``pending[key]``, which the requests for the same key arriving meanwhile await
+        (None for them if this build failed: they are told to retry)."""
+        self.waiting += 1
+        future = asyncio.get_running_loop().create_future()
+        if key is not None:
+            self.pending[key] = future
+        reply = None
+        try:
+            async with self.building:
+                reply = await asyncio.to_thread(_built_apart, self.app, {**scope, "method": "GET"})
+            if key is not None and reply[0] == 200 and not any(k == b"set-cookie" for k, _ in reply[1]):
+                self.kept[key], self.hits[key] = reply, 0
+                while len(self.kept) > KEPT_REPLIES:  # the least served goes (the oldest of those)
+                    least = min(self.kept, key=self.hits.__getitem__)
+                    del self.kept[least], self.hits[least]
+        finally:
+            self.waiting -= 1
+            self.pending.pop(key, None)
+            future.set_result(reply)
+        return reply
 
 
 def _reply_key(scope, config: dict) -> tuple | None:
@@ -352,9 +370,23 @@ def _reply_key(scope, config: dict) -> tuple | None:
     return path, read, scope.get("scheme"), tuple(scope.get("server") or ()), scope.get("root_path", ""), headers
 
 
-async def _built(app, scope, receive) -> tuple[int, list, bytes]:
-    """Gradio's reply to a request, collected: (status, headers, body)."""
+def _built_apart(app, scope) -> tuple[int, list, bytes]:
+    """Gradio's reply to a GET request, collected on an event loop of this (worker) thread."""
+    return asyncio.run(_built(app, scope))
+
+
+async def _built(app, scope) -> tuple[int, list, bytes]:
+    """Gradio's reply to a GET request, collected: (status, headers, body). Its receive is this
+    loop's own: an empty body, then the client gone."""
     status, headers, body = 500, [], []
+    sent_body = False
+
+    async def receive():
+        nonlocal sent_body
+        if sent_body:
+            return {"type": "http.disconnect"}
+        sent_body = True
+        return {"type": "http.request", "body": b"", "more_body": False}
 
     async def collect(message):
         nonlocal status, headers

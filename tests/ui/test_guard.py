@@ -432,6 +432,80 @@ def test_page_replies_are_built_one_at_a_time_and_few_wait():
     assert statuses.count(200) == guard.BUILDS_WAITING and statuses.count(503) == 4
 
 
+
+def test_requests_for_a_reply_being_built_wait_for_that_one_build():
+    import asyncio
+
+    app = FakeApp(pause=0.1)
+    replies = guard.PageReplies(app)
+
+    async def many():
+        async def one(host: bytes):
+            sent = []
+
+            async def send(message):
+                sent.append(message)
+
+            scope = {"type": "http", "method": "GET", "path": "/gradio_api/info", "query_string": b"all_endpoints=True",
+                     "headers": [(b"host", host)], "scheme": "http", "server": None, "root_path": "", "app": app}
+            await replies(scope, None, send)
+            return sent[0]["status"], sent[1]["body"]
+
+        return await asyncio.gather(*(one(b"a") for _ in range(3 * guard.BUILDS_WAITING)), one(b"b"))
+
+    answers = asyncio.run(many())  # 20 visitors opening the page at once, and one of another root URL
+    assert answers == [(200, b"built for a")] * (3 * guard.BUILDS_WAITING) + [(200, b"built for b")]
+    assert app.builds == 2 and not replies.pending
+
+
+class BlockingApp(FakeApp):
+    """A stand-in for Gradio whose reply is built by ``seconds`` of CPU that never yields to its
+    event loop, as Gradio's encoding of the API description (``jsonable_encoder``) does."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+
+    async def __call__(self, scope, receive, send):
+        ends = time.thread_time() + self.seconds
+        while time.thread_time() < ends:
+            pass
+        await super().__call__(scope, receive, send)
+
+
+def test_a_reply_is_built_off_the_event_loop_that_serves_the_other_visitors():
+    import asyncio
+
+    app = BlockingApp(seconds=0.5)
+    replies = guard.PageReplies(app)
+
+    async def build_while_ticking():
+        sent, gaps, done = [], [], asyncio.Event()
+
+        async def send(message):
+            sent.append(message)
+
+        async def tick():  # another visitor's light call, every 10 ms
+            last = time.perf_counter()
+            while not done.is_set():
+                await asyncio.sleep(0.01)
+                gaps.append(time.perf_counter() - last)
+                last = time.perf_counter()
+
+        async def build():
+            scope = {"type": "http", "method": "GET", "path": "/config", "query_string": b"",
+                     "headers": [(b"host", b"a")], "scheme": "http", "server": None, "root_path": "", "app": app}
+            await replies(scope, None, send)
+            done.set()
+
+        await asyncio.gather(tick(), build())
+        return sent, gaps
+
+    sent, gaps = asyncio.run(build_while_ticking())
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"built for a" and app.builds == 1
+    assert len(gaps) >= 5 and max(gaps) < 0.25  # on the loop, the build would hold it 0.5 s
+
+
 DISPOSITIONS = [
     b'form-data; name="files"; filename="Jane_Doe.png"',
     b'form-data; name="files"; filename = "Jane_Doe.png"',  # spaced
