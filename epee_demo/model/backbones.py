@@ -8,6 +8,7 @@ full per-layer trace and real early exit. It knows nothing of exit heads or UI.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import torch
@@ -292,5 +293,33 @@ def load_backbone(base: str | dict) -> Backbone:
     kwargs = {"add_pooling_layer": False} if config.model_type in POOLER_FAMILIES else {}
     if path is None:
         return backbone_for(AutoModel.from_config(config, **kwargs))
-    return backbone_for(AutoModel.from_pretrained(path, config=config, **kwargs))
+    return backbone_for(pretrained_without_pooler(path, config, **kwargs))
+
+
+class _WithoutLoadReport(logging.Filter):
+    """Drops transformers' state-dict load report (a warning table headed by the checkpoint's path)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in record.getMessage()
+
+
+def pretrained_without_pooler(path: str, config, **kwargs) -> PreTrainedModel:
+    """``AutoModel.from_pretrained`` that checks the load itself: the checkpoint's pooler weights are
+    the only keys it may leave unused (the exits replace that pooler) and it must fill every weight,
+    else ``ValueError`` naming the keys. transformers' own report of those pooler keys (a warning
+    with the install path in every server log) is not logged."""
+    modeling_logger = logging.getLogger("transformers.modeling_utils")
+    quiet = _WithoutLoadReport()
+    modeling_logger.addFilter(quiet)
+    try:
+        model, info = AutoModel.from_pretrained(path, config=config, output_loading_info=True, **kwargs)
+    finally:
+        modeling_logger.removeFilter(quiet)
+    unexpected = [key for key in info["unexpected_keys"] if not key.startswith("pooler.")]
+    wrong = {"missing": sorted(info["missing_keys"]), "unexpected": sorted(unexpected),
+             "mismatched": sorted(str(key) for key in info["mismatched_keys"])}
+    if any(wrong.values()):
+        raise ValueError("the base checkpoint does not fit its architecture: "
+                         + "; ".join(f"{kind} keys {keys[:5]}" for kind, keys in wrong.items() if keys))
+    return model
 

@@ -1,5 +1,7 @@
 """Backbones run layer by layer must match the Hugging Face models they wrap."""
 
+import logging
+
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
@@ -294,3 +296,37 @@ def test_stem_convs_per_stage_deepens_every_stage_and_is_reloaded_from_the_folde
     assert loaded_spec.base["stem_convs_per_stage"] == 2
     with torch.no_grad():
         torch.testing.assert_close(loaded(pixels).logits, before, atol=1e-5, rtol=0)
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_a_checkpoint_with_a_pooler_loads_without_transformers_load_report(tmp_path):
+    torch.manual_seed(0)
+    AutoModel.from_config(TINY["bert"]).save_pretrained(tmp_path)  # with its pooler, as MiniLM-L6's package ships
+    records = _Records()
+    logger = logging.getLogger("transformers.modeling_utils")
+    logger.addHandler(records)
+    try:
+        backbone = load_backbone(str(tmp_path))
+        AutoModel.from_pretrained(str(tmp_path), add_pooling_layer=False)  # transformers' own load does report
+    finally:
+        logger.removeHandler(records)
+    assert getattr(backbone.hf_model, "pooler", None) is None
+    assert sum("LOAD REPORT" in message for message in records.messages) == 1
+    assert str(tmp_path) not in " ".join(records.messages[:-1])
+
+
+def test_a_checkpoint_missing_weights_is_refused_by_name(tmp_path):
+    torch.manual_seed(0)
+    model = tiny_hf_model("bert")
+    state = {k: v for k, v in model.state_dict().items() if "layer.1.output.dense" not in k}
+    model.save_pretrained(tmp_path, state_dict=state)
+    with pytest.raises(ValueError, match=r"missing keys .*layer\.1\.output\.dense"):
+        load_backbone(str(tmp_path))
