@@ -286,7 +286,7 @@ def _marked_text_spec(label_names: list[str], title: str, max_length: int = 128)
 
 
 DDI_LORA = {"rank": 16, "alpha": 32, "targets": ["query", "key", "value", "dense"]}
-DDI_CONTEXT = 8  # tokens of context read on each side of the two marked drugs
+DDI_CONTEXT = None  # the whole sentence is read (up to max_length), not a window around the two drugs
 
 
 def _ddi_spec(label_names: list[str]) -> ModelSpec:
@@ -444,7 +444,7 @@ TASKS: dict[str, Task] = {
     ),
     "ddi": Task(
         "ddi", "Drug interaction?", load_ddi, _ddi_spec,
-        {"epochs": 1, "batch_size": 32, "learning_rate": 1.5e-3, "balance_classes": False},
+        {"epochs": 2, "batch_size": 32, "learning_rate": 2e-3, "balance_classes": False},
         card_notes=DDI_CARD_NOTES, input_label="Sentence with the two drugs marked",
         marks=DDI_SCHEMA, metric="micro_f1_positive",
         page_note=("**Non-commercial use only**: this model was trained on the DDI corpus (CC BY-NC 4.0, "
