@@ -25,7 +25,7 @@ LABEL_NAMES = ["negative", "mechanism", "effect", "advise", "int"]
 POSITIVE_LABELS = [1, 2, 3, 4]
 CORPUS = Path("relation") / "ddi2013" / "DDICorpus-2013.zip"
 TEST_FOLDER = "Test for DDI Extraction task"
-NEGATIVES_PER_POSITIVE = 0.8
+NEGATIVES_PER_POSITIVE = 1.5
 VAL_FRACTION = 0.05
 
 SCHEMA = MarkSchema(

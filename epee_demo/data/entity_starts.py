@@ -4,8 +4,9 @@
 and, besides the usual tensors, returns ``entity_starts`` [B, K]: the position of the ``[`` token
 that opens each of the K marks named in ``tags`` (in order; the model's exits pool the hidden states
 there, concatenated). It reads a window of the text around the marks: from ``context`` tokens
-before the first opening mark to ``context`` tokens after the last closing mark, at most
-``max_length`` tokens with ``[CLS]`` and ``[SEP]``; where the marks themselves span more, the
+before the first opening mark to ``context`` tokens after the last closing mark (``context=None``:
+the whole text), at most ``max_length`` tokens with ``[CLS]`` and ``[SEP]``; a longer window is cut
+evenly on both sides of the marks; where the marks themselves span more, the
 window holds the two ends (from the first opening mark on, and half the window from the last
 opening mark on), so every opening mark stays in the window. A mark the text lacks points at ``[CLS]`` (position 0).
 """
@@ -26,14 +27,15 @@ def _find(ids: list[int], pattern: list[int]) -> list[int]:
 class EntityStartPreprocessor(TextPreprocessor):
     """Tokenizes marked texts into a window around their marks, with each opening mark's position."""
 
-    def __init__(self, tokenizer, max_length: int, tags: list[str], context: int):
+    def __init__(self, tokenizer, max_length: int, tags: list[str], context: int | None):
         super().__init__(tokenizer, max_length)
         self.tags, self.context = list(tags), context
         self.opening = {tag: tokenizer(f"[{tag}]", add_special_tokens=False)["input_ids"] for tag in set(tags)}
         self.closing = {tag: tokenizer(f"[/{tag}]", add_special_tokens=False)["input_ids"] for tag in set(tags)}
 
     @classmethod
-    def for_base(cls, base: str, max_length: int, tags: list[str], context: int) -> "EntityStartPreprocessor":
+    def for_base(cls, base: str, max_length: int, tags: list[str],
+                 context: int | None) -> "EntityStartPreprocessor":
         plain = TextPreprocessor.for_base(base, max_length)
         return cls(plain.tokenizer, max_length, tags, context)
 
@@ -52,7 +54,8 @@ class EntityStartPreprocessor(TextPreprocessor):
             return ids[:room], starts
         ends = [s + len(self.closing[t]) for t in set(self.tags) for s in _find(ids, self.closing[t])]
         first, last = min(marked), max([s + len(self.opening[t]) for s, t in zip(starts, self.tags) if s >= 0] + ends)
-        begin, end = max(0, first - self.context), min(len(ids), last + self.context)
+        reach = len(ids) if self.context is None else self.context
+        begin, end = max(0, first - reach), min(len(ids), last + reach)
         if last - first > room:  # the marks span more than the window: keep both ends
             tail = range(max(marked), min(len(ids), max(marked) + room // 2))
             kept = sorted(set(range(first, first + room - len(tail))) | set(tail))
@@ -71,6 +74,10 @@ class EntityStartPreprocessor(TextPreprocessor):
         kept, _ = self.window(ids)
         if len(kept) == len(ids):
             return ""
+        if self.context is None:
+            return (f"Window: the model reads {len(kept)} of this sentence's {len(ids)} tokens, around the "
+                    f"marks (at most {self.max_length} with its special tokens), as it was trained; "
+                    f"see the model card.")
         return (f"Window: the model reads {len(kept)} of this sentence's {len(ids)} tokens, from {self.context} "
                 f"tokens before the first mark to {self.context} after the last (at most "
                 f"{self.max_length} with its special tokens), as it was trained; see the model card.")

@@ -76,3 +76,28 @@ def test_the_page_says_when_the_window_leaves_part_of_the_sentence_out(make):
     assert preprocessor.window_notice("[DRUG]a[/DRUG] and [DRUG]b[/DRUG]") == ""
     notice = preprocessor.window_notice("one two three four five " + PAIR)
     assert notice.startswith("Window: the model reads") and "2 tokens before the first mark" in notice
+
+
+def test_without_a_context_the_whole_text_is_read(make):
+    preprocessor = make(max_length=64, context=None)
+    text = "one two three four five " + PAIR + " six seven eight nine ten"
+    batch = preprocessor([text])
+    assert tokens(preprocessor, batch)[1:-1] == preprocessor.tokenizer.tokenize(text)
+    first, second = batch["entity_starts"][0].tolist()
+    assert tokens(preprocessor, batch)[first:first + 3] == ["[", "drug", "]"] and second > first
+    assert preprocessor.window_notice(text) == ""
+
+
+def test_without_a_context_a_long_text_is_cut_evenly_around_the_marks(make):
+    preprocessor = make(max_length=40, context=None)
+    text = " ".join(["word"] * 40) + " " + PAIR + " " + " ".join(["tail"] * 40)
+    batch = preprocessor([text])
+    seen = tokens(preprocessor, batch)
+    assert len(seen) == 40 and seen.count("drug") == 4
+    first = batch["entity_starts"][0].tolist()[0]
+    last = len(seen) - 1 - seen[::-1].index("]")  # the last closing mark's end
+    assert abs((first - 1) - (len(seen) - 2 - last)) <= 1  # as many tokens before the marks as after
+    assert seen[1] == "word" and seen[-2] == "tail"
+    notice = preprocessor.window_notice(text)
+    assert notice.startswith("Window: the model reads 38 of") and "around the marks" in notice
+    assert "tokens before the first mark" not in notice

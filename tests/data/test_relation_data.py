@@ -51,13 +51,15 @@ def test_ddi_pairs_are_marked_and_labelled(tmp_path):
     assert all(ddi.SCHEMA.parse(p.text) for p in test)
 
 
-def test_ddi_dataset_holds_out_whole_documents_and_keeps_every_test_pair(tmp_path):
+def test_ddi_dataset_holds_out_whole_documents_and_keeps_every_test_pair(tmp_path, monkeypatch):
     _corpus(tmp_path)
     data = ddi.load_ddi(tmp_path)
     assert data.label_names == ddi.LABEL_NAMES and len(data.test) == 4  # every test pair
     positives = sum(label != 0 for label in data.train.labels)
-    assert data.train.labels.count(0) == int(ddi.NEGATIVES_PER_POSITIVE * positives)  # negatives subsampled
+    assert data.train.labels.count(0) == min(positives, int(ddi.NEGATIVES_PER_POSITIVE * positives))  # as many
     assert len(data.val) % 4 == 0 and len(data.val) + positives * 4 // 2 == 160  # whole documents held out
+    monkeypatch.setattr(ddi, "NEGATIVES_PER_POSITIVE", 0.5)  # fewer negatives than the corpus holds
+    assert ddi.load_ddi(tmp_path).train.labels.count(0) == int(0.5 * positives)  # negatives subsampled
 
 
 PHEE_ROW = {
