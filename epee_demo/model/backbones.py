@@ -304,10 +304,10 @@ class _WithoutLoadReport(logging.Filter):
 
 
 def pretrained_without_pooler(path: str, config, **kwargs) -> PreTrainedModel:
-    """``AutoModel.from_pretrained`` that checks the load itself: the checkpoint's pooler weights are
-    the only keys it may leave unused (the exits replace that pooler) and it must fill every weight,
-    else ``ValueError`` naming the keys. transformers' own report of those pooler keys (a warning
-    with the install path in every server log) is not logged."""
+    """``AutoModel.from_pretrained`` that checks the load itself: the checkpoint must fill every weight
+    of the backbone at its shape, else ``ValueError`` naming the keys. Keys it holds beyond the backbone
+    (a pooler the exits replace, a pretraining head) are left unused, as transformers does; its report
+    of them (a warning with the install path, in every server log) is not logged."""
     modeling_logger = logging.getLogger("transformers.modeling_utils")
     quiet = _WithoutLoadReport()
     modeling_logger.addFilter(quiet)
@@ -315,11 +315,8 @@ def pretrained_without_pooler(path: str, config, **kwargs) -> PreTrainedModel:
         model, info = AutoModel.from_pretrained(path, config=config, output_loading_info=True, **kwargs)
     finally:
         modeling_logger.removeFilter(quiet)
-    unexpected = [key for key in info["unexpected_keys"] if not key.startswith("pooler.")]
-    wrong = {"missing": sorted(info["missing_keys"]), "unexpected": sorted(unexpected),
-             "mismatched": sorted(str(key) for key in info["mismatched_keys"])}
+    wrong = {"missing": sorted(info["missing_keys"]), "mismatched": sorted(str(key) for key in info["mismatched_keys"])}
     if any(wrong.values()):
         raise ValueError("the base checkpoint does not fit its architecture: "
                          + "; ".join(f"{kind} keys {keys[:5]}" for kind, keys in wrong.items() if keys))
     return model
-

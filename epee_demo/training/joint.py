@@ -187,7 +187,7 @@ def train_joint(
         if progress:
             print(f"epoch {epoch}: loss {record['train_loss']:.4f}, val {metric} per layer "
                   + " ".join(f"{a:.3f}" for a in selected) + f", kept by {record['epoch_score']:.4f}", flush=True)
-        if record["epoch_score"] > best_score:
+        if best_state is None or record["epoch_score"] > best_score:  # a NaN score (one-class AUC) keeps the first
             best_score = record["epoch_score"]
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)

@@ -10,10 +10,12 @@ for a deep link) is what its own state gives.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, MutableMapping
 from types import SimpleNamespace
 from typing import Any
 
+import gradio
 import gradio.blocks
 import gradio.route_utils
 import gradio.state_holder
@@ -28,17 +30,23 @@ class LazyBlockConfigs(MutableMapping):
 
     def __init__(self, blocks_config, ids: Iterable[int]):
         self._configs: dict[int, Any] = dict.fromkeys(ids, _UNBUILT)
+        self._storing = threading.Lock()  # a worker thread (a deep link) may read what the event loop sets
         self._blocks = dict(blocks_config.blocks)  # the blocks as the session started, which Gradio's state reads
         self._config_for_block = blocks_config.config_for_block
 
     def __getitem__(self, block_id: int) -> Any:
         config = self._configs[block_id]
         if config is _UNBUILT:
-            config = self._configs[block_id] = self._config_for_block(block_id, [], self._blocks[block_id])
+            built = self._config_for_block(block_id, [], self._blocks[block_id])
+            with self._storing:  # an entry set meanwhile (an updated value) is kept, not overwritten
+                config = self._configs[block_id]
+                if config is _UNBUILT:
+                    config = self._configs[block_id] = built
         return config
 
     def __setitem__(self, block_id: int, config: Any):
-        self._configs[block_id] = config
+        with self._storing:
+            self._configs[block_id] = config
 
     def __delitem__(self, block_id: int):
         del self._configs[block_id]
@@ -63,8 +71,16 @@ class LazySessionState(SessionState):
                                               (k for k in self.blocks_config.blocks if k in blocks.blocks))
 
 
-def install_lazy_session_state():
-    """Make every session state Gradio builds (per session, for a call without one, in a direct
-    ``process_api``) a ``LazySessionState``: the modules that build one name it at their top level."""
+TESTED_GRADIO = "6.31."  # the Gradio release whose SessionState this was written against and tested with
+
+
+def install_lazy_session_state() -> bool:
+    """On the tested Gradio release, make the session states the page's events build (per session,
+    for a call without one, in a direct ``process_api``) ``LazySessionState``s: the modules that build
+    one name it at their top level (Gradio's MCP server, which the page does not start, keeps its own).
+    Another release keeps Gradio's own state. Returns whether it was installed."""
+    if not gradio.__version__.startswith(TESTED_GRADIO):
+        return False
     for module in (gradio.state_holder, gradio.route_utils, gradio.blocks):
         module.SessionState = LazySessionState
+    return True

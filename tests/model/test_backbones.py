@@ -5,7 +5,7 @@ import logging
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import AlbertConfig, AutoModel, BertConfig, GPT2Config, PreTrainedTokenizerFast
+from transformers import AlbertConfig, AutoModel, BertConfig, BertForPreTraining, GPT2Config, PreTrainedTokenizerFast
 
 from epee_demo.model.backbones import (
     AlbertBackbone, DecoderBackbone, EncoderBackbone, backbone_for, conv_patch_stem, load_backbone,
@@ -321,6 +321,14 @@ def test_a_checkpoint_with_a_pooler_loads_without_transformers_load_report(tmp_p
     assert getattr(backbone.hf_model, "pooler", None) is None
     assert sum("LOAD REPORT" in message for message in records.messages) == 1
     assert str(tmp_path) not in " ".join(records.messages[:-1])
+
+
+def test_a_pretraining_checkpoint_loads_with_its_heads_left_unused(tmp_path):
+    torch.manual_seed(0)
+    BertForPreTraining(TINY["bert"]).save_pretrained(tmp_path)  # pooler and both pretraining heads, as hub BERTs ship
+    backbone = load_backbone(str(tmp_path))
+    reference = BertForPreTraining.from_pretrained(str(tmp_path)).bert
+    assert torch.equal(backbone.hf_model.encoder.layer[1].output.dense.weight, reference.encoder.layer[1].output.dense.weight)
 
 
 def test_a_checkpoint_missing_weights_is_refused_by_name(tmp_path):

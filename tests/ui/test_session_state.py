@@ -64,12 +64,35 @@ def test_the_lazy_state_builds_a_config_when_read_and_gives_gradios_own_values(m
 def test_installed_gradio_builds_lazy_states_for_every_session(monkeypatch):
     for module in (gradio.state_holder, gradio.route_utils, gradio.blocks):
         monkeypatch.setattr(module, "SessionState", module.SessionState)  # restored after the test
-    install_lazy_session_state()
+    assert install_lazy_session_state()  # the release pinned for the Space (README's sdk_version)
     demo, count, _, _ = counter_page()
     holder = StateHolder()
     holder.set_blocks(demo)
     assert isinstance(holder["a"], LazySessionState) and holder["a"] is holder["a"]
     assert clicked(demo, holder["a"], 2)[count._id] == 2 and holder["b"][count._id] == 0
+
+
+def test_another_gradio_release_keeps_gradios_own_state(monkeypatch):
+    for module in (gradio.state_holder, gradio.route_utils, gradio.blocks):
+        monkeypatch.setattr(module, "SessionState", SessionState)
+    monkeypatch.setattr(gradio, "__version__", "6.40.0")
+    assert not install_lazy_session_state()
+    assert all(module.SessionState is SessionState for module in (gradio.state_holder, gradio.route_utils, gradio.blocks))
+
+
+def test_an_entry_set_while_it_is_being_built_is_kept():
+    demo, count, _, _ = counter_page()
+    state = LazySessionState(demo)
+    configs = state.config_values
+    build = configs._config_for_block
+
+    def slow_build(block_id, *args):  # the event loop sets the entry while a worker thread builds it
+        config = build(block_id, *args)
+        configs[block_id] = {"value": "set meanwhile"}
+        return config
+
+    configs._config_for_block = slow_build
+    assert configs[count._id] == {"value": "set meanwhile"}
 
 
 def test_optional_modules_not_installed_are_marked_absent_and_never_searched_for(monkeypatch):
