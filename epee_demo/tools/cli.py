@@ -27,7 +27,7 @@ def _train(args) -> int:
     settings = {**task.train_defaults, "dataset_options": options, **{k: v for k, v in (
         ("epochs", args.epochs), ("batch_size", args.batch_size),
         ("learning_rate", args.learning_rate), ("max_train_examples", args.max_train_examples),
-        ("seed", args.seed), ("start_from", args.start_from),
+        ("seed", args.seed), ("start_from", args.start_from), ("keep_epoch_by", args.keep_epoch_by),
     ) if v is not None}}
     config = TrainConfig(**settings)
     dataset = task.load_dataset(**options)
@@ -40,6 +40,12 @@ def _train(args) -> int:
         spec.extra["license"] = MODEL_LICENSE
     if args.base:
         spec.base = args.base
+    if args.stem_convs_per_stage is not None:
+        if not (isinstance(spec.base, dict) and spec.base.get("patch_stem") == "conv"):
+            print("epee-demo train: --stem-convs-per-stage applies to a ViT with a convolutional stem "
+                  "(--task breast)", file=sys.stderr)
+            return 2
+        spec.base = {**spec.base, "stem_convs_per_stage": args.stem_convs_per_stage}
     spec = fit_vocabulary(spec, dataset.train.first(config.max_train_examples).inputs)
     seed_everything(config.seed)  # the fresh heads and from-scratch weights too, so a run repeats
     model = build_model(spec)
@@ -124,6 +130,7 @@ def _bench(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from epee_demo.data.tasks import TASKS
+    from epee_demo.training.joint import KEEP_EPOCH_BY
 
     parser = argparse.ArgumentParser(prog="epee-demo", description="Early-exit transformers for biomedicine.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", type=float)
     train.add_argument("--max-train-examples", type=int, help="cap the training set (quick runs)")
     train.add_argument("--seed", type=int)
+    train.add_argument("--keep-epoch-by", choices=sorted(KEEP_EPOCH_BY),
+                       help="; ".join(f"{k}: {v}" for k, v in KEEP_EPOCH_BY.items()) + " (default: metric)")
+    train.add_argument("--stem-convs-per-stage", type=int,
+                       help="3x3 convolutions per stage of a convolutional ViT stem (default: the task's)")
     train.add_argument("--start-from", help="checkpoint folder of the same task to continue training from")
     train.add_argument("--real-prose-per-class", type=int, help="organ-system: at most this many real texts per "
                        "class with distant labels join the training split (data/distant_prose.py; default: "

@@ -61,3 +61,19 @@ def test_train_exits_then_bench(trained, tmp_path, capsys):
 def test_bench_of_a_folder_of_no_known_task_says_so(tmp_path, capsys):
     assert main(["bench", str(tmp_path / "mystery")]) == 2
     assert "pass --task" in capsys.readouterr().err
+
+
+def test_train_takes_the_keep_rule_and_the_stem_depth_from_the_command_line(tmp_path):
+    folder = tmp_path / "breast"
+    assert main(["train", "--task", "breast", "--out", str(folder), "--epochs", "2", "--max-train-examples", "32",
+                 "--keep-epoch-by", "metric_and_auc", "--stem-convs-per-stage", "2", "--quiet"]) == 0
+    assert json.loads((folder / "config.json").read_text())["base"]["stem_convs_per_stage"] == 2
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["train_config"]["keep_epoch_by"] == "metric_and_auc"
+    assert all("epoch_score" in record for record in metrics["history"])
+
+
+def test_the_stem_depth_is_refused_for_a_model_without_a_conv_stem(tmp_path, capsys):
+    assert main(["train", "--task", "pneumonia", "--out", str(tmp_path / "p"), "--stem-convs-per-stage", "2",
+                 "--quiet"]) == 2
+    assert "convolutional stem" in capsys.readouterr().err
