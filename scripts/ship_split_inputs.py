@@ -18,10 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from epee_demo.analysis.whole_split import overthinking, prepare
-from epee_demo.data.medmnist import read_examples
-from epee_demo.data.split_inputs import (
-    IMAGES_PER_CLASS, per_class_of, read_split_inputs, shipped_indices, write_split_inputs,
-)
+from epee_demo.data.split_inputs import SHIPPED_PER_CLASS, read_split_inputs, shipped_indices, write_split_inputs
 from epee_demo.data.tasks import TASKS
 from epee_demo.model import folder as model_folder
 from epee_demo.ui.lesson_tab import lesson_example
@@ -33,26 +30,19 @@ _SECTION = re.compile(rf"\n{CARD_SECTION}\n.*?(?=\n## |\Z)", re.DOTALL)
 SPLITS = ("test",)  # the validation split's inputs do not ship (the data directory's licence terms: test examples)
 
 
-def shown_indices(trace, folder: Path) -> list[int]:
-    """The test examples whose inputs ship: the lesson's, a few of the gallery's per class and, for
-    an image model, the test images of its Analyze view (``examples/``)."""
+def shown_indices(trace) -> list[int]:
+    """The test examples whose inputs ship: the lesson's, and a few of the gallery's per class."""
     prep = prepare(trace)
     destructive = overthinking(prep).destructive if prep.has_labels else np.zeros(prep.num_examples, bool)
-    modality = model_folder.read_spec(folder).modality
-    examples = read_examples(model_folder.examples_dir(folder), trace.label_names) if modality == "image" else []
-    return shipped_indices(destructive, np.asarray(trace.labels), lesson_example(prep), per_class_of(modality),
-                           also=[e.index for e in examples])
+    return shipped_indices(destructive, np.asarray(trace.labels), lesson_example(prep))
 
 
-def card_section(count: dict[str, int], source: str, licence: str, modality: str, per_class: dict[str, int]) -> str:
+def card_section(count: dict[str, int], source: str, licence: str) -> str:
     splits = " and ".join(f"{n} {split}-split" for split, n in count.items())
-    classes = ", ".join(f"{n} {name}" for name, n in per_class.items())
-    images = (f", and the {IMAGES_PER_CLASS} test images of each class its Analyze view offers, `examples/`; "
-              f"by gold class: {classes}" if modality == "image" else "")
     return (f"\n{CARD_SECTION}\n\n`{model_folder.SPLIT_INPUTS_FILE}` holds the inputs of the {splits} examples the demo page shows "
-            f"itself (the lesson's example and the first {per_class_of(modality)} of each gold class in the overthinking "
-            f"gallery, the examples some exit answers right and the last exit wrong{images}), unchanged from the dataset "
-            f"and never trained on. Source: {source}. Licence: {licence}.\n")
+            f"itself (the lesson's example and the first {SHIPPED_PER_CLASS} of each gold class in the overthinking "
+            f"gallery, the examples some exit answers right and the last exit wrong), unchanged from the dataset and never trained on. Source: {source}. "
+            f"Licence: {licence}.\n")
 
 
 def ship(folder: Path, datasets: dict) -> dict[str, int]:
@@ -67,19 +57,16 @@ def ship(folder: Path, datasets: dict) -> dict[str, int]:
         if list(trace.labels) != list(data.labels):
             raise SystemExit(f"{folder}: the {split} trace's labels differ from the dataset's: retrain or check the data")
         values = {}
-        for i in shown_indices(trace, folder):
+        for i in shown_indices(trace):
             value = data.inputs[i]
             values[i] = task.marks.marked_from_masks(value) if task.marks is not None else value
         inputs[split] = values
     path = write_split_inputs(model_folder.split_inputs_path(folder), inputs, dataset.source, dataset.licence)
     shipped = read_split_inputs(path)
     count = {split: len(shipped.inputs[split]) for split in inputs}
-    test_labels = [dataset.test.labels[i] for i in shipped.inputs.get("test", {})]
-    per_class = {name: test_labels.count(label) for label, name in enumerate(dataset.label_names)}
     card = folder / model_folder.CARD_FILE
     text = _SECTION.sub("", card.read_text()).rstrip("\n") + "\n"
-    modality = model_folder.read_spec(folder).modality
-    card.write_text(text + card_section(count, dataset.source, dataset.licence, modality, per_class))
+    card.write_text(text + card_section(count, dataset.source, dataset.licence))
     return count
 
 

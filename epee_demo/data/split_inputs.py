@@ -2,10 +2,9 @@
 
 A cached trace holds probabilities and labels, not inputs. The overthinking gallery and the lesson
 show a few test examples themselves (the note, the marked sentence, the image): the lesson's example
-and at most ``SHIPPED_PER_CLASS`` overthinking examples per gold class (``IMAGES_PER_CLASS`` for an
-image model, which also ships the test images its Analyze view offers, ``examples/``: at least
-``IMAGES_PER_CLASS`` of each class in all) (``shipped_indices``: the datasets stay in the data
-directory; a model folder holds only a few examples of its test split, with attribution). ``scripts/ship_split_inputs.py`` stores those inputs, texts (a marked task's in the marked syntax)
+and at most ``SHIPPED_PER_CLASS`` overthinking examples per gold class (``shipped_indices``: the
+datasets stay in the data directory; a model folder holds only a few examples of its test split, with
+attribution). ``scripts/ship_split_inputs.py`` stores those inputs, texts (a marked task's in the marked syntax)
 or uint8 images, with the dataset's source and licence; ``read_split_inputs`` reads them back.
 """
 
@@ -16,21 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-SHIPPED_PER_CLASS = 2  # overthinking examples of each gold class whose input ships with a text model
-IMAGES_PER_CLASS = 4  # the same for an image model (28x28 images, a few kB each), and the least it ships of a class
-
-
-def per_class_of(modality: str) -> int:
-    """How many overthinking examples of each gold class ship with a model of ``modality``."""
-    return IMAGES_PER_CLASS if modality == "image" else SHIPPED_PER_CLASS
+SHIPPED_PER_CLASS = 2  # overthinking examples of each gold class whose input ships with a model
 
 
 def shipped_indices(destructive: np.ndarray, labels: np.ndarray, always: int,
-                    per_class: int = SHIPPED_PER_CLASS, also=()) -> list[int]:
-    """The test examples whose inputs ship: ``always`` (the lesson's), the first ``per_class``
-    examples of each gold class among the ``destructive`` ones (bool [N], the gallery's rows) and
-    the indices in ``also`` (an image model's Analyze examples)."""
-    chosen = {int(always)} | {int(i) for i in also}
+                    per_class: int = SHIPPED_PER_CLASS) -> list[int]:
+    """The test examples whose inputs ship: ``always`` (the lesson's) and the first ``per_class``
+    examples of each gold class among the ``destructive`` ones (bool [N], the gallery's rows)."""
+    chosen = {int(always)}
     for label in np.unique(labels[destructive]):
         chosen.update(np.flatnonzero(destructive & (labels == label))[:per_class].tolist())
     return sorted(chosen)

@@ -2,9 +2,7 @@ import numpy as np
 import pytest
 
 from epee_demo.analysis.whole_split import overthinking, prepare
-from epee_demo.data.split_inputs import (
-    IMAGES_PER_CLASS, per_class_of, read_split_inputs, shipped_indices, write_split_inputs,
-)
+from epee_demo.data.split_inputs import read_split_inputs, shipped_indices, write_split_inputs
 from epee_demo.model.registry import shipped_models
 from epee_demo.ui.lesson_tab import lesson_example
 
@@ -31,11 +29,9 @@ def test_every_example_the_page_shows_ships_its_input(name):
     for split in ("test",):  # the validation split's inputs do not ship
         prep = prepare(model.trace(split))
         destructive = overthinking(prep).destructive
-        offered = [e.index for e in model.example_images(more_per_class=0)]  # an image model's Analyze examples
-        shown = shipped_indices(destructive, model.trace(split).labels, lesson_example(prep),
-                                per_class_of(model.spec.modality), also=offered)
+        shown = shipped_indices(destructive, model.trace(split).labels, lesson_example(prep))
         assert len(model.split_inputs.inputs[split]) == len(shown)  # only a few ship: the data stay in the data dir
-        assert shown and all(destructive[i] for i in shown if i != lesson_example(prep) and i not in offered)
+        assert shown and all(destructive[i] for i in shown if i != lesson_example(prep))
         missing = [i for i in sorted(shown) if model.split_inputs.get(split, i) is None]
         assert not missing, f"{name} {split}: run scripts/ship_split_inputs.py assets/{name}"
         kind = np.ndarray if model.spec.modality == "image" else str
@@ -46,25 +42,8 @@ def test_every_example_the_page_shows_ships_its_input(name):
     assert "## Shipped split inputs" in model.card()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", [name for name, model in shipped_models().items() if model.spec.modality == "image"])
-def test_an_image_model_ships_four_or_more_test_images_per_class_and_its_analyze_examples(name):
-    model = shipped_models()[name]
-    shipped = model.split_inputs.inputs["test"]
-    labels = model.trace("test").labels
-    per_class = np.bincount([labels[i] for i in shipped], minlength=len(model.spec.label_names))
-    assert per_class.min() >= IMAGES_PER_CLASS, f"{name}: {per_class} test images per class in split_inputs.npz"
-    offered = model.example_images(more_per_class=0)  # what the Analyze view offers with no data directory
-    assert np.bincount([e.label for e in offered], minlength=len(per_class)).min() >= IMAGES_PER_CLASS
-    for example in offered:  # the same test images, pixel for pixel, with the trace's gold labels
-        assert np.array_equal(model.split_inputs.get("test", example.index), example.image)
-        assert labels[example.index] == example.label
-    assert "Licence: CC BY 4.0" in model.split_inputs.attribution and "MedMNIST" in model.split_inputs.attribution
-
-
 def test_only_a_few_examples_per_class_ship_and_the_lessons_always():
     destructive = np.array([True, True, True, False, True, True, False])
     labels = np.array([0, 0, 0, 1, 1, 2, 2])
     assert shipped_indices(destructive, labels, always=6, per_class=2) == [0, 1, 4, 5, 6]
     assert shipped_indices(np.zeros(7, bool), labels, always=3) == [3]
-    assert shipped_indices(destructive, labels, always=6, per_class=1, also=[3, 6]) == [0, 3, 4, 5, 6]
