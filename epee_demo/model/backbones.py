@@ -293,7 +293,7 @@ def load_backbone(base: str | dict) -> Backbone:
     kwargs = {"add_pooling_layer": False} if config.model_type in POOLER_FAMILIES else {}
     if path is None:
         return backbone_for(AutoModel.from_config(config, **kwargs))
-    return backbone_for(pretrained_without_pooler(path, config, **kwargs))
+    return backbone_for(checked_pretrained(path, config, **kwargs))
 
 
 class _WithoutLoadReport(logging.Filter):
@@ -303,7 +303,7 @@ class _WithoutLoadReport(logging.Filter):
         return "LOAD REPORT" not in record.getMessage()
 
 
-def pretrained_without_pooler(path: str, config, **kwargs) -> PreTrainedModel:
+def checked_pretrained(path: str, config, **kwargs) -> PreTrainedModel:
     """``AutoModel.from_pretrained`` that checks the load itself: the checkpoint must fill every weight
     of the backbone at its shape, else ``ValueError`` naming the keys. Keys it holds beyond the backbone
     (a pooler the exits replace, a pretraining head) are left unused, as transformers does; its report

@@ -82,9 +82,9 @@ def launch_options() -> dict:
 @contextlib.asynccontextmanager
 async def serving(app):
     """The served app's lifespan: what exists once the page is built and the server starts (the
-    opening model, Gradio, the config: about 540,000 objects; a model chosen later is not frozen) is frozen out of the garbage collector's full passes
-    (``gc.freeze``, after one last collection) until shutdown, and the page's ``AppFolder`` is swept
-    (``files.swept``). Each full pass walked all of it on the event loop, stopping every visitor's
+    opening model, Gradio, the config: about 540,000 objects; a model chosen later is not frozen) is
+    frozen out of the garbage collector's full passes (``gc.freeze``, after one last collection) until
+    shutdown, and the page's ``AppFolder`` is swept (``files.swept``). Each full pass walked all of it on the event loop, stopping every visitor's
     call for 0.3-0.8 s every few seconds on a loaded machine; it now walks what serving made."""
     gc.collect()
     gc.freeze()
