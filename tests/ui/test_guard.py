@@ -4,6 +4,7 @@ Each attack is bounded (a few calls, seconds) and followed by a check that anoth
 served and that nothing sent reached the server log.
 """
 
+import asyncio
 import socket
 import threading
 import time
@@ -327,8 +328,6 @@ class FakeApp:
         return self
 
     async def __call__(self, scope, receive, send):
-        import asyncio
-
         self.builds += 1
         self.building += 1
         self.most_at_once = max(self.most_at_once, self.building)
@@ -342,8 +341,6 @@ class FakeApp:
 
 def fetch(replies, app, path: str = "/config", query: bytes = b"", host: bytes = b"a", method: str = "GET"):
     """One request through ``PageReplies``: (status, body)."""
-    import asyncio
-
     sent = []
 
     async def send(message):
@@ -407,8 +404,6 @@ def test_page_replies_keep_only_plain_successes_and_a_bounded_number():
 
 
 def test_page_replies_are_built_one_at_a_time_and_few_wait():
-    import asyncio
-
     app = FakeApp(pause=0.05)
     replies = guard.PageReplies(app)
 
@@ -432,10 +427,7 @@ def test_page_replies_are_built_one_at_a_time_and_few_wait():
     assert statuses.count(200) == guard.BUILDS_WAITING and statuses.count(503) == 4
 
 
-
 def test_requests_for_a_reply_being_built_wait_for_that_one_build():
-    import asyncio
-
     app = FakeApp(pause=0.1)
     replies = guard.PageReplies(app)
 
@@ -474,8 +466,6 @@ class BlockingApp(FakeApp):
 
 
 def test_a_reply_is_built_off_the_event_loop_that_serves_the_other_visitors():
-    import asyncio
-
     app = BlockingApp(seconds=0.5)
     replies = guard.PageReplies(app)
 
@@ -532,7 +522,6 @@ def test_an_upload_keeps_no_part_of_its_file_name_however_it_is_written(disposit
 
 
 def test_an_upload_is_renamed_alike_however_its_body_is_split_and_its_bytes_are_kept():
-    import asyncio
     import os
 
     content = os.urandom(200_000) + b"--B content-disposition: filename=x"  # no delimiter: the data is untouched
