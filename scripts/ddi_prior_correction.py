@@ -23,30 +23,30 @@ import numpy as np
 
 from epee_demo.analysis.task_metrics import NEGATIVE
 from epee_demo.data import data_dir
-from epee_demo.data.ddi import CORPUS, NEGATIVES_PER_POSITIVE, _in_val, read_corpus
+from epee_demo.data.ddi import CORPUS, NEGATIVES_PER_POSITIVE, _in_val, negatives_kept, read_corpus
 from epee_demo.data.tasks import TASKS
 from epee_demo.model import folder as model_folder
-from epee_demo.training.joint import refresh_trace_figures
+from epee_demo.training.joint import dataset_options_of, refresh_trace_figures
 from epee_demo.training.logit_offset import add_class_offset
 
 GRID_STEPS = 10
 
 
-def negative_log_ratio() -> float:
+def negative_log_ratio(negatives_per_positive: float = NEGATIVES_PER_POSITIVE) -> float:
     """log(negative training-document pairs / negative pairs kept for training)."""
     train = [p for p in read_corpus(data_dir() / CORPUS)["train"] if not _in_val(p.document)]
     negatives = sum(p.label == "negative" for p in train)
-    kept = min(negatives, int(NEGATIVES_PER_POSITIVE * (len(train) - negatives)))
-    return math.log(negatives / kept)
+    return math.log(negatives / negatives_kept(negatives, len(train) - negatives, negatives_per_positive))
 
 
 def main(folder: Path) -> None:
     task = TASKS["ddi"]
-    ratio = negative_log_ratio()
+    options = dataset_options_of(model_folder.read_metrics(folder))  # the split the folder was trained on
+    ratio = negative_log_ratio(options.get("negatives_per_positive", NEGATIVES_PER_POSITIVE))
     grid = np.linspace(-ratio, ratio, 2 * GRID_STEPS + 1)
     offsets, traces = add_class_offset(folder, NEGATIVE, grid, task.metric, per_exit=True)
     spec = model_folder.read_spec(folder)
-    refresh_trace_figures(spec, task.load_dataset(), folder, traces, task.card_notes)
+    refresh_trace_figures(spec, task.load_dataset(**options), folder, traces, task.card_notes)
     print("offsets per exit " + " ".join(f"{d:.3f}" for d in offsets) + " added to the negative class")
 
 

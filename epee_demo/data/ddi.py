@@ -6,7 +6,7 @@ validation, ``Test/Test for DDI Extraction task/`` for test. One example per ``<
 sentence with both drugs marked ``[DRUG]…[/DRUG]`` (``epee_demo.data.marked``). A
 discontinuous drug mention (``charOffset`` "a-b;c-d") is marked on one fragment (``_marked_pair``). The one training pair marked ``ddi="true"`` without a
 type is left out. Validation is a seeded 5 % of the training documents; negative training pairs
-are subsampled (``NEGATIVES_PER_POSITIVE``); validation and test keep every pair.
+are subsampled (``NEGATIVES_PER_POSITIVE`` by default); validation and test keep every pair.
 """
 
 from __future__ import annotations
@@ -109,9 +109,16 @@ def _split(pairs: list[DrugPair]) -> Split:
     return Split([p.text for p in pairs], [LABEL_NAMES.index(p.label) for p in pairs])
 
 
-def load_ddi(root: Path | None = None, seed: int = 0) -> LabelledDataset:
-    """Train (negatives subsampled), validation (held-out training documents) and the complete
-    official test set, from the corpus zip under ``root`` (default: the data directory)."""
+def negatives_kept(negatives: int, positives: int, negatives_per_positive: float) -> int:
+    """How many of the training documents' ``negatives`` negative pairs ``load_ddi`` keeps."""
+    return min(negatives, int(negatives_per_positive * positives))
+
+
+def load_ddi(root: Path | None = None, negative_sample_seed: int = 0,
+             negatives_per_positive: float = NEGATIVES_PER_POSITIVE) -> LabelledDataset:
+    """Train (every positive pair and ``negatives_per_positive`` negative pairs per positive, a
+    subsample seeded by ``negative_sample_seed``), validation (held-out training documents) and the
+    complete official test set, from the corpus zip under ``root`` (default: the data directory)."""
     root = Path(root) if root is not None else data_dir()
     if root is None or not (root / CORPUS).exists():
         raise FileNotFoundError(f"the DDI corpus is not at {CORPUS} under the data directory (EPEE_DATA_DIR)")
@@ -120,8 +127,8 @@ def load_ddi(root: Path | None = None, seed: int = 0) -> LabelledDataset:
     val = [p for p in corpus["train"] if _in_val(p.document)]
     positives = [p for p in train if p.label != "negative"]
     negatives = [p for p in train if p.label == "negative"]
-    rng = random.Random(seed)
-    keep = rng.sample(negatives, min(len(negatives), int(NEGATIVES_PER_POSITIVE * len(positives))))
+    rng = random.Random(negative_sample_seed)
+    keep = rng.sample(negatives, negatives_kept(len(negatives), len(positives), negatives_per_positive))
     train = positives + keep
     rng.shuffle(train)
     return LabelledDataset("ddi", list(LABEL_NAMES), _split(train), _split(val), _split(corpus["test"]),

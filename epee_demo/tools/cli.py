@@ -8,6 +8,13 @@ import sys
 from pathlib import Path
 
 
+# The dataset loader's options the train command passes on, each for its one task.
+DATASET_OPTIONS_OF_ARGS = {
+    "real_prose_per_class": "organ-system", "real_prose_copies": "organ-system",
+    "negatives_per_positive": "ddi", "negative_sample_seed": "ddi",
+}
+
+
 def _train(args) -> int:
     from epee_demo.model import folder as model_folder
     from epee_demo.model.multi_exit import MultiExitClassifier, build_model
@@ -18,11 +25,10 @@ def _train(args) -> int:
     )
 
     task = TASKS[args.task]
-    options = {k: v for k, v in (("real_prose_per_class", args.real_prose_per_class),
-                                 ("real_prose_copies", args.real_prose_copies)) if v is not None}
-    if options and task.name != "organ-system":
-        print("epee-demo train: --real-prose-per-class and --real-prose-copies apply to --task organ-system only",
-              file=sys.stderr)
+    options = {k: v for k, v in vars(args).items() if k in DATASET_OPTIONS_OF_ARGS and v is not None}
+    if wrong := sorted(k for k in options if DATASET_OPTIONS_OF_ARGS[k] != task.name):
+        print("epee-demo train: " + ", ".join(f"--{k.replace('_', '-')} applies to --task {DATASET_OPTIONS_OF_ARGS[k]} only"
+                                              for k in wrong), file=sys.stderr)
         return 2
     settings = {**task.train_defaults, "dataset_options": options, **{k: v for k, v in (
         ("epochs", args.epochs), ("batch_size", args.batch_size),
@@ -153,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "tasks.ORGAN_SYSTEM_REAL_PROSE_PER_CLASS)")
     train.add_argument("--real-prose-copies", type=int, help="organ-system: copies of each such text in the "
                        "training split (default: tasks.ORGAN_SYSTEM_REAL_PROSE_COPIES)")
+    train.add_argument("--negatives-per-positive", type=float, help="ddi: negative training pairs kept per "
+                       "positive pair (default: ddi.NEGATIVES_PER_POSITIVE)")
+    train.add_argument("--negative-sample-seed", type=int, help="ddi: the seed of that subsample (default: 0)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_train)
     exits = sub.add_parser("train-exits", help="train the learned exit rules (ConsistentEE, JEI-DNN) on a "

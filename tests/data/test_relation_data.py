@@ -51,7 +51,7 @@ def test_ddi_pairs_are_marked_and_labelled(tmp_path):
     assert all(ddi.SCHEMA.parse(p.text) for p in test)
 
 
-def test_ddi_dataset_holds_out_whole_documents_and_keeps_every_test_pair(tmp_path, monkeypatch):
+def test_ddi_dataset_holds_out_whole_documents_and_keeps_every_test_pair(tmp_path):
     _corpus(tmp_path)
     data = ddi.load_ddi(tmp_path)
     assert data.label_names == ddi.LABEL_NAMES and len(data.test) == 4  # every test pair
@@ -59,8 +59,11 @@ def test_ddi_dataset_holds_out_whole_documents_and_keeps_every_test_pair(tmp_pat
     # the fixture's training documents hold as many negatives as positives, fewer than NEGATIVES_PER_POSITIVE allows
     assert ddi.NEGATIVES_PER_POSITIVE > 1 and data.train.labels.count(0) == positives  # so every one is kept
     assert len(data.val) % 4 == 0 and len(data.val) + positives * 4 // 2 == 160  # whole documents held out
-    monkeypatch.setattr(ddi, "NEGATIVES_PER_POSITIVE", 0.5)  # fewer negatives than the corpus holds
-    assert ddi.load_ddi(tmp_path).train.labels.count(0) == int(0.5 * positives)  # negatives subsampled
+    half = ddi.load_ddi(tmp_path, negatives_per_positive=0.5)  # fewer negatives than the corpus holds
+    assert half.train.labels.count(0) == int(0.5 * positives)  # negatives subsampled
+    assert half.train.inputs == ddi.load_ddi(tmp_path, negatives_per_positive=0.5).train.inputs  # seeded
+    other = ddi.load_ddi(tmp_path, negative_sample_seed=1, negatives_per_positive=0.5)
+    assert other.train.labels.count(0) == int(0.5 * positives) and other.train.inputs != half.train.inputs
 
 
 PHEE_ROW = {

@@ -1,4 +1,4 @@
-"""``epee-demo train``'s options for the organ-system training split (no model is trained here)."""
+"""``epee-demo train``'s options for a task's training split (no model is trained here)."""
 
 import dataclasses
 
@@ -32,9 +32,25 @@ def test_real_prose_options_reach_the_organ_system_loader(monkeypatch):
     assert seen == {}  # the task's own defaults (tasks.ORGAN_SYSTEM_REAL_PROSE_*) apply
 
 
-def test_real_prose_options_on_another_task_are_refused(capsys):
+def test_negative_subsample_options_reach_the_ddi_loader(monkeypatch):
+    seen = {}
+
+    def loader(**options):
+        seen.update(options)
+        raise Loaded
+
+    monkeypatch.setitem(tasks.TASKS, "ddi", dataclasses.replace(tasks.TASKS["ddi"], load_dataset=loader))
+    with pytest.raises(Loaded):
+        main(["train", "--task", "ddi", "--out", "unused", "--negatives-per-positive", "3",
+              "--negative-sample-seed", "1"])
+    assert seen == {"negatives_per_positive": 3.0, "negative_sample_seed": 1}
+
+
+def test_a_task_option_on_another_task_is_refused(capsys):
     assert main(["train", "--task", "pneumonia", "--out", "unused", "--real-prose-per-class", "300"]) == 2
-    assert "organ-system only" in capsys.readouterr().err
+    assert "--real-prose-per-class applies to --task organ-system only" in capsys.readouterr().err
+    assert main(["train", "--task", "organ-system", "--out", "unused", "--negatives-per-positive", "3"]) == 2
+    assert "--negatives-per-positive applies to --task ddi only" in capsys.readouterr().err
 
 
 def test_the_card_names_the_options_the_training_split_was_built_with():
