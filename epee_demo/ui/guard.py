@@ -320,24 +320,27 @@ class PageReplies:
             self.kept.move_to_end(key)
             self.hits[key] += 1
         elif key in self.pending:
-            reply = await asyncio.shield(self.pending[key])
+            reply = await self._outcome(self.pending[key])
         elif self.waiting < BUILDS_WAITING:
-            reply = await self._build(key, scope)
+            reply = await asyncio.shield(self._start_build(key, scope))
         if reply is None:
             return await _reply(send, 503, {"detail": "The demo is busy: please reload the page in a moment."})
         status, headers, body = reply
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
 
-    async def _build(self, key: tuple | None, scope) -> tuple[int, list, bytes] | None:
-        """Gradio's reply for ``key`` (None: not kept), built after the builds before it; also the
-        result of ``pending[key]``, which the requests for the same key arriving meanwhile await
-        (None for them if this build failed: they are told to retry)."""
+    def _start_build(self, key: tuple | None, scope) -> asyncio.Future:
+        """The build of Gradio's reply for ``key`` (None: not kept), counted as waiting from now. It runs
+        as a task of its own, awaited shielded, so a request that goes away (a closed tab) leaves the
+        build and its turn running for the requests that wait on it (``pending[key]``)."""
         self.waiting += 1
-        future = asyncio.get_running_loop().create_future()
+        build = asyncio.ensure_future(self._build(key, scope))
         if key is not None:
-            self.pending[key] = future
-        reply = None
+            self.pending[key] = build
+        return build
+
+    async def _build(self, key: tuple | None, scope) -> tuple[int, list, bytes]:
+        """Gradio's reply for ``key``, built after the builds before it (``_start_build``)."""
         try:
             async with self.building:
                 reply = await asyncio.to_thread(_built_apart, self.app, {**scope, "method": "GET"})
@@ -346,11 +349,19 @@ class PageReplies:
                 while len(self.kept) > KEPT_REPLIES:  # the least served goes (the oldest of those)
                     least = min(self.kept, key=self.hits.__getitem__)
                     del self.kept[least], self.hits[least]
+            return reply
         finally:
             self.waiting -= 1
             self.pending.pop(key, None)
-            future.set_result(reply)
-        return reply
+
+    @staticmethod
+    async def _outcome(build: asyncio.Future) -> tuple[int, list, bytes] | None:
+        """The reply of another request's ``build``; None if it failed (this request is told to retry,
+        the one that started it gets the error)."""
+        try:
+            return await asyncio.shield(build)
+        except Exception:
+            return None
 
 
 def _reply_key(scope, config: dict) -> tuple | None:

@@ -450,6 +450,37 @@ def test_requests_for_a_reply_being_built_wait_for_that_one_build():
     assert app.builds == 2 and not replies.pending
 
 
+def test_a_build_outlives_the_request_that_started_it_and_keeps_its_turn():
+    app = FakeApp(pause=0.1)
+    replies = guard.PageReplies(app)
+
+    def request(host: bytes):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": "/config", "query_string": b"",
+                 "headers": [(b"host", host)], "scheme": "http", "server": None, "root_path": "", "app": app}
+        return replies(scope, None, send), sent
+
+    async def first_goes_away():
+        first, _ = request(b"a")
+        started = asyncio.ensure_future(first)
+        await asyncio.sleep(0.02)
+        same, same_sent = request(b"a")
+        other, _ = request(b"b")
+        waiting = asyncio.gather(same, other)
+        await asyncio.sleep(0.02)
+        started.cancel()  # the first visitor closes the tab while its reply is built
+        await waiting
+        return same_sent
+
+    same_sent = asyncio.run(first_goes_away())
+    assert same_sent[0]["status"] == 200 and same_sent[1]["body"] == b"built for a"  # the one build, finished
+    assert app.builds == 2 and app.most_at_once == 1 and not replies.pending and replies.waiting == 0
+
+
 class BlockingApp(FakeApp):
     """A stand-in for Gradio whose reply is built by ``seconds`` of CPU that never yields to its
     event loop, as Gradio's encoding of the API description (``jsonable_encoder``) does."""
