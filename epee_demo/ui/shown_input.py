@@ -4,11 +4,13 @@ each time and never kept)."""
 
 from __future__ import annotations
 
+import atexit
 import base64
 import hashlib
 import html
 import io
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -44,11 +46,13 @@ def png_bytes(pixels: np.ndarray) -> bytes:
 
 def png_file(pixels: np.ndarray, name: str) -> str:
     """The path of ``name`` (``test-12.png``) holding ``pixels`` as a PNG, in a folder of this process's
-    temporary folder; written again when it has gone (the page's sweep deletes old files)."""
+    temporary folder, removed when the process exits; written again when it has gone (the page's sweep
+    deletes old files)."""
     root = tempfile.gettempdir()
     folder = _PNG_FOLDER.get(root)
     if folder is None or not folder.is_dir():
         folder = _PNG_FOLDER[root] = Path(tempfile.mkdtemp(prefix="epee-examples-"))
+        atexit.register(shutil.rmtree, folder, True)  # a process whose temporary folder is the system's
     path = folder / name
     data = png_bytes(pixels)
     if not path.is_file() or path.stat().st_size != len(data):

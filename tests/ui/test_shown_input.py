@@ -1,5 +1,7 @@
 import io
 import os
+import subprocess
+import sys
 
 import numpy as np
 from PIL import Image
@@ -40,6 +42,14 @@ def test_pngs_are_encoded_once_and_written_again_when_swept(tmp_path, monkeypatc
     assert png_file(pixels, "retina-test-4.png") == path and Image.open(path).size == (28, 28)
     os.remove(path)  # swept
     assert png_file(pixels, "retina-test-4.png") == path and Image.open(path).size == (28, 28)
+
+
+def test_the_png_folder_goes_when_the_process_exits(tmp_path):
+    code = ("import numpy as np; from epee_demo.ui.shown_input import png_file; "
+            "print(png_file(np.zeros((2, 2), dtype=np.uint8), 'x.png'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert done.stdout.strip().startswith(str(tmp_path)) and list(tmp_path.iterdir()) == []
 
 
 def test_a_visitors_image_is_encoded_but_never_kept():
