@@ -12,7 +12,7 @@ from epee_demo.model.multi_exit import (
 )
 from epee_demo.trace.exit_trace import ExitTrace
 from epee_demo.training.joint import (
-    TrainConfig, epoch_score, kept_epoch, mark_trainable, per_layer_accuracy, per_layer_auc, roc_auc, train_joint,
+    TrainConfig, auc_of, epoch_score, kept_epoch, mark_trainable, per_layer_accuracy, per_layer_auc, roc_auc, train_joint,
 )
 from tests.conftest import TokenPreprocessor, tiny_bert
 
@@ -189,16 +189,20 @@ def test_metric_and_auc_keeps_the_epoch_with_the_best_mean_of_last_exit_accuracy
     assert len({round(r["epoch_score"], 6) for r in history}) > 1  # the epochs differ: a choice was made
 
 
-def test_keep_epoch_by_must_be_known_and_metric_and_auc_binary():
+def test_keep_epoch_by_must_be_known_and_metric_and_auc_reads_a_macro_auc_past_two_classes():
     spec, dataset = _tiny_image_task()
     model = build_model(spec)
     with pytest.raises(ValueError, match="keep_epoch_by must be one of"):
         train_joint(model, spec, preprocessor_for(spec), dataset, TrainConfig(epochs=1, keep_epoch_by="auc"),
                     device="cpu", progress=False)
     three = ModelSpec(modality="image", base=spec.base, label_names=["a", "b", "c"], preprocess=spec.preprocess)
-    with pytest.raises(ValueError, match="binary"):
-        train_joint(build_model(three), three, preprocessor_for(three), dataset,
-                    TrainConfig(epochs=1, keep_epoch_by="metric_and_auc"), device="cpu", progress=False)
+    model = build_model(three)
+    [record] = train_joint(model, three, preprocessor_for(three), dataset,
+                           TrainConfig(epochs=1, keep_epoch_by="metric_and_auc"), device="cpu", progress=False)
+    kept = MultiExitClassifier(model, three, preprocessor_for(three)).trace(dataset.val.inputs, dataset.val.labels)
+    assert kept.probs.shape[-1] == 3
+    assert record["val_last_exit_auc"] == pytest.approx(auc_of(kept.probs[:, -1], kept.labels), abs=1e-6)
+    assert record["epoch_score"] == pytest.approx((record["val_accuracy_per_layer"][-1] + record["val_last_exit_auc"]) / 2)
 
 
 def test_kept_epoch_is_the_first_best_epoch_score_or_for_an_old_history_the_best_last_exit_accuracy():
