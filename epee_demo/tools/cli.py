@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-train-examples", type=int, help="cap the training set (quick runs)")
     train.add_argument("--seed", type=int)
     train.add_argument("--keep-epoch-by", choices=sorted(KEEP_EPOCH_BY),
-                       help="; ".join(f"{k}: {v}" for k, v in KEEP_EPOCH_BY.items()) + " (default: metric)")
+                       help="; ".join(f"{k}: {v}" for k, v in KEEP_EPOCH_BY.items()) + " (default: the task's, else metric)")
     train.add_argument("--stem-convs-per-stage", type=int,
                        help="3x3 convolutions per stage of a convolutional ViT stem (default: the task's)")
     train.add_argument("--start-from", help="checkpoint folder of the same task to continue training from")

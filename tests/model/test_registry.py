@@ -165,15 +165,14 @@ def test_depth_notes_quote_the_shipped_metrics():
     breast, note = models["breast"], TASKS["breast"].depth_note
     accuracy, auc = breast.metrics["test_accuracy_per_layer"], breast.metrics["test_auc_per_layer"]
     assert accuracy[-1] < 0.863  # below ResNet-18 (28), as the note says
-    assert f"test AUC {auc[-1]:.3f}" in note and f"accuracy {accuracy[-1]:.3f}" in note
+    assert f"test accuracy {accuracy[-1]:.3f} against" in note and f"AUC {auc[-1]:.3f} against" in note
     val = breast.metrics["val_accuracy_per_layer"]
-    assert f"validation accuracy {val[0]:.3f} at layer 1" in note and set(val[1:]) == {val[-1]}
-    assert f"{val[-1]:.3f} at every later exit" in note
+    assert f"validation accuracy {min(val):.3f}-{max(val):.3f} at every exit" in note
     test = breast.trace("test")
     assert f"on {100 * (test.predictions[:, 0] == test.predictions[:, -1]).mean():.1f}% of the test" in note
     malignant = test.labels == 0
     assert f"finds {100 * (test.predictions[malignant, -1] == 0).mean():.0f}% of the malignant" in note
-    assert breast.spec.extra["malignant_logit_offset"]["offset"] == pytest.approx(0.1)  # chosen on validation
+    assert "malignant_logit_offset" not in breast.spec.extra  # shipped without one, as the card says
 
 
 def test_models_trained_on_non_commercial_text_say_so_above_their_input():
