@@ -215,6 +215,7 @@ def test_the_page_is_usable_400_px_wide(browser, app_url):
 
 
 def test_the_selector_swaps_the_input_the_classes_and_the_backbone(page):
+    page.locator("#note:visible textarea").first.wait_for(timeout=30_000)  # the banner can show before the tab
     assert page.locator("#note:visible textarea").count() == 1  # a clinical note task opens the page
     assert "Cardiovascular" in page.locator("#class_table:visible").first.inner_text()
     assert page.locator("#backbone_choice:visible").count() == 1  # three backbones answer it
