@@ -6,7 +6,7 @@ score of the task's metric (the middle of a tied plateau), adds it to that class
 exit head, rewrites the val/test traces, records the choice in config.json; this script then
 refreshes metrics.json and the model card. Run it once on a freshly trained folder, e.g.:
 
-    EPEE_DATA_DIR=../shared/data python scripts/class_logit_offset.py assets/breast --task breast \\
+    EPEE_DATA_DIR=../shared/data python scripts/class_logit_offset.py /tmp/breast --task breast \\
         --label malignant --low -2 --high 2 --steps 40
 """
 

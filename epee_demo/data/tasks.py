@@ -142,10 +142,11 @@ BREAST_CARD_NOTES = f"""
   accuracy and validation AUC (`keep_epoch_by="metric_and_auc"`: AUC ranks all 78 validation images, where
   accuracy moves in steps of 1.3 points). Eight seeds (13-20) were trained; this one was chosen by that
   validation score alone (0.904; the others 0.854-0.898; README). `epee-demo train` prints test figures at
-  the end of a run, and they were not used to choose.
+  the end of a run, and they were not used to choose the seed.
 - No class-logit offset: the model before this one had a malignant-logit offset chosen on last-exit
   validation accuracy (`scripts/class_logit_offset.py`); this one has none, as 78 validation images set a
-  threshold only in coarse steps.
+  threshold only in coarse steps (a choice made knowing that the offset had lowered earlier models' test
+  accuracy, README).
 {IMAGE_PIPELINE_NOTE.format(color="grayscale", conversion=GRAY_CONVERSION, degrees=BREAST_AUGMENT["max_degrees"],
                             shift=BREAST_AUGMENT["max_shift_pixels"],
                             crop=(f", a random resized crop (a square of {BREAST_AUGMENT['min_crop']:.0%}-100% of the "
@@ -338,7 +339,8 @@ DDI_CARD_NOTES = """
   exit head, each chosen on validation for its own exit on a grid from -r to r (r = log(negatives in the
   training documents / negatives kept), the full prior correction: 0.702 for the second run): 0.140,
   0.211, -0.140, 0.000, 0.632, 0.351 for exits 1-6 after the second (last-exit validation micro-F1 0.745,
-  against 0.735 as trained; `config.json` records the grid and every score). The training record's
+  against 0.735 as trained; `config.json` records the second run's grid and every score; the first run's
+  offsets are in the head biases the second run started from). The training record's
   validation figures are from before it.
   Test: the complete official test set of the DDI task (5,716 pairs, 191 documents).
 - `examples.json`: test-split sentences (CC BY-NC 4.0, DDI corpus), never trained on.

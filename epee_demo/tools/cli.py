@@ -15,6 +15,14 @@ DATASET_OPTIONS_OF_ARGS = {
 }
 
 
+def _positive_float(text: str) -> float:
+    """An argument that must be a number above 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
 def _train(args) -> int:
     from epee_demo.model import folder as model_folder
     from epee_demo.model.multi_exit import MultiExitClassifier, build_model
@@ -159,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "tasks.ORGAN_SYSTEM_REAL_PROSE_PER_CLASS)")
     train.add_argument("--real-prose-copies", type=int, help="organ-system: copies of each such text in the "
                        "training split (default: tasks.ORGAN_SYSTEM_REAL_PROSE_COPIES)")
-    train.add_argument("--negatives-per-positive", type=float, help="ddi: negative training pairs kept per "
+    train.add_argument("--negatives-per-positive", type=_positive_float, help="ddi: negative training pairs kept per "
                        "positive pair (default: ddi.NEGATIVES_PER_POSITIVE)")
     train.add_argument("--negative-sample-seed", type=int, help="ddi: the seed of that subsample (default: 0)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import threading
 import time
@@ -48,6 +49,7 @@ from epee_demo.limits import (
 )
 
 MODEL_GROUP = "model"  # the concurrency_id of the events that run the model
+logger = logging.getLogger(__name__)
 
 
 async def _reply(send, status: int, body: dict, unread: bool = False) -> None:
@@ -322,7 +324,12 @@ class PageReplies:
         elif key in self.pending:
             reply = await self._outcome(self.pending[key])
         elif self.waiting < BUILDS_WAITING:
-            reply = await asyncio.shield(self._start_build(key, scope))
+            build = self._start_build(key, scope)
+            try:
+                reply = await asyncio.shield(build)
+            except asyncio.CancelledError:  # this request went away: the build runs on, and its failure is logged
+                build.add_done_callback(_log_failed_build)
+                raise
         if reply is None:
             return await _reply(send, 503, {"detail": "The demo is busy: please reload the page in a moment."})
         status, headers, body = reply
@@ -362,6 +369,12 @@ class PageReplies:
             return await asyncio.shield(build)
         except Exception:
             return None
+
+
+def _log_failed_build(build: asyncio.Future) -> None:
+    """Log (by its type only: no request data) the error of a page-reply build nobody is left to receive."""
+    if not build.cancelled() and (error := build.exception()) is not None:
+        logger.error("a page reply failed to build after its request went away: %s", type(error).__name__)
 
 
 def _reply_key(scope, config: dict) -> tuple | None:

@@ -51,6 +51,9 @@ def test_a_task_option_on_another_task_is_refused(capsys):
     assert "--real-prose-per-class applies to --task organ-system only" in capsys.readouterr().err
     assert main(["train", "--task", "organ-system", "--out", "unused", "--negatives-per-positive", "3"]) == 2
     assert "--negatives-per-positive applies to --task ddi only" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--task", "ddi", "--out", "unused", "--negatives-per-positive", "0"])
+    assert "must be above 0" in capsys.readouterr().err
 
 
 def test_the_card_names_the_options_the_training_split_was_built_with():

@@ -481,6 +481,56 @@ def test_a_build_outlives_the_request_that_started_it_and_keeps_its_turn():
     assert app.builds == 2 and app.most_at_once == 1 and not replies.pending and replies.waiting == 0
 
 
+class FailingApp(FakeApp):
+    """A stand-in for Gradio whose reply fails to build after ``pause`` seconds."""
+
+    async def __call__(self, scope, receive, send):
+        self.builds += 1
+        await asyncio.sleep(self.pause)
+        raise RuntimeError("the build failed")
+
+
+def test_a_failed_build_reaches_its_starter_tells_the_waiters_to_retry_and_is_logged_once_orphaned(caplog):
+    app = FailingApp(pause=0.05)
+    replies = guard.PageReplies(app)
+
+    def request():
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": "/config", "query_string": b"",
+                 "headers": [(b"host", b"a")], "scheme": "http", "server": None, "root_path": "", "app": app}
+        return replies(scope, None, send), sent
+
+    async def starter_and_waiter():
+        first, _ = request()
+        started = asyncio.ensure_future(first)
+        await asyncio.sleep(0.01)
+        waiter, waiter_sent = request()
+        outcomes = await asyncio.gather(started, waiter, return_exceptions=True)
+        return outcomes, waiter_sent
+
+    outcomes, waiter_sent = asyncio.run(starter_and_waiter())
+    assert isinstance(outcomes[0], RuntimeError) and waiter_sent[0]["status"] == 503
+    assert app.builds == 1 and replies.waiting == 0 and not replies.pending
+
+    async def starter_goes_away():
+        first, _ = request()
+        started = asyncio.ensure_future(first)
+        await asyncio.sleep(0.01)
+        started.cancel()
+        await asyncio.sleep(0.1)  # the build runs on and fails with nobody waiting
+
+    with caplog.at_level("ERROR", logger="epee_demo.ui.guard"):
+        asyncio.run(starter_goes_away())
+    assert [r.getMessage() for r in caplog.records if r.name == "epee_demo.ui.guard"] == [
+        "a page reply failed to build after its request went away: RuntimeError"]
+    assert not any("never retrieved" in r.getMessage() for r in caplog.records)
+    assert replies.waiting == 0 and not replies.pending
+
+
 class BlockingApp(FakeApp):
     """A stand-in for Gradio whose reply is built by ``seconds`` of CPU that never yields to its
     event loop, as Gradio's encoding of the API description (``jsonable_encoder``) does."""
