@@ -39,7 +39,8 @@ def shown_indices(trace) -> list[int]:
 
 def card_section(count: dict[str, int], source: str, licence: str) -> str:
     splits = " and ".join(f"{n} {split}-split" for split, n in count.items())
-    return (f"\n{CARD_SECTION}\n\n`{model_folder.SPLIT_INPUTS_FILE}` holds the inputs of the {splits} examples the demo page shows "
+    examples = "example" if sum(count.values()) == 1 else "examples"
+    return (f"\n{CARD_SECTION}\n\n`{model_folder.SPLIT_INPUTS_FILE}` holds the inputs of the {splits} {examples} the demo page shows "
             f"itself (the lesson's example and the first {SHIPPED_PER_CLASS} of each gold class in the overthinking "
             f"gallery, the examples some exit answers right and the last exit wrong), unchanged from the dataset and never trained on. Source: {source}. "
             f"Licence: {licence}.\n")
