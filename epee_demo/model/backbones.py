@@ -312,7 +312,10 @@ def checked_pretrained(path: str, config, **kwargs) -> PreTrainedModel:
     quiet = _WithoutLoadReport()
     modeling_logger.addFilter(quiet)
     try:
-        model, info = AutoModel.from_pretrained(path, config=config, output_loading_info=True, **kwargs)
+        # ignore_mismatched_sizes: transformers reports a mismatch instead of raising an error that points at
+        # the report filtered out here; the check below refuses it by name
+        model, info = AutoModel.from_pretrained(path, config=config, output_loading_info=True,
+                                                ignore_mismatched_sizes=True, **kwargs)
     finally:
         modeling_logger.removeFilter(quiet)
     wrong = {"missing": sorted(info["missing_keys"]), "mismatched": sorted(str(key) for key in info["mismatched_keys"])}

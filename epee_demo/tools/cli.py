@@ -25,6 +25,7 @@ def _positive_float(text: str) -> float:
 
 def _train(args) -> int:
     from epee_demo.model import folder as model_folder
+    from epee_demo.model.backbones import CONV_STEM
     from epee_demo.model.multi_exit import MultiExitClassifier, build_model
     from epee_demo.data.tasks import TASKS, preprocessor_for
     from epee_demo.training.joint import (
@@ -55,7 +56,7 @@ def _train(args) -> int:
     if args.base:
         spec.base = args.base
     if args.stem_convs_per_stage is not None:
-        if not (isinstance(spec.base, dict) and spec.base.get("patch_stem") == "conv"):
+        if not (isinstance(spec.base, dict) and spec.base.get("patch_stem") == CONV_STEM):
             print("epee-demo train: --stem-convs-per-stage applies to a ViT with a convolutional stem "
                   "(--task breast)", file=sys.stderr)
             return 2

@@ -144,7 +144,7 @@ def train_joint(
     )
     lengths = [len(x) for x in inputs] if isinstance(inputs[0], str) else None
     classifier = MultiExitClassifier(model, spec, preprocessor)
-    history, best_score, best_state = [], -1.0, None
+    history, best_score, best_state = [], None, None
     rng = np.random.default_rng(config.seed)
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -186,7 +186,7 @@ def train_joint(
         if progress:
             print(f"epoch {epoch}: loss {record['train_loss']:.4f}, val {metric} per layer "
                   + " ".join(f"{a:.3f}" for a in selected) + f", kept by {record['epoch_score']:.4f}", flush=True)
-        if best_state is None or record["epoch_score"] > best_score:  # a NaN score (one-class AUC) keeps the first
+        if best_state is None or record["epoch_score"] > best_score:
             best_score = record["epoch_score"]
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
@@ -196,9 +196,12 @@ def train_joint(
 
 def epoch_score(record: dict, metric: str, keep_epoch_by: str) -> float:
     """What an epoch's ``record`` is kept by: its last exit's validation ``metric``, or with
-    ``keep_epoch_by="metric_and_auc"`` the mean of that and ``record["val_last_exit_auc"]``."""
+    ``keep_epoch_by="metric_and_auc"`` the mean of that and ``record["val_last_exit_auc"]`` (the metric
+    alone where the AUC is undefined: a validation split of one class)."""
     last = record[f"val_{metric}_per_layer"][-1]
-    return (last + record["val_last_exit_auc"]) / 2 if keep_epoch_by == "metric_and_auc" else last
+    if keep_epoch_by != "metric_and_auc" or math.isnan(record["val_last_exit_auc"]):
+        return last
+    return (last + record["val_last_exit_auc"]) / 2
 
 
 def kept_epoch(history: list[dict]) -> dict:

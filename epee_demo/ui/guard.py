@@ -285,7 +285,7 @@ PAGE_QUERIES = {"": ("page", "deep_link", "all_endpoints"), "/config": ("page", 
 # What Gradio reads of a request to build the root URL that it writes into these replies.
 _ROOT_HEADERS = (b"host", b"x-forwarded-host", b"x-forwarded-proto", b"x-gradio-server")
 KEPT_REPLIES = 16  # replies kept (about 0.7 MB each); one or two root URLs are all a deployment has
-BUILDS_WAITING = 8  # requests that may wait for a reply to be built; past it they are told to retry
+BUILDS_WAITING = 8  # different page replies that may wait to be built; past it a request is told to retry
 
 
 class PageReplies:

@@ -1,5 +1,6 @@
 """Backbones run layer by layer must match the Hugging Face models they wrap."""
 
+import json
 import logging
 
 import pytest
@@ -329,6 +330,15 @@ def test_a_pretraining_checkpoint_loads_with_its_heads_left_unused(tmp_path):
     backbone = load_backbone(str(tmp_path))
     reference = BertForPreTraining.from_pretrained(str(tmp_path)).bert
     assert torch.equal(backbone.hf_model.encoder.layer[1].output.dense.weight, reference.encoder.layer[1].output.dense.weight)
+
+
+def test_a_checkpoint_with_weights_of_another_shape_is_refused_by_name(tmp_path):
+    tiny_hf_model("bert").save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["intermediate_size"] += 8  # the saved feed-forward weights no longer fit
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"mismatched keys .*intermediate\.dense"):
+        load_backbone(str(tmp_path))
 
 
 def test_a_checkpoint_missing_weights_is_refused_by_name(tmp_path):

@@ -154,6 +154,8 @@ def test_an_epoch_is_kept_by_the_last_exits_metric_or_its_mean_with_the_auc():
     assert epoch_score(record, "accuracy", "metric") == 0.8
     assert epoch_score(record, "accuracy", "metric_and_auc") == pytest.approx(0.85)
     assert epoch_score({"val_macro_f1_per_layer": [0.5, 0.7]}, "macro_f1", "metric") == 0.7
+    one_class = {"val_accuracy_per_layer": [0.6, 0.8], "val_last_exit_auc": float("nan")}
+    assert epoch_score(one_class, "accuracy", "metric_and_auc") == 0.8  # no AUC of one class: the metric alone
 
 
 def _tiny_image_task(seed: int = 0):
