@@ -46,6 +46,7 @@ EXAMPLES_DIR = "examples"
 TEXT_EXAMPLES_FILE = "examples.json"  # a marked-text model's shipped test sentences
 SPLIT_INPUTS_FILE = "split_inputs.npz"  # the inputs of the split examples the page shows
 SPLITS = ("val", "test")
+TEMPERATURES_KEY = "exit_temperatures"  # config.json extra: the exits' temperatures (training/exit_temperature.py)
 # Every shipped model is trained on CC BY 4.0 (or public-domain) data, whose attribution terms its weights carry.
 MODEL_LICENSE = "cc-by-4.0"
 _HAND_WRITTEN_KEY = re.compile(r"\.lora_([ab])$")

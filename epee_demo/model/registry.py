@@ -18,6 +18,11 @@ from epee_demo.model import folder as model_folder
 from epee_demo.model.multi_exit import MultiExitClassifier, ModelSpec
 from epee_demo.trace.exit_trace import ExitTrace
 
+TEMPERATURE_PAGE_NOTE = (
+    "**Temperature-scaled exits**: each exit's logits are divided by its own temperature ({temperatures}, "
+    "layer 1 first), fitted on the validation split (Guo et al., ICML 2017). This changes no exit's answer, "
+    "only how sure it says it is, so the entropy and probability rules stop later on this model than on "
+    "the raw one; the rules themselves are unchanged.")
 ASSETS_DIR = Path(os.environ.get("EPEE_ASSETS_DIR", Path(__file__).resolve().parents[2] / "assets"))
 
 
@@ -35,11 +40,16 @@ class ShippedModel:
 
     @property
     def page_note(self) -> str:
-        """Shown above the input: the task's note, else a non-commercial notice when the model's licence asks for one."""
-        if self.task.page_note or not self.spec.extra.get("license", "").startswith("cc-by-nc"):
-            return self.task.page_note
-        return ("**Non-commercial use only**: part of this model's training text is licensed CC BY-NC 4.0 "
-                "(its model card names the sources).")
+        """Shown above the input: the task's note, else a non-commercial notice when the model's licence asks
+        for one; then, for a model whose exits were temperature-scaled, a sentence saying so."""
+        note = self.task.page_note
+        if not note and self.spec.extra.get("license", "").startswith("cc-by-nc"):
+            note = ("**Non-commercial use only**: part of this model's training text is licensed CC BY-NC 4.0 "
+                    "(its model card names the sources).")
+        if temperatures := self.spec.extra.get(model_folder.TEMPERATURES_KEY):
+            note += ("\n\n" if note else "") + TEMPERATURE_PAGE_NOTE.format(
+                temperatures=", ".join(f"{t:.2f}" for t in temperatures["temperatures"]))
+        return note
 
     @cached_property
     def metrics(self) -> dict:

@@ -29,6 +29,7 @@ from epee_demo.model.multi_exit import (
 )
 from epee_demo.data.preprocess import TextPreprocessor
 from epee_demo.trace.exit_trace import ExitTrace
+from epee_demo.training.exit_temperature import RECORD_KEY as TEMPERATURE_KEY, temperature_markdown
 
 
 @dataclass
@@ -451,5 +452,5 @@ EPEE at its default setting ({epee["params"]}) on test: accuracy {epee["accuracy
 average exit layer {epee["average_exit_layer"]:.2f} of {len(metrics["test_accuracy_per_layer"])}
 (ideal speed-up {epee["speedup"]:.2f}x = L / average exit layer; saved fraction
 {100 * (1 - epee["average_exit_layer"] / len(metrics["test_accuracy_per_layer"])):.1f}% = 1 - average exit layer / L).
-{real_prose_section(metrics.get("real_prose_dev"))}{task_metric_markdown(metrics)}{notes}
+{temperature_markdown(spec.extra.get(TEMPERATURE_KEY))}{real_prose_section(metrics.get("real_prose_dev"))}{task_metric_markdown(metrics)}{notes}
 """.rstrip("\n") + "\n"

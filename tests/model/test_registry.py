@@ -180,5 +180,20 @@ def test_models_trained_on_non_commercial_text_say_so_above_their_input():
     organ_system = models["organ-system"]  # its real-prose continuation read DDI 2013 abstracts (CC BY-NC 4.0)
     assert organ_system.spec.extra["license"] == "cc-by-nc-4.0"
     assert organ_system.page_note.startswith("**Non-commercial use only**")
-    assert models["ddi"].page_note == models["ddi"].task.page_note  # the task's own note comes first
-    assert models["pneumonia"].page_note == ""  # CC BY 4.0: nothing to add
+    assert models["ddi"].page_note.startswith(models["ddi"].task.page_note)  # the task's own note comes first
+    assert models["pneumonia"].page_note == ""  # CC BY 4.0 and not temperature-scaled: nothing to add
+
+
+def test_temperature_scaled_models_say_so_with_their_temperatures_and_the_others_do_not():
+    from epee_demo.model.folder import TEMPERATURES_KEY
+
+    scaled = {name: model for name, model in shipped_models().items() if TEMPERATURES_KEY in model.spec.extra}
+    assert "ddi" in scaled
+    for model in scaled.values():
+        temperatures = model.spec.extra[TEMPERATURES_KEY]["temperatures"]
+        assert len(temperatures) == model.trace("test").num_layers  # one per exit
+        assert ", ".join(f"{t:.2f}" for t in temperatures) in model.page_note
+        assert "Temperature-scaled exits" in model.page_note
+    for name, model in shipped_models().items():
+        if name not in scaled:
+            assert "Temperature-scaled" not in model.page_note
