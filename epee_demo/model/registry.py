@@ -20,9 +20,9 @@ from epee_demo.trace.exit_trace import ExitTrace
 
 TEMPERATURE_PAGE_NOTE = (
     "**Temperature-scaled exits**: each exit's logits are divided by its own temperature ({temperatures}, "
-    "layer 1 first), fitted on the validation split (Guo et al., ICML 2017). This changes no exit's answer, "
-    "only how sure it says it is, so the entropy and probability rules stop later on this model than on "
-    "the raw one; the rules themselves are unchanged.")
+    "layer 1 first), fitted on the validation split (Guo et al., ICML 2017). This keeps each exit's answer "
+    "and changes only how sure it says it is, so the rules that read the probabilities (entropy, max "
+    "probability, PCEE, F-PABEE) can stop at other layers than on the raw model; the rules are unchanged.")
 ASSETS_DIR = Path(os.environ.get("EPEE_ASSETS_DIR", Path(__file__).resolve().parents[2] / "assets"))
 
 

@@ -4,12 +4,14 @@ The entropy and max-probability rules read each exit's confidence, so an exit th
 wrong leaves too early. Temperature scaling (Guo et al., "On calibration of modern neural
 networks", ICML 2017) divides an exit's logits by one number T fitted to minimize that exit's
 negative log-likelihood on the VALIDATION split: T > 1 softens an overconfident exit, T < 1
-sharpens a shy one. It never changes an exit's argmax, so per-exit accuracy, the patience
-counter and PABEE are untouched; only the rules that read confidence move. Dividing a head's
-last linear layer (weight and bias) by T gives the same logits, so the folder keeps its layout;
-the val/test traces are rewritten exactly from the old ones (softmax(log p / T)). The fit is
-recorded in ``config.json`` (``extra["exit_temperatures"]``) and the card and metrics follow
-(``training.joint.refresh_trace_figures``).
+sharpens a shy one. Dividing logits by T > 0 keeps their argmax, so per-exit accuracy, the
+patience counter and PABEE are untouched (up to the fp16 rounding of the saved heads, which can
+flip a near-tie); only the rules that read confidence move. Dividing a head's last linear layer
+(weight and bias) by T gives the same logits, so the folder keeps its layout; the val/test traces
+are rewritten from the old ones (softmax(log p / T); they match the saved fp16 heads to about
+1e-4, and ``epee-demo train-exits`` re-traces the folder from its weights). The fit is recorded in
+``config.json`` (``extra["exit_temperatures"]``) before the weights change, so a folder is never
+scaled twice, and the card and metrics follow (``training.joint.refresh_trace_figures``).
 """
 
 from __future__ import annotations
@@ -38,12 +40,15 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def negative_log_likelihoods(trace: ExitTrace, temperatures) -> np.ndarray:
-    """Mean negative log-likelihood of the labels at each exit under each temperature: [G] -> [G, L]."""
+    """Mean negative log-likelihood of the labels at each exit under each temperature: [G] -> [G, L]
+    (vectorized over temperatures and examples, one exit at a time to bound memory)."""
     temperatures = np.asarray(temperatures, dtype=np.float64)
-    log_probs = _log_probs(trace.probs)  # [N, L, C]; log p equals the logits up to a per-row constant
-    tempered = _log_softmax(log_probs[None] / temperatures[:, None, None, None])  # [G, N, L, C]
-    at_label = np.take_along_axis(tempered, trace.labels[None, :, None, None], axis=-1)[..., 0]  # [G, N, L]
-    return -at_label.mean(axis=1)
+    columns = []
+    for layer in range(trace.num_layers):
+        log_probs = _log_probs(trace.probs[:, layer])  # [N, C]; log p equals the logits up to a per-row constant
+        tempered = _log_softmax(log_probs[None] / temperatures[:, None, None])  # [G, N, C]
+        columns.append(-np.take_along_axis(tempered, trace.labels[None, :, None], axis=-1)[..., 0].mean(axis=1))
+    return np.stack(columns, axis=1)
 
 
 def fitted_temperatures(trace: ExitTrace, grid=TEMPERATURE_GRID) -> np.ndarray:
@@ -77,11 +82,6 @@ def temperature_scale_folder(folder: Path, grid=TEMPERATURE_GRID) -> tuple[np.nd
     keys = [f"heads.{layer}.out.{part}" for layer in range(val.num_layers) for part in ("weight", "bias")]
     if missing := [key for key in keys if key not in weights]:
         raise ValueError(f"{folder} has no exit head parameter {missing[0]}")
-    for layer, temperature in enumerate(temperatures):
-        for part in ("weight", "bias"):
-            key = f"heads.{layer}.out.{part}"
-            weights[key] = (weights[key].double() / float(temperature)).to(weights[key].dtype)
-    save_file(weights, model_folder.weights_path(folder))
     nll_before = negative_log_likelihoods(val, [1.0])[0]
     nll_after = np.diag(negative_log_likelihoods(val, temperatures))  # exit i under its own temperature
     spec.extra[RECORD_KEY] = {
@@ -90,7 +90,12 @@ def temperature_scale_folder(folder: Path, grid=TEMPERATURE_GRID) -> tuple[np.nd
         "val_nll_before": [round(float(v), 4) for v in nll_before],
         "val_nll_after": [round(float(v), 4) for v in nll_after],
     }
-    model_folder.write_spec(spec, folder)
+    model_folder.write_spec(spec, folder)  # first: a rerun after a failure below is refused, never scales twice
+    for layer, temperature in enumerate(temperatures):
+        for part in ("weight", "bias"):
+            key = f"heads.{layer}.out.{part}"
+            weights[key] = (weights[key].double() / float(temperature)).to(weights[key].dtype)
+    save_file(weights, model_folder.weights_path(folder))
     for split, trace in traces.items():
         traces[split] = tempered(trace, temperatures)
         model_folder.write_trace(traces[split], folder, split)
@@ -101,16 +106,19 @@ def temperature_markdown(record: dict | None) -> str:
     """The model card's temperature section from the config record, or '' when the folder has none."""
     if not record:
         return ""
-    cells = lambda values: " | ".join(f"{v:.3f}" for v in values)  # noqa: E731
+    def cells(values) -> str:
+        return " | ".join(f"{v:.3f}" for v in values)
+
     count = len(record["temperatures"])
     return f"""
 ## Temperature scaling of the exits
 
 Each exit's logits are divided by a temperature fitted on the validation split (lowest negative
 log-likelihood on a grid of {record["grid"][2]} values from {record["grid"][0]} to {record["grid"][1]};
-Guo et al., ICML 2017), written into the exit heads. It changes no exit's answer, only how sure each
-exit says it is, and so when the entropy and probability rules stop. The figures above are of the
-temperature-scaled model.
+Guo et al., ICML 2017), written into the exit heads. It changes no exit's answer (up to the fp16
+rounding of the heads, which can flip a near-tie), only how sure each exit says it is, and so where
+the rules that read the probabilities (entropy, max probability, PCEE, F-PABEE, EPEE's entropy
+test) stop. The figures above are of the temperature-scaled model.
 
 | exit | {" | ".join(str(i) for i in range(1, count + 1))} |
 |---|{"---|" * count}

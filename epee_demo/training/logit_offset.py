@@ -72,6 +72,9 @@ def add_class_offset(folder: Path, class_index: int, grid, metric: str = "accura
     if (folder / model_folder.LEARNED_EXITS_FILE).exists():
         raise ValueError(f"{folder} has learned exits, which read the exits' outputs: add the offset to a fresh "
                          "folder, then run epee-demo train-exits")
+    if model_folder.TEMPERATURES_KEY in model_folder.read_spec(folder).extra:
+        raise ValueError(f"{folder} has temperature-scaled exits, fitted to the exits as they were: add the "
+                         "offset before the temperature scaling (scripts/temperature_scale_exits.py)")
     traces = {split: model_folder.read_trace(folder, split) for split in model_folder.SPLITS}
     grid = np.asarray(grid, dtype=np.float64)
     val = traces["val"]

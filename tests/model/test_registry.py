@@ -194,6 +194,7 @@ def test_temperature_scaled_models_say_so_with_their_temperatures_and_the_others
         assert len(temperatures) == model.trace("test").num_layers  # one per exit
         assert ", ".join(f"{t:.2f}" for t in temperatures) in model.page_note
         assert "Temperature-scaled exits" in model.page_note
+        assert "## Temperature scaling of the exits" in (model.folder / "README.md").read_text()  # the card says so too
     for name, model in shipped_models().items():
         if name not in scaled:
             assert "Temperature-scaled" not in model.page_note

@@ -53,13 +53,15 @@ def test_the_temperatures_are_fitted_on_validation_written_into_every_head_and_t
     from epee_demo.model import folder as model_folder
 
     labels = [0, 1, 1, 0, 1, 1, 1, 0, 1, 1]
-    folder, images = _tiny_vit_folder(tmp_path_factory, "breast-calibrated", ["malignant", "benign"], 1, labels)
+    folder, images = _tiny_vit_folder(tmp_path_factory, "breast-temperature", ["malignant", "benign"], 1, labels)
     before = {split: model_folder.read_trace(folder, split) for split in model_folder.SPLITS}
     temperatures, traces = temperature_scale_folder(folder)
     np.testing.assert_allclose(temperatures, fitted_temperatures(before["val"]))
     record = model_folder.read_spec(folder).extra[RECORD_KEY]
     assert record["temperatures"] == pytest.approx(temperatures, abs=1e-4)
-    assert all(after <= before_ + 1e-4 for after, before_ in zip(record["val_nll_after"], record["val_nll_before"]))
+    nll = negative_log_likelihoods(before["val"], [1.0, *temperatures])  # [1 + L, L]
+    assert record["val_nll_before"] == pytest.approx(nll[0], abs=1e-4)
+    assert record["val_nll_after"] == pytest.approx([nll[1 + i, i] for i in range(len(temperatures))], abs=1e-4)
     for split in model_folder.SPLITS:
         written = model_folder.read_trace(folder, split)
         np.testing.assert_allclose(written.probs, tempered(before[split], temperatures).probs, atol=1e-6)
@@ -73,7 +75,7 @@ def test_the_temperatures_are_fitted_on_validation_written_into_every_head_and_t
 def test_temperature_scaling_is_refused_on_a_folder_with_learned_exits(tmp_path_factory):
     from epee_demo.model import folder as model_folder
 
-    folder, _ = _tiny_vit_folder(tmp_path_factory, "breast-calibrated-learned", ["malignant", "benign"], 1, [0, 1, 1, 0])
+    folder, _ = _tiny_vit_folder(tmp_path_factory, "breast-temperature-learned", ["malignant", "benign"], 1, [0, 1, 1, 0])
     (folder / model_folder.LEARNED_EXITS_FILE).write_bytes(b"")
     with pytest.raises(ValueError, match="train-exits"):
         temperature_scale_folder(folder)
@@ -86,3 +88,18 @@ def test_the_card_section_lists_every_exits_temperature_and_is_empty_without_a_r
     assert "| temperature | 1.100 | 1.500 |" in section
     assert "| validation NLL after | 0.450 | 0.300 |" in section
     assert temperature_markdown(None) == ""
+
+
+def test_a_folder_without_exit_head_biases_is_refused_and_left_as_it_was(tmp_path_factory):
+    from safetensors.torch import load_file, save_file
+
+    from epee_demo.model import folder as model_folder
+
+    folder, _ = _tiny_vit_folder(tmp_path_factory, "breast-temperature-headless", ["malignant", "benign"], 1, [0, 1, 1, 0])
+    weights = load_file(model_folder.weights_path(folder))
+    del weights["heads.1.out.bias"]
+    save_file(weights, model_folder.weights_path(folder))
+    with pytest.raises(ValueError, match="heads.1.out.bias"):
+        temperature_scale_folder(folder)
+    assert RECORD_KEY not in model_folder.read_spec(folder).extra
+

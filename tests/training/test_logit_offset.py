@@ -103,3 +103,13 @@ def test_an_offset_is_refused_on_a_folder_with_learned_exits(tmp_path_factory):
     (folder / model_folder.LEARNED_EXITS_FILE).write_bytes(b"")
     with pytest.raises(ValueError, match="train-exits"):
         add_class_offset(folder, 0, [0.0, 1.0], "accuracy")
+
+
+def test_an_offset_is_refused_on_a_temperature_scaled_folder(tmp_path_factory):
+    from epee_demo.training.exit_temperature import temperature_scale_folder
+
+    folder, _ = _tiny_vit_folder(tmp_path_factory, "breast-offset-after-temperature", ["malignant", "benign"], 1,
+                                 [0, 1, 1, 0])
+    temperature_scale_folder(folder)
+    with pytest.raises(ValueError, match="before the temperature scaling"):
+        add_class_offset(folder, 0, [0.0, 1.0], "accuracy")
