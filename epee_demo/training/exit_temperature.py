@@ -106,6 +106,7 @@ def temperature_markdown(record: dict | None) -> str:
     """The model card's temperature section from the config record, or '' when the folder has none."""
     if not record:
         return ""
+
     def cells(values) -> str:
         return " | ".join(f"{v:.3f}" for v in values)
 
