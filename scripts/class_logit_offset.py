@@ -19,7 +19,7 @@ import numpy as np
 
 from epee_demo.data.tasks import TASKS
 from epee_demo.model import folder as model_folder
-from epee_demo.training.joint import refresh_trace_figures
+from epee_demo.training.joint import refresh_folder_figures
 from epee_demo.training.logit_offset import add_class_offset, record_key
 
 
@@ -40,8 +40,7 @@ def main(argv=None) -> None:
         raise SystemExit(f"no class {args.label!r}; the classes are {', '.join(spec.label_names)}")
     grid = np.linspace(args.low, args.high, args.steps + 1)
     offsets, traces = add_class_offset(args.folder, spec.label_names.index(args.label), grid, task.metric)
-    refresh_trace_figures(model_folder.read_spec(args.folder), task.load_dataset(), args.folder, traces,
-                          task.card_notes)
+    refresh_folder_figures(args.folder, traces, task.load_dataset, task.card_notes)
     record = model_folder.read_spec(args.folder).extra[record_key(args.label)]
     print(f"offset {offsets[-1]:.4f} added to {args.label} in every exit head; validation "
           f"{task.metric} of the last exit over the grid: {record[f'val_last_exit_{task.metric}']}")

@@ -26,7 +26,7 @@ from epee_demo.data import data_dir
 from epee_demo.data.ddi import CORPUS, NEGATIVES_PER_POSITIVE, _in_val, negatives_kept, read_corpus
 from epee_demo.data.tasks import TASKS
 from epee_demo.model import folder as model_folder
-from epee_demo.training.joint import dataset_options_of, refresh_trace_figures
+from epee_demo.training.joint import dataset_options_of, refresh_folder_figures
 from epee_demo.training.logit_offset import add_class_offset
 
 GRID_STEPS = 10
@@ -45,8 +45,7 @@ def main(folder: Path) -> None:
     ratio = negative_log_ratio(options.get("negatives_per_positive", NEGATIVES_PER_POSITIVE))
     grid = np.linspace(-ratio, ratio, 2 * GRID_STEPS + 1)
     offsets, traces = add_class_offset(folder, NEGATIVE, grid, task.metric, per_exit=True)
-    spec = model_folder.read_spec(folder)
-    refresh_trace_figures(spec, task.load_dataset(**options), folder, traces, task.card_notes)
+    refresh_folder_figures(folder, traces, task.load_dataset, task.card_notes)
     print("offsets per exit " + " ".join(f"{d:.3f}" for d in offsets) + " added to the negative class")
 
 

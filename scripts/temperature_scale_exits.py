@@ -14,16 +14,14 @@ import sys
 from pathlib import Path
 
 from epee_demo.data.tasks import TASKS
-from epee_demo.model import folder as model_folder
 from epee_demo.training.exit_temperature import temperature_scale_folder
-from epee_demo.training.joint import dataset_options_of, refresh_trace_figures
+from epee_demo.training.joint import refresh_folder_figures
 
 
 def main(folder: Path, task_name: str) -> None:
     task = TASKS[task_name]
     temperatures, traces = temperature_scale_folder(folder)
-    options = dataset_options_of(model_folder.read_metrics(folder))  # the split the folder was trained on
-    refresh_trace_figures(model_folder.read_spec(folder), task.load_dataset(**options), folder, traces, task.card_notes)
+    refresh_folder_figures(folder, traces, task.load_dataset, task.card_notes)
     print("temperatures per exit " + " ".join(f"{t:.3f}" for t in temperatures))
 
 

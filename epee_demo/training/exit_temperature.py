@@ -20,18 +20,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from safetensors.torch import load_file, save_file
-
 from epee_demo.model import folder as model_folder
 from epee_demo.trace.exit_trace import ExitTrace
+from epee_demo.training.head_edit import editable_traces, trace_logits, write_head_edit
 
 RECORD_KEY = model_folder.TEMPERATURES_KEY
 TEMPERATURE_GRID = np.exp(np.linspace(np.log(0.25), np.log(4.0), 241))
 """Candidate temperatures, log-spaced from 1/4 to 4 (steps of about 1.2%)."""
-
-
-def _log_probs(probs: np.ndarray) -> np.ndarray:
-    return np.log(np.maximum(probs.astype(np.float64), np.finfo(np.float64).tiny))
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -45,7 +40,7 @@ def negative_log_likelihoods(trace: ExitTrace, temperatures) -> np.ndarray:
     temperatures = np.asarray(temperatures, dtype=np.float64)
     columns = []
     for layer in range(trace.num_layers):
-        log_probs = _log_probs(trace.probs[:, layer])  # [N, C]; log p equals the logits up to a per-row constant
+        log_probs = trace_logits(trace.probs[:, layer])  # [N, C]; log p equals the logits up to a per-row constant
         tempered = _log_softmax(log_probs[None] / temperatures[:, None, None])  # [G, N, C]
         columns.append(-np.take_along_axis(tempered, trace.labels[None, :, None], axis=-1)[..., 0].mean(axis=1))
     return np.stack(columns, axis=1)
@@ -60,7 +55,7 @@ def fitted_temperatures(trace: ExitTrace, grid=TEMPERATURE_GRID) -> np.ndarray:
 def tempered(trace: ExitTrace, temperatures) -> ExitTrace:
     """The trace of the same model with exit i's logits divided by ``temperatures[i]`` ([L])."""
     temperatures = np.broadcast_to(np.asarray(temperatures, dtype=np.float64), (trace.num_layers,))
-    probs = np.exp(_log_softmax(_log_probs(trace.probs) / temperatures[None, :, None]))
+    probs = np.exp(_log_softmax(trace_logits(trace.probs) / temperatures[None, :, None]))
     return replace(trace, probs=probs.astype(np.float32))
 
 
@@ -69,36 +64,26 @@ def temperature_scale_folder(folder: Path, grid=TEMPERATURE_GRID) -> tuple[np.nd
     linear layer by it, rewrite both traces and record the fit in the config. Returns the
     temperatures [L] and the rewritten traces by split; the caller refreshes the metrics and card."""
     folder = Path(folder)
-    if (folder / model_folder.LEARNED_EXITS_FILE).exists():
-        raise ValueError(f"{folder} has learned exits, which read the exits' outputs: scale a fresh "
-                         "folder, then run epee-demo train-exits")
-    spec = model_folder.read_spec(folder)
-    if RECORD_KEY in spec.extra:
+    traces = editable_traces(folder, "scale the exits")
+    if RECORD_KEY in model_folder.read_spec(folder).extra:
         raise ValueError(f"{folder} is temperature-scaled already (config.json extra[{RECORD_KEY!r}])")
-    traces = {split: model_folder.read_trace(folder, split) for split in model_folder.SPLITS}
     val = traces["val"]
     temperatures = fitted_temperatures(val, grid)
-    weights = load_file(model_folder.weights_path(folder))
-    keys = [f"heads.{layer}.out.{part}" for layer in range(val.num_layers) for part in ("weight", "bias")]
-    if missing := [key for key in keys if key not in weights]:
-        raise ValueError(f"{folder} has no exit head parameter {missing[0]}")
     nll_before = negative_log_likelihoods(val, [1.0])[0]
     nll_after = np.diag(negative_log_likelihoods(val, temperatures))  # exit i under its own temperature
-    spec.extra[RECORD_KEY] = {
+    record = {
         "temperatures": [round(float(t), 4) for t in temperatures],
         "grid": [round(float(grid[0]), 4), round(float(grid[-1]), 4), len(grid)],
         "val_nll_before": [round(float(v), 4) for v in nll_before],
         "val_nll_after": [round(float(v), 4) for v in nll_after],
     }
-    model_folder.write_spec(spec, folder)  # first: a rerun after a failure below is refused, never scales twice
-    for layer, temperature in enumerate(temperatures):
-        for part in ("weight", "bias"):
-            key = f"heads.{layer}.out.{part}"
-            weights[key] = (weights[key].double() / float(temperature)).to(weights[key].dtype)
-    save_file(weights, model_folder.weights_path(folder))
-    for split, trace in traces.items():
-        traces[split] = tempered(trace, temperatures)
-        model_folder.write_trace(traces[split], folder, split)
+    keys = [f"heads.{layer}.out.{part}" for layer in range(val.num_layers) for part in ("weight", "bias")]
+
+    def divided(key: str, tensor):  # key "heads.<layer>.out.<part>"
+        return (tensor.double() / float(temperatures[int(key.split(".")[1])])).to(tensor.dtype)
+
+    traces = write_head_edit(folder, RECORD_KEY, record, keys, divided, traces,
+                             lambda trace: tempered(trace, temperatures))
     return temperatures, traces
 
 

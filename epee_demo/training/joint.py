@@ -370,6 +370,13 @@ def refresh_trace_figures(spec: ModelSpec, dataset: LabelledDataset, folder: Pat
     return metrics
 
 
+def refresh_folder_figures(folder: Path, traces: dict[str, ExitTrace], load_dataset, card_notes: str = "") -> dict | None:
+    """``refresh_trace_figures`` with the folder's own spec and the dataset ``load_dataset`` builds with the
+    options the folder was trained on (``dataset_options_of`` its metrics), for a script that edited a folder."""
+    options = dataset_options_of(model_folder.read_metrics(folder))
+    return refresh_trace_figures(model_folder.read_spec(folder), load_dataset(**options), folder, traces, card_notes)
+
+
 def real_prose_section(figures: dict | None) -> str:
     """The model card's out-of-distribution section (``scripts/eval_real_prose.py --record``), or ''."""
     if not figures:

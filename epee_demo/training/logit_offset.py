@@ -15,11 +15,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from safetensors.torch import load_file, save_file
-
 from epee_demo.analysis import task_metrics
 from epee_demo.model import folder as model_folder
 from epee_demo.trace.exit_trace import ExitTrace
+from epee_demo.training.head_edit import editable_traces, trace_logits, write_head_edit
 
 
 def shifted(trace: ExitTrace, class_index: int, offset) -> ExitTrace:
@@ -33,7 +32,7 @@ def shifted(trace: ExitTrace, class_index: int, offset) -> ExitTrace:
 
 def scores_at_offsets(trace: ExitTrace, class_index: int, grid, metric: str, layer: int) -> np.ndarray:
     """Exit ``layer``'s ``metric`` (a name in ``task_metrics.METRICS``) on ``trace`` at each offset of ``grid``."""
-    logits = np.log(np.maximum(trace.probs[:, layer].astype(np.float64), np.finfo(np.float64).tiny))
+    logits = trace_logits(trace.probs[:, layer])
     moved = logits[None] + np.multiply.outer(np.asarray(grid, dtype=np.float64), np.eye(logits.shape[1])[class_index])[:, None]
     predictions = moved.argmax(axis=-1)  # [G, N]
     return np.asarray(task_metrics.METRICS[metric].compute(predictions, trace.labels, len(trace.label_names)))
@@ -69,34 +68,27 @@ def add_class_offset(folder: Path, class_index: int, grid, metric: str = "accura
     choice in the config. Returns the offsets [L] and the rewritten traces by split; the caller
     refreshes the metrics and card (``training.joint.refresh_trace_figures``)."""
     folder = Path(folder)
-    if (folder / model_folder.LEARNED_EXITS_FILE).exists():
-        raise ValueError(f"{folder} has learned exits, which read the exits' outputs: add the offset to a fresh "
-                         "folder, then run epee-demo train-exits")
-    if model_folder.TEMPERATURES_KEY in model_folder.read_spec(folder).extra:
+    traces = editable_traces(folder, "add the offset")
+    spec = model_folder.read_spec(folder)
+    if model_folder.TEMPERATURES_KEY in spec.extra:
         raise ValueError(f"{folder} has temperature-scaled exits, fitted to the exits as they were: add the "
                          "offset before the temperature scaling (scripts/temperature_scale_exits.py)")
-    traces = {split: model_folder.read_trace(folder, split) for split in model_folder.SPLITS}
     grid = np.asarray(grid, dtype=np.float64)
     val = traces["val"]
     chosen_for = range(val.num_layers) if per_exit else [val.num_layers - 1]
     scores = np.stack([scores_at_offsets(val, class_index, grid, metric, layer) for layer in chosen_for])  # [L or 1, G]
     offsets = np.broadcast_to([chosen_offset(grid, row) for row in scores], (val.num_layers,)).copy()
-    weights = load_file(model_folder.weights_path(folder))
-    heads = [f"heads.{layer}.out.bias" for layer in range(val.num_layers)]
-    if missing := [key for key in heads if key not in weights]:
-        raise ValueError(f"{folder} has no exit head bias {missing[0]}")
-    for key, offset in zip(heads, offsets):
-        weights[key][class_index] += float(offset)
-    save_file(weights, model_folder.weights_path(folder))
-    spec = model_folder.read_spec(folder)
     record = {"grid": _rounded(grid)}
     if per_exit:
         record.update(offsets=_rounded(offsets), **{f"val_{metric}_per_exit": [_rounded(row) for row in scores]})
     else:
         record.update(offset=float(offsets[-1]), **{f"val_last_exit_{metric}": _rounded(scores[0])})
-    spec.extra[record_key(spec.label_names[class_index])] = record
-    model_folder.write_spec(spec, folder)
-    for split, trace in traces.items():
-        traces[split] = shifted(trace, class_index, offsets)
-        model_folder.write_trace(traces[split], folder, split)
+    heads = [f"heads.{layer}.out.bias" for layer in range(val.num_layers)]
+
+    def offset_bias(key: str, bias):  # key "heads.<layer>.out.bias"
+        bias[class_index] += float(offsets[int(key.split(".")[1])])
+        return bias
+
+    traces = write_head_edit(folder, record_key(spec.label_names[class_index]), record, heads, offset_bias, traces,
+                             lambda trace: shifted(trace, class_index, offsets))
     return offsets, traces
