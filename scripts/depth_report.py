@@ -81,7 +81,8 @@ def main(argv=None) -> int:
     test = folder.read_trace(args.folder, "test")
     metrics = folder.read_metrics(args.folder)
     history = metrics.get("history", [])
-    kept = kept_epoch(history) if history else None
+    keep_by = metrics.get("train_config", {}).get("keep_epoch_by", "metric")
+    kept = kept_epoch(history, keep_by) if history else None
     losses = [(record["epoch"], record["train_loss_per_layer"]) for record in (history[:1] + [kept])
               if record and "train_loss_per_layer" in record]
     agreement = (test.predictions == test.predictions[:, -1:]).mean(axis=0)
@@ -100,9 +101,8 @@ def main(argv=None) -> int:
     last_right = test.predictions[:, -1] == test.labels
     print(f"\ntest: right at layer 1 and wrong at the last {int((first_right & ~last_right).sum())}, "
           f"wrong at layer 1 and right at the last {int((~first_right & last_right).sum())}, of {test.num_examples}")
-    if kept:
-        keep_by = metrics.get("train_config", {}).get("keep_epoch_by", "metric")
-        print(f"kept epoch {kept['epoch']} of {len(history)} ({KEEP_EPOCH_BY[keep_by]})")
+    if history:
+        print(f"kept epoch {kept['epoch'] if kept else '(none)'} of {len(history)} ({KEEP_EPOCH_BY[keep_by]})")
     if args.task:
         probe = pixel_probe(args.task)
         print(f"softmax regression on raw pixels (L2 {probe['weight_decay']:g}, chosen on validation): "

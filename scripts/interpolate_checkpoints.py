@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from epee_demo.data.tasks import TASKS, preprocessor_for
 from epee_demo.model import folder as model_folder
 from epee_demo.model.multi_exit import MultiExitClassifier
-from epee_demo.training.joint import model_card, trace_figures
+from epee_demo.training.joint import dataset_options_of, model_card, trace_figures
 
 
 def interpolate(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor], alpha: float) -> dict:
@@ -52,7 +52,7 @@ def write_folder(start: Path, end: Path, alpha: float, out: Path, names: tuple[s
     model, spec = model_folder.load_checkpoint(out, "cpu")
     classifier = MultiExitClassifier(model, spec, preprocessor_for(spec))
     task = TASKS["organ-system"]
-    dataset = task.load_dataset()
+    dataset = task.load_dataset(**dataset_options_of(model_folder.read_metrics(end)))  # the split "end" was trained on
     traces = {}
     for split in model_folder.SPLITS:
         data = dataset.split(split)

@@ -3,8 +3,9 @@
 The overthinking gallery lists the examples that some exit answers right and the last exit wrong;
 the lesson follows one test example. Their test-split inputs are read
 from the data directory (the dataset's own loader, so the order is the trace's: the labels are
-checked example by example), stored in the folder, and the model card gets a section with the
-source and licence. Run it again after a retrain changes the traces. Example:
+checked example by example), stored in the folder, and the model card's section on them, with the
+source and licence, is rewritten (``model.folder.split_inputs_section``; a card written later keeps
+it). Run it again after a retrain changes the traces. Example:
 
     EPEE_DATA_DIR=../shared/data python scripts/ship_split_inputs.py assets/organ-system assets/ddi
 """
@@ -12,7 +13,7 @@ source and licence. Run it again after a retrain changes the traces. Example:
 from __future__ import annotations
 
 import argparse
-import re
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,8 @@ from epee_demo.analysis.whole_split import overthinking, prepare
 from epee_demo.data.split_inputs import SHIPPED_PER_CLASS, read_split_inputs, shipped_indices, write_split_inputs
 from epee_demo.data.tasks import TASKS
 from epee_demo.model import folder as model_folder
+from epee_demo.training.joint import dataset_options_of
 from epee_demo.ui.lesson_tab import lesson_example
-
-CARD_SECTION = "## Shipped split inputs"
-_SECTION = re.compile(rf"\n{CARD_SECTION}\n.*?(?=\n## |\Z)", re.DOTALL)
-
 
 SPLITS = ("test",)  # the validation split's inputs do not ship (the data directory's licence terms: test examples)
 
@@ -37,20 +35,12 @@ def shown_indices(trace) -> list[int]:
     return shipped_indices(destructive, np.asarray(trace.labels), lesson_example(prep))
 
 
-def card_section(count: dict[str, int], source: str, licence: str) -> str:
-    splits = " and ".join(f"{n} {split}-split" for split, n in count.items())
-    examples = "example" if sum(count.values()) == 1 else "examples"
-    return (f"\n{CARD_SECTION}\n\n`{model_folder.SPLIT_INPUTS_FILE}` holds the inputs of the {splits} {examples} the demo page shows "
-            f"itself (the lesson's example and the first {SHIPPED_PER_CLASS} of each gold class in the overthinking "
-            f"gallery, the examples some exit answers right and the last exit wrong), unchanged from the dataset and never trained on. Source: {source}. "
-            f"Licence: {licence}.\n")
-
-
 def ship(folder: Path, datasets: dict) -> dict[str, int]:
     task = TASKS[folder.name]
-    key = task.load_dataset
+    options = dataset_options_of(model_folder.read_metrics(folder))  # the split the folder was trained on
+    key = (task.load_dataset, json.dumps(options, sort_keys=True))
     if key not in datasets:
-        datasets[key] = task.load_dataset()
+        datasets[key] = task.load_dataset(**options)
     dataset = datasets[key]
     inputs = {}
     for split in SPLITS:
@@ -63,12 +53,8 @@ def ship(folder: Path, datasets: dict) -> dict[str, int]:
             values[i] = task.marks.marked_from_masks(value) if task.marks is not None else value
         inputs[split] = values
     path = write_split_inputs(model_folder.split_inputs_path(folder), inputs, dataset.source, dataset.licence)
-    shipped = read_split_inputs(path)
-    count = {split: len(shipped.inputs[split]) for split in inputs}
-    card = folder / model_folder.CARD_FILE
-    text = _SECTION.sub("", card.read_text()).rstrip("\n") + "\n"
-    card.write_text(text + card_section(count, dataset.source, dataset.licence))
-    return count
+    model_folder.refresh_split_inputs_section(folder)
+    return {split: len(values) for split, values in read_split_inputs(path).inputs.items()}
 
 
 def main() -> None:

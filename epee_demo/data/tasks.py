@@ -183,13 +183,15 @@ BREAST_DEPTH_NOTE = (
 
 
 def _vit_spec(label_names: list[str], channels: int, title: str, patch_stem: str | None = None,
-              width: int = 128, pooling: str | None = None, stem_convs_per_stage: int | None = None) -> ModelSpec:
-    """An 8-layer ViT trained from scratch on 28x28 images (4x4 patches; with ``patch_stem="conv"``,
-    ``backbones.conv_patch_stem`` makes the same 7x7 grid of tokens, ``stem_convs_per_stage`` 3x3
-    convolutions a stage), ``width`` wide with 4 heads."""
+              width: int = 128, pooling: str | None = None, stem_convs_per_stage: int | None = None,
+              layers: int = 8, family: str = "ViT trained from scratch") -> ModelSpec:
+    """A ViT of ``layers`` layers (an exit after each) trained from scratch on 28x28 images (4x4 patches;
+    with ``patch_stem="conv"``, ``backbones.conv_patch_stem`` makes the same 7x7 grid of tokens,
+    ``stem_convs_per_stage`` 3x3 convolutions a stage), ``width`` wide with 4 heads; titled
+    "``title`` (``family``, ``layers`` exits)"."""
     vit = {
         "model_type": "vit", "image_size": 28, "patch_size": 4, "num_channels": channels,
-        "hidden_size": width, "num_hidden_layers": 8, "num_attention_heads": 4,
+        "hidden_size": width, "num_hidden_layers": layers, "num_attention_heads": 4,
         "intermediate_size": 2 * width, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.0,
         **({"patch_stem": patch_stem} if patch_stem else {}), **({"pooling": pooling} if pooling else {}),
         **({"stem_convs_per_stage": stem_convs_per_stage} if stem_convs_per_stage else {}),
@@ -197,7 +199,7 @@ def _vit_spec(label_names: list[str], channels: int, title: str, patch_stem: str
     return ModelSpec(
         modality="image", base=vit, label_names=list(label_names),
         preprocess={"size": 28, "channels": channels, "mean": [0.5] * channels, "std": [0.5] * channels},
-        lora=None, title=title,
+        lora=None, title=f"{title} ({family}, {layers} exits)",
     )
 
 
@@ -408,7 +410,7 @@ TASKS: dict[str, Task] = {
     "pneumonia": Task(
         "pneumonia", "Chest X-ray: pneumonia or normal?",
         partial(load_medmnist, "pneumoniamnist"),
-        partial(_vit_spec, channels=1, title="Pneumonia on a chest X-ray (ViT trained from scratch, 8 exits)"),
+        partial(_vit_spec, channels=1, title="Pneumonia on a chest X-ray"),
         {"epochs": 8, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.05},
         augment=augment, card_notes=PNEUMONIA_CARD_NOTES, input_label="Chest X-ray image",
         medmnist="pneumoniamnist", depth_note=PNEUMONIA_DEPTH_NOTE, backbone="ViT (trained from scratch)",
@@ -417,7 +419,7 @@ TASKS: dict[str, Task] = {
         "retina", "Fundus photo: retinopathy grade?",
         partial(load_medmnist, "retinamnist"),
         partial(_vit_spec, channels=3,
-                title="Diabetic retinopathy grade on a fundus photograph (ViT trained from scratch, 8 exits)"),
+                title="Diabetic retinopathy grade on a fundus photograph"),
         {"epochs": 40, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.05, "balance_classes": False},
         augment=partial(augment, flip=True), card_notes=RETINA_CARD_NOTES, input_label="Fundus photograph",
         medmnist="retinamnist", depth_note=RETINA_DEPTH_NOTE, backbone="ViT (trained from scratch)",
@@ -427,7 +429,8 @@ TASKS: dict[str, Task] = {
         partial(load_medmnist, "breastmnist"),
         partial(_vit_spec, channels=1, patch_stem="conv", width=64, pooling="mean",
                 stem_convs_per_stage=BREAST_STEM_CONVS_PER_STAGE,
-                title="Malignancy on a breast ultrasound (ViT with a convolutional stem, trained from scratch, 8 exits)"),
+                title="Malignancy on a breast ultrasound",
+                family="ViT with a convolutional stem, trained from scratch"),
         dict(BREAST_TRAINING),
         augment=partial(augment, **BREAST_AUGMENT), card_notes=BREAST_CARD_NOTES, input_label="Breast ultrasound image",
         medmnist="breastmnist", depth_note=BREAST_DEPTH_NOTE, backbone="ViT (trained from scratch)",

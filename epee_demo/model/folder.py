@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from epee_demo.data.split_inputs import SHIPPED_PER_CLASS, read_split_inputs
 from epee_demo.errors import CheckpointError
 from epee_demo.model.backbones import DEFAULT_TEXT_BASE, DEFAULT_TEXT_BASE_HUB_ID
 from epee_demo.model.multi_exit import (
@@ -311,8 +312,40 @@ def card_text(spec: ModelSpec, body: str, metrics: dict | None = None) -> str:
     return f"---\n{card_metadata(spec, metrics).to_yaml()}\n---\n\n{body.lstrip()}"
 
 
+SPLIT_INPUTS_SECTION = "## Shipped split inputs"
+_SPLIT_INPUTS_SECTION = re.compile(rf"\n{SPLIT_INPUTS_SECTION}\n.*?(?=\n## |\Z)", re.DOTALL)
+
+
+def split_inputs_section(folder: str | Path) -> str:
+    """The card's section on the folder's ``split_inputs.npz`` (what it holds, its source and licence);
+    "" when the folder ships none."""
+    shipped = read_split_inputs(split_inputs_path(folder))
+    if not shipped.inputs:
+        return ""
+    count = {split: len(values) for split, values in shipped.inputs.items()}
+    splits = " and ".join(f"{n} {split}-split" for split, n in count.items())
+    examples = "example" if sum(count.values()) == 1 else "examples"
+    return (f"\n{SPLIT_INPUTS_SECTION}\n\n`{SPLIT_INPUTS_FILE}` holds the inputs of the {splits} {examples} the demo page "
+            f"shows itself (the lesson's example and the first {SHIPPED_PER_CLASS} of each gold class in the overthinking "
+            f"gallery, the examples some exit answers right and the last exit wrong), unchanged from the dataset and "
+            f"never trained on. Source: {shipped.source}. Licence: {shipped.licence}.\n")
+
+
+def with_split_inputs_section(text: str, folder: str | Path) -> str:
+    """``text`` (a card or its body) with its split-inputs section, if any, replaced by the folder's current one."""
+    return _SPLIT_INPUTS_SECTION.sub("", text).rstrip("\n") + "\n" + split_inputs_section(folder)
+
+
 def write_card(spec: ModelSpec, body: str, folder: str | Path, metrics: dict | None = None) -> None:
-    (Path(folder) / CARD_FILE).write_text(card_text(spec, body, metrics))
+    """Write the model card: ``body`` under the Hub's front matter, ending with the section on the
+    folder's shipped split inputs (``split_inputs_section``), so a rewritten card keeps it."""
+    (Path(folder) / CARD_FILE).write_text(card_text(spec, with_split_inputs_section(body, folder), metrics))
+
+
+def refresh_split_inputs_section(folder: str | Path) -> None:
+    """Rewrite the card's split-inputs section after ``split_inputs.npz`` changed."""
+    card = Path(folder) / CARD_FILE
+    card.write_text(with_split_inputs_section(card.read_text(), folder))
 
 
 def read_card(folder: str | Path) -> str:

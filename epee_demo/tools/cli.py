@@ -39,6 +39,9 @@ def _train(args) -> int:
         print("epee-demo train: " + ", ".join(f"--{k.replace('_', '-')} applies to --task {DATASET_OPTIONS_OF_ARGS[k]} only"
                                               for k in wrong), file=sys.stderr)
         return 2
+    if args.layers is not None and not (task.medmnist and args.layers >= 1):
+        print("epee-demo train: --layers takes 1 or more and applies to the image tasks (a ViT trained from scratch)", file=sys.stderr)
+        return 2
     settings = {**task.train_defaults, "dataset_options": options, **{k: v for k, v in (
         ("epochs", args.epochs), ("batch_size", args.batch_size),
         ("learning_rate", args.learning_rate), ("max_train_examples", args.max_train_examples),
@@ -47,7 +50,7 @@ def _train(args) -> int:
     config = TrainConfig(**settings)
     dataset = task.load_dataset(**options)
     print(f"{task.name}: train {len(dataset.train)}, val {len(dataset.val)}, test {len(dataset.test)}", flush=True)
-    spec = task.default_spec(dataset.label_names)
+    spec = task.default_spec(dataset.label_names, **({"layers": args.layers} if args.layers is not None else {}))
     if config.start_from and (license := model_folder.read_spec(Path(config.start_from)).extra.get("license")):
         spec.extra["license"] = license  # weights continued from a model trained on data under that licence
     if options.get("real_prose_per_class"):
@@ -162,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="; ".join(f"{k}: {v}" for k, v in KEEP_EPOCH_BY.items()) + " (default: the task's, else metric)")
     train.add_argument("--stem-convs-per-stage", type=int,
                        help="3x3 convolutions per stage of a convolutional ViT stem (default: the task's)")
+    train.add_argument("--layers", type=int, help="image tasks: layers of the ViT, an exit after each (default: 8)")
     train.add_argument("--start-from", help="checkpoint folder of the same task to continue training from")
     train.add_argument("--real-prose-per-class", type=int, help="organ-system: at most this many real texts per "
                        "class with distant labels join the training split (data/distant_prose.py; default: "

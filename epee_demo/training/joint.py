@@ -54,7 +54,15 @@ KEEP_EPOCH_BY = {
     "metric": "the best last-exit validation metric",
     "metric_and_auc": ("the best mean of the last exit's validation metric and validation AUC (auc_of: "
                        "macro one-vs-rest with more than two classes)"),
+    "weight_average": ("none: the weights kept are the mean of the weights after each of the last quarter of the "
+                       "epochs (stochastic weight averaging, Izmailov et al. 2018)"),
 }
+WEIGHT_AVERAGE = "weight_average"
+
+
+def averaged_epochs(epochs: int) -> int:
+    """How many of the last epochs ``keep_epoch_by="weight_average"`` averages: a quarter, at least one."""
+    return max(1, math.ceil(epochs / 4))
 
 
 def seed_everything(seed: int) -> None:
@@ -123,7 +131,9 @@ def train_joint(
     ``augment`` (optional) maps a list of training inputs to augmented inputs before
     preprocessing. The epoch kept is the best by ``epoch_score`` (``config.keep_epoch_by``): the
     validation ``metric`` (``analysis.task_metrics``) of the last exit, or its mean with the last
-    exit's validation AUC.
+    exit's validation AUC; with ``keep_epoch_by="weight_average"`` no epoch is chosen: the model ends
+    with the mean of its weights after each of the last ``averaged_epochs`` epochs (torch's
+    ``AveragedModel``; the models here have no batch norm, so no statistics need recomputing).
     """
     if config.keep_epoch_by not in KEEP_EPOCH_BY:
         raise ValueError(f"keep_epoch_by must be one of {sorted(KEEP_EPOCH_BY)}, got {config.keep_epoch_by!r}")
@@ -145,7 +155,7 @@ def train_joint(
     )
     lengths = [len(x) for x in inputs] if isinstance(inputs[0], str) else None
     classifier = MultiExitClassifier(model, spec, preprocessor)
-    history, best_score, best_state = [], None, None
+    history, best_score, best_state, averaged = [], None, None, None
     rng = np.random.default_rng(config.seed)
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -187,10 +197,14 @@ def train_joint(
         if progress:
             print(f"epoch {epoch}: loss {record['train_loss']:.4f}, val {metric} per layer "
                   + " ".join(f"{a:.3f}" for a in selected) + f", kept by {record['epoch_score']:.4f}", flush=True)
-        if best_state is None or record["epoch_score"] > best_score:
+        if config.keep_epoch_by == WEIGHT_AVERAGE:
+            if epoch > config.epochs - averaged_epochs(config.epochs):
+                averaged = averaged or torch.optim.swa_utils.AveragedModel(model)
+                averaged.update_parameters(model)
+        elif best_state is None or record["epoch_score"] > best_score:
             best_score = record["epoch_score"]
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
+    model.load_state_dict(averaged.module.state_dict() if averaged is not None else best_state)
     model.eval()
     return history
 
@@ -205,9 +219,12 @@ def epoch_score(record: dict, metric: str, keep_epoch_by: str) -> float:
     return (last + record["val_last_exit_auc"]) / 2
 
 
-def kept_epoch(history: list[dict]) -> dict:
+def kept_epoch(history: list[dict], keep_epoch_by: str = "metric") -> dict | None:
     """The record of the epoch ``train_joint`` kept (the first best ``epoch_score``; a history written
-    before the score was recorded: the first best last-exit validation accuracy)."""
+    before the score was recorded: the first best last-exit validation accuracy); None for a run that
+    kept the mean of its last epochs' weights (``keep_epoch_by="weight_average"``)."""
+    if keep_epoch_by == WEIGHT_AVERAGE:
+        return None
     return max(history, key=lambda r: r.get("epoch_score", r["val_accuracy_per_layer"][-1]))
 
 

@@ -95,6 +95,26 @@ def test_the_card_carries_the_hub_metadata(tiny_shipped_model):
     assert packaged.base_model == "sentence-transformers/all-MiniLM-L6-v2"
 
 
+def test_a_rewritten_card_keeps_one_section_on_the_shipped_split_inputs(tiny_shipped_model, tmp_path):
+    from epee_demo.data.split_inputs import write_split_inputs
+
+    spec, folder = tiny_shipped_model.spec, tmp_path / "model"
+    folder.mkdir()
+    model_folder.write_card(spec, "# Title\n\nBody.\n", folder)
+    assert model_folder.split_inputs_section(folder) == "" and "Shipped split inputs" not in model_folder.read_card(folder)
+    write_split_inputs(model_folder.split_inputs_path(folder), {"test": {3: "a note", 7: "another"}}, "Corpus X", "CC BY 4.0")
+    model_folder.refresh_split_inputs_section(folder)
+    card = model_folder.read_card(folder)
+    assert card.startswith("# Title\n\nBody.\n\n## Shipped split inputs\n")
+    assert "the 2 test-split examples" in card and "Source: Corpus X. Licence: CC BY 4.0." in card
+    model_folder.write_card(spec, card.replace("Body.", "New body."), folder)  # a card rewritten from itself
+    model_folder.write_card(spec, model_folder.read_card(folder), folder)
+    rewritten = model_folder.read_card(folder)
+    assert rewritten.count("## Shipped split inputs") == 1 and "New body." in rewritten
+    assert rewritten == card.replace("Body.", "New body.")
+    assert _front_matter((folder / "README.md").read_text())["license"] == "cc-by-4.0"
+
+
 def test_an_old_layout_folder_is_converted_once(tiny_image_shipped_model, tmp_path):
     old = tmp_path / "pneumonia"
     shutil.copytree(tiny_image_shipped_model.folder, old)

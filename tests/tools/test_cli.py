@@ -63,11 +63,14 @@ def test_bench_of_a_folder_of_no_known_task_says_so(tmp_path, capsys):
     assert "pass --task" in capsys.readouterr().err
 
 
-def test_train_takes_the_keep_rule_and_the_stem_depth_from_the_command_line(tmp_path):
+def test_train_takes_the_keep_rule_the_stem_depth_and_the_layers_from_the_command_line(tmp_path):
     folder = tmp_path / "breast"
     assert main(["train", "--task", "breast", "--out", str(folder), "--epochs", "2", "--max-train-examples", "32",
-                 "--keep-epoch-by", "metric_and_auc", "--stem-convs-per-stage", "2", "--quiet"]) == 0
-    assert json.loads((folder / "config.json").read_text())["base"]["stem_convs_per_stage"] == 2
+                 "--keep-epoch-by", "metric_and_auc", "--stem-convs-per-stage", "2", "--layers", "3", "--quiet"]) == 0
+    config = json.loads((folder / "config.json").read_text())
+    assert config["base"]["stem_convs_per_stage"] == 2 and config["base"]["num_hidden_layers"] == 3
+    assert config["title"].endswith("(ViT with a convolutional stem, trained from scratch, 3 exits)")
+    assert ExitTrace.load(folder / "trace_test.npz").num_layers == 3
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["train_config"]["keep_epoch_by"] == "metric_and_auc"
     assert all("epoch_score" in record for record in metrics["history"])
@@ -77,3 +80,9 @@ def test_the_stem_depth_is_refused_for_a_model_without_a_conv_stem(tmp_path, cap
     assert main(["train", "--task", "pneumonia", "--out", str(tmp_path / "p"), "--stem-convs-per-stage", "2",
                  "--quiet"]) == 2
     assert "convolutional stem" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task, layers", [("ddi", "4"), ("retina", "0")])
+def test_the_layers_are_refused_for_a_text_model_or_below_one(task, layers, tmp_path, capsys):
+    assert main(["train", "--task", task, "--out", str(tmp_path / "m"), "--layers", layers, "--quiet"]) == 2
+    assert "--layers takes 1 or more and applies to the image tasks" in capsys.readouterr().err

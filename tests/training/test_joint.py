@@ -12,7 +12,8 @@ from epee_demo.model.multi_exit import (
 )
 from epee_demo.trace.exit_trace import ExitTrace
 from epee_demo.training.joint import (
-    TrainConfig, auc_of, epoch_score, kept_epoch, mark_trainable, per_layer_accuracy, per_layer_auc, roc_auc, train_joint,
+    TrainConfig, auc_of, averaged_epochs, epoch_score, kept_epoch, mark_trainable, per_layer_accuracy, per_layer_auc,
+    roc_auc, train_joint,
 )
 from tests.conftest import TokenPreprocessor, tiny_bert
 
@@ -213,3 +214,24 @@ def test_kept_epoch_is_the_first_best_epoch_score_or_for_an_old_history_the_best
                {"epoch": 3, "val_accuracy_per_layer": [0.8], "epoch_score": 0.8}]
     assert kept_epoch(history)["epoch"] == 2
     assert kept_epoch([{k: v for k, v in r.items() if k != "epoch_score"} for r in history])["epoch"] == 1
+
+
+def test_weight_average_keeps_the_mean_of_the_weights_after_each_of_the_last_quarter_of_the_epochs(monkeypatch):
+    assert [averaged_epochs(n) for n in (1, 4, 5, 40, 90)] == [1, 1, 2, 10, 23]
+    snapshots = []
+    update = torch.optim.swa_utils.AveragedModel.update_parameters
+
+    def remember_then_update(self, model):
+        snapshots.append({k: v.detach().clone() for k, v in model.named_parameters()})
+        update(self, model)
+    monkeypatch.setattr(torch.optim.swa_utils.AveragedModel, "update_parameters", remember_then_update)
+    spec, dataset = _tiny_image_task()
+    torch.manual_seed(0)
+    model = build_model(spec)
+    config = TrainConfig(epochs=5, batch_size=16, learning_rate=3e-3, keep_epoch_by="weight_average")
+    history = train_joint(model, spec, preprocessor_for(spec), dataset, config, device="cpu", progress=False)
+    assert len(history) == 5 and kept_epoch(history, "weight_average") is None
+    assert len(snapshots) == 2  # after epochs 4 and 5
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param.detach(), (snapshots[0][name] + snapshots[1][name]) / 2)
+    assert any(not torch.equal(param.detach(), snapshots[1][name]) for name, param in model.named_parameters())
