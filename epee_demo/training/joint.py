@@ -422,13 +422,19 @@ def dataset_options_of(metrics: dict) -> dict:
 
 
 def train_config_lines(metrics: dict) -> str:
-    """The card's lines on the options the training split was built with and on a weight interpolation
-    (``scripts/interpolate_checkpoints.py``); "" when there was neither."""
+    """The card's lines on a weight average over the last epochs, the options the training split was built
+    with and a weight interpolation (``scripts/interpolate_checkpoints.py``); "" when there was none."""
     lines = ""
+    config = metrics.get("train_config", {})
+    if config.get("keep_epoch_by") == WEIGHT_AVERAGE:
+        epochs = config["epochs"]
+        lines += (f"\n- Weights: the mean of the weights after each of epochs {epochs - averaged_epochs(epochs) + 1}-"
+                  f"{epochs} of {epochs} (stochastic weight averaging, Izmailov et al., UAI 2018); no epoch was "
+                  f"chosen on validation")
     options = dataset_options_of(metrics)
     if options:
         lines += "\n- Training split built with: " + ", ".join(f"`{k}={v}`" for k, v in options.items())
-    mix = metrics.get("train_config", {}).get("weight_interpolation")
+    mix = config.get("weight_interpolation")
     if mix:
         lines += (f"\n- Weights: {1 - mix['alpha']:.2f} x ({mix['from']['folder']}) + {mix['alpha']:.2f} x "
                   f"({mix['to']['folder']}), every stored tensor (weight-space ensembling as in WiSE-FT, Wortsman "

@@ -79,3 +79,9 @@ def test_the_recorded_options_are_read_back_from_the_metrics():
     assert dataset_options_of({"train_config": {"dataset_options": {"real_prose_per_class": 300}}}) == {
         "real_prose_per_class": 300}
     assert dataset_options_of({"train_config": {"epochs": 1}}) == {} == dataset_options_of({})
+
+
+def test_the_card_says_which_epochs_a_weight_average_took():
+    line = train_config_lines({"train_config": {"epochs": 90, "keep_epoch_by": "weight_average"}})
+    assert "the mean of the weights after each of epochs 68-90 of 90" in line and "no epoch was chosen" in line
+    assert train_config_lines({"train_config": {"epochs": 90, "keep_epoch_by": "metric_and_auc"}}) == ""
