@@ -50,14 +50,14 @@ class TrainConfig:
     keep_epoch_by: str = "metric"  # which epoch is kept: one of KEEP_EPOCH_BY
 
 
+WEIGHT_AVERAGE = "weight_average"
 KEEP_EPOCH_BY = {
     "metric": "the best last-exit validation metric",
     "metric_and_auc": ("the best mean of the last exit's validation metric and validation AUC (auc_of: "
                        "macro one-vs-rest with more than two classes)"),
-    "weight_average": ("none: the weights kept are the mean of the weights after each of the last quarter of the "
-                       "epochs (stochastic weight averaging, Izmailov et al. 2018)"),
+    WEIGHT_AVERAGE: ("none: the weights kept are the mean of the weights after each of the last quarter of the "
+                     "epochs (stochastic weight averaging, Izmailov et al., UAI 2018)"),
 }
-WEIGHT_AVERAGE = "weight_average"
 
 
 def averaged_epochs(epochs: int) -> int:
