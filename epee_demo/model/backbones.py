@@ -105,6 +105,11 @@ class Backbone(nn.Module):
 
     hf_model: PreTrainedModel
     entity_starts: int = 0
+    lora_names: dict = {}  # a LoRA target named as in BERT (query, key, value, dense) -> this family's names
+
+    def lora_targets(self, targets: list[str]) -> list[str]:
+        """A spec's LoRA ``targets`` (BERT's layer names) as this family names the same layers."""
+        return sorted({name for target in targets for name in self.lora_names.get(target, [target])})
 
     @property
     def num_layers(self) -> int:
@@ -303,7 +308,11 @@ class DecoderBackbone(EncoderBackbone):
 class MPNetBackbone(EncoderBackbone):
     """MPNet (all-mpnet-base-v2): a BERT-like encoder whose layers also take a relative-position
     bias, computed once from the embedded batch as ``MPNetEncoder`` does and carried in
-    ``extras["position_bias"]`` [B, heads, T, T]; mean-pooled, as the sentence model was trained."""
+    ``extras["position_bias"]`` [B, heads, T, T]; mean-pooled, as the sentence model was trained.
+    Its attention projections are ``q``, ``k``, ``v`` and ``o`` where BERT's are ``query``, ``key``,
+    ``value`` and ``attention.output.dense``."""
+
+    lora_names = {"query": ["q"], "key": ["k"], "value": ["v"], "dense": ["o", "dense"]}
 
     def embed(self, inputs):
         hidden, ctx = super().embed(inputs)

@@ -249,7 +249,7 @@ def build_model(spec: ModelSpec) -> MultiExitModel:
             raise ValueError(f"entity-start pooling needs a BERT-family encoder, not {type(backbone).__name__}")
         backbone.entity_starts = len(spec.preprocess["entity_starts"])
     if spec.lora:
-        add_lora(backbone, spec.lora)
+        add_lora(backbone, {**spec.lora, "targets": backbone.lora_targets(spec.lora["targets"])})
     model = MultiExitModel(backbone, spec.num_labels, spec.head_dropout, spec.head_width)
     model.spec = spec
     return model

