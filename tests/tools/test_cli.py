@@ -80,9 +80,3 @@ def test_the_stem_depth_is_refused_for_a_model_without_a_conv_stem(tmp_path, cap
     assert main(["train", "--task", "pneumonia", "--out", str(tmp_path / "p"), "--stem-convs-per-stage", "2",
                  "--quiet"]) == 2
     assert "convolutional stem" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("task, layers", [("ddi", "4"), ("retina", "0")])
-def test_the_layers_are_refused_for_a_text_model_or_below_one(task, layers, tmp_path, capsys):
-    assert main(["train", "--task", task, "--out", str(tmp_path / "m"), "--layers", layers, "--quiet"]) == 2
-    assert "--layers takes 1 or more and applies to the image tasks" in capsys.readouterr().err

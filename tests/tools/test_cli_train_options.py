@@ -1,6 +1,7 @@
 """``epee-demo train``'s options for a task's training split (no model is trained here)."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -85,3 +86,20 @@ def test_the_card_says_which_epochs_a_weight_average_took():
     line = train_config_lines({"train_config": {"epochs": 90, "keep_epoch_by": "weight_average"}})
     assert "the mean of the weights after each of epochs 68-90 of 90" in line and "no epoch was chosen" in line
     assert train_config_lines({"train_config": {"epochs": 90, "keep_epoch_by": "metric_and_auc"}}) == ""
+
+
+@pytest.mark.parametrize("task, layers", [("ddi", "4"), ("retina", "0")])
+def test_the_layers_are_refused_for_a_text_model_or_below_one(task, layers, tmp_path, capsys):
+    assert main(["train", "--task", task, "--out", str(tmp_path / "m"), "--layers", layers, "--quiet"]) == 2
+    assert "--layers takes 1 or more and applies to the image tasks" in capsys.readouterr().err
+
+
+def test_the_layers_must_match_the_checkpoint_training_continues_from(tmp_path, capsys):
+    folder = tmp_path / "start"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({
+        "modality": "image", "base": {"model_type": "vit", "num_hidden_layers": 8}, "label_names": ["a", "b"],
+        "preprocess": {}, "lora": None}))
+    assert main(["train", "--task", "retina", "--out", str(tmp_path / "m"), "--layers", "12",
+                 "--start-from", str(folder), "--quiet"]) == 2
+    assert "--layers differs from the depth of the --start-from checkpoint" in capsys.readouterr().err
