@@ -42,10 +42,6 @@ def _train(args) -> int:
     if args.layers is not None and not (task.medmnist and args.layers >= 1):
         print("epee-demo train: --layers takes 1 or more and applies to the image tasks (a ViT trained from scratch)", file=sys.stderr)
         return 2
-    if args.layers is not None and args.start_from and (
-            model_folder.read_spec(Path(args.start_from)).base.get("num_hidden_layers") != args.layers):
-        print("epee-demo train: --layers differs from the depth of the --start-from checkpoint", file=sys.stderr)
-        return 2
     settings = {**task.train_defaults, "dataset_options": options, **{k: v for k, v in (
         ("epochs", args.epochs), ("batch_size", args.batch_size),
         ("learning_rate", args.learning_rate), ("max_train_examples", args.max_train_examples),
@@ -72,7 +68,12 @@ def _train(args) -> int:
     seed_everything(config.seed)  # the fresh heads and from-scratch weights too, so a run repeats
     model = build_model(spec)
     if config.start_from:
-        print(f"continuing from {config.start_from} ({start_from_checkpoint(model, Path(config.start_from))} tensors)")
+        try:
+            loaded = start_from_checkpoint(model, Path(config.start_from))
+        except ValueError as err:
+            print(f"epee-demo train: --start-from {err}", file=sys.stderr)
+            return 2
+        print(f"continuing from {config.start_from} ({loaded} tensors)")
     preprocessor = preprocessor_for(spec)
     history = train_joint(model, spec, preprocessor, dataset, config, augment=getattr(task, "augment", None),
                           progress=not args.quiet, metric=task.metric)

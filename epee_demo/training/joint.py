@@ -232,8 +232,14 @@ def kept_epoch(history: list[dict], keep_epoch_by: str = "metric") -> dict | Non
 
 def start_from_checkpoint(model: MultiExitModel, folder: Path) -> int:
     """Load a trained checkpoint's parameters (adapters unmerged, LayerNorms, heads) into a fresh
-    model of the same spec, so training continues from it; returns how many tensors were loaded."""
+    model of the same spec, so training continues from it; returns how many tensors were loaded.
+    Raises ``ValueError`` for a checkpoint of another depth (another number of exit heads) or with
+    tensors the model lacks."""
     tensors = {param_name(k): v.float() for k, v in load_file(str(model_folder.weights_path(folder))).items()}
+    exits = len({key.split(".")[1] for key in tensors if key.startswith("heads.")})
+    if exits != len(model.heads):
+        raise ValueError(f"{folder} has {exits} exits and this model {len(model.heads)}: a checkpoint of "
+                         f"another depth does not fit")
     unexpected = model.load_state_dict(tensors, strict=False).unexpected_keys
     if unexpected:
         raise ValueError(f"{folder} does not fit this model (unexpected {unexpected[:3]})")

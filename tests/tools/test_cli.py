@@ -1,6 +1,7 @@
 """The ``epee-demo`` command end to end on real data: train, train-exits and bench, each for real but small."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,11 @@ def test_the_stem_depth_is_refused_for_a_model_without_a_conv_stem(tmp_path, cap
     assert main(["train", "--task", "pneumonia", "--out", str(tmp_path / "p"), "--stem-convs-per-stage", "2",
                  "--quiet"]) == 2
     assert "convolutional stem" in capsys.readouterr().err
+
+
+def test_layers_other_than_the_start_checkpoints_are_refused_with_a_message(tmp_path, capsys):
+    assets = Path(__file__).resolve().parents[2] / "assets" / "retina"
+    assert main(["train", "--task", "retina", "--out", str(tmp_path / "r"), "--layers", "12", "--start-from",
+                 str(assets), "--epochs", "1", "--max-train-examples", "8", "--quiet"]) == 2
+    assert "has 8 exits and this model 12: a checkpoint of another depth does not fit" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -1,7 +1,6 @@
 """``epee-demo train``'s options for a task's training split (no model is trained here)."""
 
 import dataclasses
-import json
 
 import pytest
 
@@ -93,13 +92,3 @@ def test_the_layers_are_refused_for_a_text_model_or_below_one(task, layers, tmp_
     assert main(["train", "--task", task, "--out", str(tmp_path / "m"), "--layers", layers, "--quiet"]) == 2
     assert "--layers takes 1 or more and applies to the image tasks" in capsys.readouterr().err
 
-
-def test_the_layers_must_match_the_checkpoint_training_continues_from(tmp_path, capsys):
-    folder = tmp_path / "start"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({
-        "modality": "image", "base": {"model_type": "vit", "num_hidden_layers": 8}, "label_names": ["a", "b"],
-        "preprocess": {}, "lora": None}))
-    assert main(["train", "--task", "retina", "--out", str(tmp_path / "m"), "--layers", "12",
-                 "--start-from", str(folder), "--quiet"]) == 2
-    assert "--layers differs from the depth of the --start-from checkpoint" in capsys.readouterr().err

@@ -135,6 +135,10 @@ def test_start_from_checkpoint_loads_a_folders_trained_tensors_unmerged(tmp_path
                       lora={"rank": 2, "alpha": 4, "targets": ["key"]})
     with pytest.raises(ValueError, match="does not fit this model"):
         start_from_checkpoint(build_model(other), tmp_path / "trained")
+    tiny_bert(num_layers=4).save_pretrained(tmp_path / "deeper")
+    deeper = ModelSpec("text", str(tmp_path / "deeper"), ["a", "b", "c"], {"max_length": 16}, lora=spec.lora)
+    with pytest.raises(ValueError, match="has 3 exits and this model 4: a checkpoint of another depth"):
+        start_from_checkpoint(build_model(deeper), tmp_path / "trained")
 
 
 def test_the_model_card_shows_the_real_prose_figures_when_recorded():
