@@ -122,6 +122,9 @@ BREAST_AUGMENT = {"max_degrees": 10, "max_shift_pixels": 2, "min_crop": 0.8, "fl
 BREAST_TRAINING = {"epochs": 90, "batch_size": 16, "learning_rate": 1e-3, "weight_decay": 0.05,
                    "balance_classes": False, "label_smoothing": 0.1, "keep_epoch_by": "metric_and_auc"}
 BREAST_STEM_CONVS_PER_STAGE = 2
+BREAST_WIDTH = 64
+VIT_LAYERS = 8  # every image model's depth (an exit per layer)
+VIT_HEADS = 4
 
 BREAST_CARD_NOTES = f"""
 ## Data and training notes
@@ -129,7 +132,7 @@ BREAST_CARD_NOTES = f"""
 - What the images are: breast ultrasound scans of women aged 25 to 75 (Baheya Hospital, Cairo; the
   dataset of Al-Dhabyani et al. 2020), labelled malignant or normal/benign (the MedMNIST authors merged
   normal and benign), reduced to 28x28 grayscale by MedMNIST.
-- Architecture: a ViT of 8 layers like the other image models' but 64 wide (4 heads, feed-forward 128),
+- Architecture: a ViT of {VIT_LAYERS} layers like the other image models' but {BREAST_WIDTH} wide ({VIT_HEADS} heads, feed-forward {2 * BREAST_WIDTH}),
   whose exits read the **mean of the patch tokens** (global average pooling) instead of the CLS token,
   and a **convolutional patch stem** in place of the 4x4 patch projection (`epee_demo.model.backbones.conv_patch_stem`, a variant of the stem of Xiao et al.,
   "Early convolutions help transformers see better", NeurIPS 2021): three stages of {BREAST_STEM_CONVS_PER_STAGE}
@@ -184,14 +187,14 @@ BREAST_DEPTH_NOTE = (
 
 def _vit_spec(label_names: list[str], channels: int, title: str, patch_stem: str | None = None,
               width: int = 128, pooling: str | None = None, stem_convs_per_stage: int | None = None,
-              layers: int = 8, family: str = "ViT trained from scratch") -> ModelSpec:
+              layers: int = VIT_LAYERS, family: str = "ViT trained from scratch") -> ModelSpec:
     """A ViT of ``layers`` layers (an exit after each) trained from scratch on 28x28 images (4x4 patches;
     with ``patch_stem="conv"``, ``backbones.conv_patch_stem`` makes the same 7x7 grid of tokens,
-    ``stem_convs_per_stage`` 3x3 convolutions a stage), ``width`` wide with 4 heads; titled
+    ``stem_convs_per_stage`` 3x3 convolutions a stage), ``width`` wide with ``VIT_HEADS`` heads; titled
     "``title`` (``family``, ``layers`` exits)"."""
     vit = {
         "model_type": "vit", "image_size": 28, "patch_size": 4, "num_channels": channels,
-        "hidden_size": width, "num_hidden_layers": layers, "num_attention_heads": 4,
+        "hidden_size": width, "num_hidden_layers": layers, "num_attention_heads": VIT_HEADS,
         "intermediate_size": 2 * width, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.0,
         **({"patch_stem": patch_stem} if patch_stem else {}), **({"pooling": pooling} if pooling else {}),
         **({"stem_convs_per_stage": stem_convs_per_stage} if stem_convs_per_stage else {}),
@@ -427,7 +430,7 @@ TASKS: dict[str, Task] = {
     "breast": Task(
         "breast", "Breast ultrasound: malignant?",
         partial(load_medmnist, "breastmnist"),
-        partial(_vit_spec, channels=1, patch_stem="conv", width=64, pooling="mean",
+        partial(_vit_spec, channels=1, patch_stem="conv", width=BREAST_WIDTH, pooling="mean",
                 stem_convs_per_stage=BREAST_STEM_CONVS_PER_STAGE,
                 title="Malignancy on a breast ultrasound",
                 family="ViT with a convolutional stem, trained from scratch"),
