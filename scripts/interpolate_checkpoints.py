@@ -1,11 +1,15 @@
-"""Interpolate two organ-system checkpoints of one spec, tensor by tensor, and write the model folder.
+"""Interpolate two checkpoints of one task and spec, tensor by tensor, and write the model folder.
 
 Weight-space ensembling as in WiSE-FT (Wortsman et al., "Robust fine-tuning of zero-shot
 models", arXiv:2109.01903), here between two points of one fine-tuning path: ``(1 - alpha) * FROM + alpha * TO`` for every stored tensor (LoRA factors,
 LayerNorms, exit heads), where ``TO`` was continued from ``FROM`` (``epee-demo train --start-from``),
-so the two lie on one fine-tuning path. The folder gets the val/test traces on the task's default
-split, ``metrics.json`` (``train_config.weight_interpolation`` names both ends) and the model card.
-Example (the shipped model and its continuation on real prose with distant labels):
+so the two lie on one fine-tuning path. The task is the one ``TO`` was trained on (its metrics.json).
+The folder gets ``TO``'s config.json: the head edits ``FROM`` records (a class's logit offset, the
+exits' temperatures, written into its exit heads) describe ``FROM``'s heads, not the mix, so a script
+that makes such an edit is run again on the mix. It also gets the val/test traces on the split ``TO``
+was trained on, ``metrics.json`` (``train_config.weight_interpolation`` names both ends; the task's
+metric per exit where it has one) and the model card. Example (the shipped model and its
+continuation on real prose with distant labels):
 
     EPEE_DATA_DIR=../shared/data OMP_NUM_THREADS=1 python scripts/interpolate_checkpoints.py \\
         assets/organ-system /tmp/rpA --alpha 0.5 --out /tmp/mix50
@@ -23,7 +27,8 @@ from safetensors.torch import load_file, save_file
 from epee_demo.data.tasks import TASKS, preprocessor_for
 from epee_demo.model import folder as model_folder
 from epee_demo.model.multi_exit import MultiExitClassifier
-from epee_demo.training.joint import dataset_options_of, model_card, trace_figures
+from epee_demo.training.joint import dataset_options_of, model_card, task_metric_figures, trace_figures
+from epee_demo.training.logit_offset import record_key
 
 
 def interpolate(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor], alpha: float) -> dict:
@@ -33,17 +38,23 @@ def interpolate(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor],
     return {k: ((1 - alpha) * first[k].float() + alpha * second[k].float()).half().contiguous() for k in first}
 
 
-def _without_license(spec):
-    return replace(spec, extra={k: v for k, v in spec.extra.items() if k != "license"})
+def _is_record(key: str) -> bool:
+    """A config.json extra that records the data's licence or an edit of the exit heads, not the architecture."""
+    return key in ("license", model_folder.TEMPERATURES_KEY) or key.endswith(record_key(""))
+
+
+def _architecture(spec):
+    return replace(spec, extra={k: v for k, v in spec.extra.items() if not _is_record(k)})
 
 
 def write_folder(start: Path, end: Path, alpha: float, out: Path, names: tuple[str, str] | None = None) -> dict:
     """Write the interpolated checkpoint, its traces, metrics and card into ``out``; returns the metrics."""
     spec, other = model_folder.read_spec(start), model_folder.read_spec(end)
-    if _without_license(other) != _without_license(spec):
+    if _architecture(other) != _architecture(spec):
         raise SystemExit(f"{start} and {end} have different specs (config.json)")
     if license := other.extra.get("license") or spec.extra.get("license"):  # trained on either run's texts
-        spec.extra["license"] = license
+        other.extra["license"] = license
+    spec = other
     out.mkdir(parents=True, exist_ok=True)
     model_folder.write_spec(spec, out)
     tensors = interpolate(load_file(str(model_folder.weights_path(start))),
@@ -51,8 +62,9 @@ def write_folder(start: Path, end: Path, alpha: float, out: Path, names: tuple[s
     save_file(tensors, str(model_folder.weights_path(out)))
     model, spec = model_folder.load_checkpoint(out, "cpu")
     classifier = MultiExitClassifier(model, spec, preprocessor_for(spec))
-    task = TASKS["organ-system"]
-    dataset = task.load_dataset(**dataset_options_of(model_folder.read_metrics(end)))  # the split "end" was trained on
+    end_metrics = model_folder.read_metrics(end)
+    task = TASKS[end_metrics["dataset"]]
+    dataset = task.load_dataset(**dataset_options_of(end_metrics))  # the split "end" was trained on
     traces = {}
     for split in model_folder.SPLITS:
         data = dataset.split(split)
@@ -69,6 +81,8 @@ def write_folder(start: Path, end: Path, alpha: float, out: Path, names: tuple[s
         "train_config": {"weight_interpolation": {"alpha": alpha, "formula": "(1 - alpha) * from + alpha * to, "
                                                   "every stored tensor", **ends}},
     }
+    if end_metrics.get("metric"):
+        metrics.update(task_metric_figures(traces, end_metrics["metric"]))
     model_folder.write_metrics(metrics, out)
     model_folder.write_card(spec, model_card(spec, dataset, metrics, task.card_notes), out, metrics)
     return metrics

@@ -28,3 +28,18 @@ def test_checkpoints_of_different_shapes_are_refused():
         interpolate_checkpoints.interpolate({"a": torch.zeros(2)}, {"a": torch.zeros(3)}, 0.5)
     with pytest.raises(SystemExit, match="same tensors"):
         interpolate_checkpoints.interpolate({"a": torch.zeros(2)}, {"b": torch.zeros(2)}, 0.5)
+
+
+def test_specs_that_differ_only_by_head_edit_records_share_an_architecture():
+    from epee_demo.model.multi_exit import ModelSpec
+
+    plain = ModelSpec(modality="text", base="b", label_names=["negative", "effect"], preprocess={"max_length": 64},
+                      extra={"license": "cc-by-nc-4.0"})
+    edited = ModelSpec(modality="text", base="b", label_names=["negative", "effect"], preprocess={"max_length": 64},
+                       extra={"license": "cc-by-nc-4.0", "negative_logit_offset": {"offsets": [0.1]},
+                              "exit_temperatures": [1.2]})
+    wider = ModelSpec(modality="text", base="b", label_names=["negative", "effect"], preprocess={"max_length": 128},
+                      extra={"license": "cc-by-nc-4.0"})
+    assert interpolate_checkpoints._architecture(plain) == interpolate_checkpoints._architecture(edited)
+    assert interpolate_checkpoints._architecture(plain) != interpolate_checkpoints._architecture(wider)
+    assert interpolate_checkpoints._architecture(edited).extra == {}
