@@ -64,7 +64,8 @@ def write_folder(start: Path, end: Path, alpha: float, out: Path, names: tuple[s
     classifier = MultiExitClassifier(model, spec, preprocessor_for(spec))
     end_metrics = model_folder.read_metrics(end)
     task = TASKS[end_metrics["dataset"]]
-    dataset = task.load_dataset(**dataset_options_of(end_metrics))  # the split "end" was trained on
+    options = dataset_options_of(end_metrics)  # the split "end" was trained on
+    dataset = task.load_dataset(**options)
     traces = {}
     for split in model_folder.SPLITS:
         data = dataset.split(split)
@@ -79,7 +80,8 @@ def write_folder(start: Path, end: Path, alpha: float, out: Path, names: tuple[s
                         "val": len(dataset.val), "test": len(dataset.test)},
         **trace_figures(traces),
         "train_config": {"weight_interpolation": {"alpha": alpha, "formula": "(1 - alpha) * from + alpha * to, "
-                                                  "every stored tensor", **ends}},
+                                                  "every stored tensor", **ends},
+                         **({"dataset_options": options} if options else {})},  # read by scripts that edit heads
     }
     if end_metrics.get("metric"):
         metrics.update(task_metric_figures(traces, end_metrics["metric"]))
