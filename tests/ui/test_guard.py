@@ -60,13 +60,14 @@ def test_a_body_over_the_cap_is_refused_before_it_is_read(app, victim):
 
 @pytest.fixture
 def slow_analyses(monkeypatch, tiny_shipped_model):
-    """Each analysis holds the model 0.3 s (the tiny model takes milliseconds, so a burst of
-    joins would otherwise never find one still waiting)."""
+    """Each analysis holds the model 1 s (the tiny model takes milliseconds, so a burst of
+    joins would otherwise never find one still waiting; at 0.3 s a client's eight submissions,
+    which it sends one by one, could each find the others done on a loaded machine)."""
     classifier = tiny_shipped_model.classifier
     real = classifier.trace_prepared
 
     def slow(*args, **kwargs):
-        time.sleep(0.3)
+        time.sleep(1.0)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(classifier, "trace_prepared", slow)
