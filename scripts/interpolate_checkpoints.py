@@ -3,7 +3,8 @@
 Weight-space ensembling as in WiSE-FT (Wortsman et al., "Robust fine-tuning of zero-shot
 models", arXiv:2109.01903), here between two points of one fine-tuning path: ``(1 - alpha) * FROM + alpha * TO`` for every stored tensor (LoRA factors,
 LayerNorms, exit heads), where ``TO`` was continued from ``FROM`` (``epee-demo train --start-from``),
-so the two lie on one fine-tuning path. The task is the one ``TO`` was trained on (its metrics.json).
+so the two lie on one fine-tuning path. ``--task`` names the task (a folder's metrics.json names only its
+dataset, which several tasks can share), and its dataset must be the one ``TO`` was trained on.
 The folder gets ``TO``'s config.json: the head edits ``FROM`` records (a class's logit offset, the
 exits' temperatures, written into its exit heads) describe ``FROM``'s heads, not the mix, so a script
 that makes such an edit is run again on the mix. It also gets the val/test traces on the split ``TO``
@@ -12,7 +13,7 @@ metric per exit where it has one) and the model card. Example (the shipped model
 continuation on real prose with distant labels):
 
     EPEE_DATA_DIR=../shared/data OMP_NUM_THREADS=1 python scripts/interpolate_checkpoints.py \\
-        assets/organ-system /tmp/rpA --alpha 0.5 --out /tmp/mix50
+        assets/organ-system /tmp/rpA --task organ-system --alpha 0.5 --out /tmp/mix50
 """
 
 from __future__ import annotations
@@ -47,7 +48,15 @@ def _architecture(spec):
     return replace(spec, extra={k: v for k, v in spec.extra.items() if not _is_record(k)})
 
 
-def write_folder(start: Path, end: Path, alpha: float, out: Path, names: tuple[str, str] | None = None) -> dict:
+def check_trained_on(dataset_name: str, end_metrics: dict, task_name: str) -> None:
+    """Refuse a task whose dataset is not the one the continued checkpoint was trained on."""
+    if dataset_name != end_metrics.get("dataset"):
+        raise SystemExit(f"--task {task_name} reads the dataset {dataset_name!r}, but the continued checkpoint was "
+                         f"trained on {end_metrics.get('dataset')!r}")
+
+
+def write_folder(start: Path, end: Path, alpha: float, out: Path, task_name: str,
+                 names: tuple[str, str] | None = None) -> dict:
     """Write the interpolated checkpoint, its traces, metrics and card into ``out``; returns the metrics."""
     spec, other = model_folder.read_spec(start), model_folder.read_spec(end)
     if _architecture(other) != _architecture(spec):
@@ -63,9 +72,10 @@ def write_folder(start: Path, end: Path, alpha: float, out: Path, names: tuple[s
     model, spec = model_folder.load_checkpoint(out, "cpu")
     classifier = MultiExitClassifier(model, spec, preprocessor_for(spec))
     end_metrics = model_folder.read_metrics(end)
-    task = TASKS[end_metrics["dataset"]]
+    task = TASKS[task_name]
     options = dataset_options_of(end_metrics)  # the split "end" was trained on
     dataset = task.load_dataset(**options)
+    check_trained_on(dataset.name, end_metrics, task_name)
     traces = {}
     for split in model_folder.SPLITS:
         data = dataset.split(split)
@@ -94,6 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("start", type=Path, help="the checkpoint folder training continued from")
     parser.add_argument("end", type=Path, help="the continued checkpoint folder")
+    parser.add_argument("--task", required=True, choices=sorted(TASKS), help="the task both were trained for")
     parser.add_argument("--alpha", type=float, required=True, help="weight of the continued checkpoint, 0 to 1")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--names", nargs=2, metavar=("START", "END"),
@@ -102,7 +113,7 @@ def main() -> None:
     if not 0 <= args.alpha <= 1:
         parser.error("--alpha must lie in [0, 1]")
     torch.set_num_threads(1)
-    metrics = write_folder(args.start, args.end, args.alpha, args.out, args.names)
+    metrics = write_folder(args.start, args.end, args.alpha, args.out, args.task, args.names)
     print(f"{args.out}: val {' '.join(f'{a:.3f}' for a in metrics['val_accuracy_per_layer'])} | test "
           f"{' '.join(f'{a:.3f}' for a in metrics['test_accuracy_per_layer'])} | test EPEE "
           f"{metrics['test_epee_default']['accuracy']:.3f} ({metrics['test_epee_default']['speedup']:.2f}x)")

@@ -43,3 +43,9 @@ def test_specs_that_differ_only_by_head_edit_records_share_an_architecture():
     assert interpolate_checkpoints._architecture(plain) == interpolate_checkpoints._architecture(edited)
     assert interpolate_checkpoints._architecture(plain) != interpolate_checkpoints._architecture(wider)
     assert interpolate_checkpoints._architecture(edited).extra == {}
+
+
+def test_a_task_whose_dataset_the_continued_checkpoint_was_not_trained_on_is_refused():
+    interpolate_checkpoints.check_trained_on("breastmnist", {"dataset": "breastmnist"}, "breast")
+    with pytest.raises(SystemExit, match="--task retina reads the dataset 'retinamnist'.*trained on 'breastmnist'"):
+        interpolate_checkpoints.check_trained_on("retinamnist", {"dataset": "breastmnist"}, "retina")
