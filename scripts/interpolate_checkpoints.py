@@ -64,6 +64,11 @@ def write_folder(start: Path, end: Path, alpha: float, out: Path, task_name: str
     if license := other.extra.get("license") or spec.extra.get("license"):  # trained on either run's texts
         other.extra["license"] = license
     spec = other
+    end_metrics = model_folder.read_metrics(end)
+    task = TASKS[task_name]
+    options = dataset_options_of(end_metrics)  # the split "end" was trained on
+    dataset = task.load_dataset(**options)
+    check_trained_on(dataset.name, end_metrics, task_name)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     model_folder.write_spec(spec, out)
     tensors = interpolate(load_file(str(model_folder.weights_path(start))),
@@ -71,11 +76,6 @@ def write_folder(start: Path, end: Path, alpha: float, out: Path, task_name: str
     save_file(tensors, str(model_folder.weights_path(out)))
     model, spec = model_folder.load_checkpoint(out, "cpu")
     classifier = MultiExitClassifier(model, spec, preprocessor_for(spec))
-    end_metrics = model_folder.read_metrics(end)
-    task = TASKS[task_name]
-    options = dataset_options_of(end_metrics)  # the split "end" was trained on
-    dataset = task.load_dataset(**options)
-    check_trained_on(dataset.name, end_metrics, task_name)
     traces = {}
     for split in model_folder.SPLITS:
         data = dataset.split(split)
