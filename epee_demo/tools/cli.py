@@ -152,7 +152,7 @@ def _bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from epee_demo.data.tasks import TASKS
+    from epee_demo.data.tasks import TASKS, VIT_LAYERS
     from epee_demo.training.joint import KEEP_EPOCH_BY
 
     parser = argparse.ArgumentParser(prog="epee-demo", description="Early-exit transformers for biomedicine.")
@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="; ".join(f"{k}: {v}" for k, v in KEEP_EPOCH_BY.items()) + " (default: the task's, else metric)")
     train.add_argument("--stem-convs-per-stage", type=int,
                        help="3x3 convolutions per stage of a convolutional ViT stem (default: the task's)")
-    train.add_argument("--layers", type=int, help="image tasks: layers of the ViT, an exit after each (default: 8)")
+    train.add_argument("--layers", type=int, help=f"image tasks: layers of the ViT, an exit after each (default: {VIT_LAYERS})")
     train.add_argument("--start-from", help="checkpoint folder of the same task to continue training from")
     train.add_argument("--real-prose-per-class", type=int, help="organ-system: at most this many real texts per "
                        "class with distant labels join the training split (data/distant_prose.py; default: "
