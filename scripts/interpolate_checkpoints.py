@@ -29,7 +29,7 @@ from epee_demo.data.tasks import TASKS, preprocessor_for
 from epee_demo.model import folder as model_folder
 from epee_demo.model.multi_exit import MultiExitClassifier
 from epee_demo.training.joint import dataset_options_of, model_card, task_metric_figures, trace_figures
-from epee_demo.training.logit_offset import record_key
+from epee_demo.training.head_edit import is_head_edit_record
 
 
 def interpolate(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor], alpha: float) -> dict:
@@ -41,7 +41,7 @@ def interpolate(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor],
 
 def _is_record(key: str) -> bool:
     """A config.json extra that records the data's licence or an edit of the exit heads, not the architecture."""
-    return key in ("license", model_folder.TEMPERATURES_KEY) or key.endswith(record_key(""))
+    return key == "license" or is_head_edit_record(key)
 
 
 def _architecture(spec):

@@ -21,6 +21,14 @@ from safetensors.torch import load_file, save_file
 from epee_demo.model import folder as model_folder
 from epee_demo.trace.exit_trace import ExitTrace
 
+OFFSET_RECORD_SUFFIX = "_logit_offset"  # a class logit offset's record key: "<class>_logit_offset" (logit_offset)
+
+
+def is_head_edit_record(key: str) -> bool:
+    """A ``config.json`` extra key under which an edit of the exit heads is recorded (the exits'
+    temperatures or a class's logit offset), not part of the architecture."""
+    return key == model_folder.TEMPERATURES_KEY or key.endswith(OFFSET_RECORD_SUFFIX)
+
 
 def trace_logits(probs: np.ndarray) -> np.ndarray:
     """log p in float64, zeros floored at the smallest positive float: the logits up to a per-row constant."""

@@ -18,7 +18,7 @@ import numpy as np
 from epee_demo.analysis import task_metrics
 from epee_demo.model import folder as model_folder
 from epee_demo.trace.exit_trace import ExitTrace
-from epee_demo.training.head_edit import editable_traces, trace_logits, write_head_edit
+from epee_demo.training.head_edit import OFFSET_RECORD_SUFFIX, editable_traces, trace_logits, write_head_edit
 
 
 def shifted(trace: ExitTrace, class_index: int, offset) -> ExitTrace:
@@ -57,7 +57,7 @@ def _rounded(values) -> list[float]:
 
 def record_key(label_name: str) -> str:
     """The ``config.json`` extra key of an offset on ``label_name`` ("negative" -> "negative_logit_offset")."""
-    return f"{label_name.replace(' ', '_')}_logit_offset"
+    return label_name.replace(" ", "_") + OFFSET_RECORD_SUFFIX
 
 
 def add_class_offset(folder: Path, class_index: int, grid, metric: str = "accuracy",
