@@ -61,7 +61,7 @@ def _train(args) -> int:
     if args.stem_convs_per_stage is not None:
         if not (isinstance(spec.base, dict) and spec.base.get("patch_stem") == CONV_STEM):
             print("epee-demo train: --stem-convs-per-stage applies to a ViT with a convolutional stem "
-                  "(--task breast)", file=sys.stderr)
+                  "(--task pneumonia or breast)", file=sys.stderr)
             return 2
         spec.base = {**spec.base, "stem_convs_per_stage": args.stem_convs_per_stage}
     spec = fit_vocabulary(spec, dataset.train.first(config.max_train_examples).inputs)

@@ -42,7 +42,7 @@ def test_a_gallery_row_shows_the_example_and_the_button_opens_it_in_analyze(page
         timeout=30_000)
     table = page.locator("#explore_overthinking_examples").first
     table.scroll_into_view_if_needed()
-    table.get_by_text(str(index), exact=True).first.click()
+    table.get_by_text(str(index), exact=True).locator("visible=true").first.click()
     shown = page.locator("#explore_example_input").first
     page.wait_for_function(f"document.querySelector('#explore_example_input').innerText.includes('Example {index} ')",
                            timeout=30_000)

@@ -9,6 +9,7 @@ from epee_demo.data.examples import EXAMPLE_NOTES
 from epee_demo.model.folder import weights_path
 from epee_demo.model.registry import shipped_models
 from epee_demo.data.tasks import TASKS
+from epee_demo.training.joint import kept_epoch
 
 slow = pytest.mark.slow
 
@@ -154,13 +155,14 @@ def test_depth_notes_quote_the_shipped_metrics():
 
     pneumonia = models["pneumonia"]
     history = pneumonia.metrics["history"]
-    kept = max(history, key=lambda record: record["val_accuracy_per_layer"][-1])
-    losses = kept["train_loss_per_layer"]
+    losses = kept_epoch(history, pneumonia.metrics["train_config"]["keep_epoch_by"])["train_loss_per_layer"]
     note = TASKS["pneumonia"].depth_note
     assert f"their training loss, {losses[-1]:.3f}, is as low as layer 1's {losses[0]:.3f}" in note
     test = pneumonia.trace("test")
     agreement = (test.predictions == test.predictions[:, -1:]).mean(axis=0)
     assert f"{100 * agreement.min():.1f}-100%" in note
+    accuracy, auc = pneumonia.metrics["test_accuracy_per_layer"], pneumonia.metrics["test_auc_per_layer"]
+    assert f"{accuracy[0]:.3f} at layer 1 and {accuracy[-1]:.3f} at the last (AUC {min(auc):.3f}-{max(auc):.3f})" in note
 
     breast, note = models["breast"], TASKS["breast"].depth_note
     accuracy, auc = breast.metrics["test_accuracy_per_layer"], breast.metrics["test_auc_per_layer"]
@@ -181,7 +183,7 @@ def test_models_trained_on_non_commercial_text_say_so_above_their_input():
     assert organ_system.spec.extra["license"] == "cc-by-nc-4.0"
     assert organ_system.page_note.startswith("**Non-commercial use only**")
     assert models["ddi"].page_note.startswith(models["ddi"].task.page_note)  # the task's own note comes first
-    assert models["pneumonia"].page_note == ""  # CC BY 4.0 and not temperature-scaled: nothing to add
+    assert models["retina"].page_note == ""  # CC BY 4.0 and not temperature-scaled: nothing to add
 
 
 def test_temperature_scaled_models_say_so_with_their_temperatures_and_the_others_do_not():

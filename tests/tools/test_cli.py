@@ -78,7 +78,7 @@ def test_train_takes_the_keep_rule_the_stem_depth_and_the_layers_from_the_comman
 
 
 def test_the_stem_depth_is_refused_for_a_model_without_a_conv_stem(tmp_path, capsys):
-    assert main(["train", "--task", "pneumonia", "--out", str(tmp_path / "p"), "--stem-convs-per-stage", "2",
+    assert main(["train", "--task", "retina", "--out", str(tmp_path / "r"), "--stem-convs-per-stage", "2",
                  "--quiet"]) == 2
     assert "convolutional stem" in capsys.readouterr().err
 
