@@ -29,7 +29,7 @@ def _train(args) -> int:
     from epee_demo.model.multi_exit import MultiExitClassifier, build_model
     from epee_demo.data.tasks import TASKS, preprocessor_for
     from epee_demo.training.joint import (
-        TrainConfig, evaluate_and_write, fit_vocabulary, seed_everything, start_from_checkpoint, train_joint,
+        TrainConfig, evaluate_and_write, fit_vocabulary, load_initial_weights, seed_everything, train_joint,
         write_task_metric,
     )
 
@@ -45,14 +45,18 @@ def _train(args) -> int:
     settings = {**task.train_defaults, "dataset_options": options, **{k: v for k, v in (
         ("epochs", args.epochs), ("batch_size", args.batch_size),
         ("learning_rate", args.learning_rate), ("max_train_examples", args.max_train_examples),
-        ("seed", args.seed), ("start_from", args.start_from), ("keep_epoch_by", args.keep_epoch_by),
+        ("seed", args.seed), ("start_from", args.start_from), ("backbone_from", args.backbone_from),
+        ("keep_epoch_by", args.keep_epoch_by),
     ) if v is not None}}
+    if args.start_from:
+        settings["backbone_from"] = None  # continuing a model replaces the task's default backbone
     config = TrainConfig(**settings)
     dataset = task.load_dataset(**options)
     print(f"{task.name}: train {len(dataset.train)}, val {len(dataset.val)}, test {len(dataset.test)}", flush=True)
     spec = task.default_spec(dataset.label_names, **({"layers": args.layers} if args.layers is not None else {}))
-    if config.start_from and (license := model_folder.read_spec(Path(config.start_from)).extra.get("license")):
-        spec.extra["license"] = license  # weights continued from a model trained on data under that licence
+    if (source := config.start_from or config.backbone_from) and (
+            license := model_folder.read_spec(Path(source)).extra.get("license")):
+        spec.extra["license"] = license  # weights that start from a model trained on data under that licence
     if options.get("real_prose_per_class"):
         from epee_demo.data.distant_prose import MODEL_LICENSE
         spec.extra["license"] = MODEL_LICENSE
@@ -67,13 +71,13 @@ def _train(args) -> int:
     spec = fit_vocabulary(spec, dataset.train.first(config.max_train_examples).inputs)
     seed_everything(config.seed)  # the fresh heads and from-scratch weights too, so a run repeats
     model = build_model(spec)
-    if config.start_from:
-        try:
-            loaded = start_from_checkpoint(model, Path(config.start_from))
-        except ValueError as err:
-            print(f"epee-demo train: --start-from {err}", file=sys.stderr)
-            return 2
-        print(f"continuing from {config.start_from} ({loaded} tensors)")
+    try:
+        loaded = load_initial_weights(model, spec, config)
+    except ValueError as err:
+        print(f"epee-demo train: {'--start-from' if config.start_from else '--backbone-from'} {err}", file=sys.stderr)
+        return 2
+    if loaded:
+        print(loaded)
     preprocessor = preprocessor_for(spec)
     history = train_joint(model, spec, preprocessor, dataset, config, augment=getattr(task, "augment", None),
                           progress=not args.quiet, metric=task.metric)
@@ -173,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="3x3 convolutions per stage of a convolutional ViT stem (default: the task's)")
     train.add_argument("--layers", type=int, help=f"image tasks: layers of the ViT, an exit after each (default: {VIT_LAYERS})")
     train.add_argument("--start-from", help="checkpoint folder of the same task to continue training from")
+    train.add_argument("--backbone-from", help="model folder of another task, of the same architecture, whose "
+                                               "backbone (all but the exit heads) the training starts on")
     train.add_argument("--real-prose-per-class", type=int, help="organ-system: at most this many real texts per "
                        "class with distant labels join the training split (data/distant_prose.py; default: "
                        "tasks.ORGAN_SYSTEM_REAL_PROSE_PER_CLASS)")

@@ -46,6 +46,7 @@ class TrainConfig:
     max_train_examples: int | None = None
     label_smoothing: float = 0.0  # of every exit's cross-entropy
     start_from: str | None = None  # the checkpoint folder training continued from, if any
+    backbone_from: str | None = None  # the model folder (of any task) whose backbone the fresh heads start on
     dataset_options: dict = field(default_factory=dict)  # options the task's dataset loader was given
     keep_epoch_by: str = "metric"  # which epoch is kept: one of KEEP_EPOCH_BY
 
@@ -230,20 +231,49 @@ def kept_epoch(history: list[dict], keep_epoch_by: str = "metric") -> dict | Non
     return max(history, key=lambda r: r.get("epoch_score", r["val_accuracy_per_layer"][-1]))
 
 
-def start_from_checkpoint(model: MultiExitModel, folder: Path) -> int:
+def start_from_checkpoint(model: MultiExitModel, folder: Path, heads: bool = True) -> int:
     """Load a trained checkpoint's parameters (adapters unmerged, LayerNorms, heads) into a fresh
     model of the same spec, so training continues from it; returns how many tensors were loaded.
-    Raises ``ValueError`` for a checkpoint of another depth (another number of exit heads) or with
-    tensors the model lacks."""
+    With ``heads=False`` every parameter but the exit heads' is loaded (the backbone of a model of
+    another task, of the same architecture), and the heads stay as initialised. Raises ``ValueError``
+    for a checkpoint of another depth (another number of exit heads or layers), of other shapes, or
+    with tensors the model lacks."""
     tensors = {param_name(k): v.float() for k, v in load_file(str(model_folder.weights_path(folder))).items()}
-    exits = len({key.split(".")[1] for key in tensors if key.startswith("heads.")})
-    if exits != len(model.heads):
-        raise ValueError(f"{folder} has {exits} exits and this model {len(model.heads)}: a checkpoint of "
-                         f"another depth does not fit")
-    unexpected = model.load_state_dict(tensors, strict=False).unexpected_keys
-    if unexpected:
-        raise ValueError(f"{folder} does not fit this model (unexpected {unexpected[:3]})")
+    if heads:
+        exits = len({key.split(".")[1] for key in tensors if key.startswith("heads.")})
+        if exits != len(model.heads):
+            raise ValueError(f"{folder} has {exits} exits and this model {len(model.heads)}: a checkpoint of "
+                             f"another depth does not fit")
+    else:
+        tensors = {k: v for k, v in tensors.items() if not k.startswith("heads.")}
+    own = model.state_dict()
+    if wrong := [k for k, v in tensors.items() if k in own and own[k].shape != v.shape]:
+        raise ValueError(f"{folder} does not fit this model (other shapes: {wrong[:3]})")
+    result = model.load_state_dict(tensors, strict=False)
+    if result.unexpected_keys:
+        raise ValueError(f"{folder} does not fit this model (unexpected {result.unexpected_keys[:3]})")
     return len(tensors)
+
+
+def load_initial_weights(model: MultiExitModel, spec: ModelSpec, config: TrainConfig) -> str | None:
+    """Start ``model`` (built from ``spec``) from ``config.start_from`` (the whole checkpoint) or
+    ``config.backbone_from`` (its backbone, fresh heads), if either is set; returns a line saying what
+    was loaded, or None. Raises ``ValueError`` for both set, a backbone of another architecture or
+    input (its ``base`` or ``preprocess`` differs from ``spec``'s), or a folder that does not fit
+    (``start_from_checkpoint``)."""
+    if config.start_from and config.backbone_from:
+        raise ValueError("start_from and backbone_from exclude each other: continue a model or start on a backbone")
+    if config.start_from:
+        loaded = start_from_checkpoint(model, Path(config.start_from))
+        return f"continuing from {config.start_from} ({loaded} tensors)"
+    if config.backbone_from:
+        source = model_folder.read_spec(Path(config.backbone_from))
+        if (source.base, source.preprocess) != (spec.base, spec.preprocess):
+            raise ValueError(f"{config.backbone_from} is another architecture or reads other inputs "
+                             f"(base {source.base}, preprocess {source.preprocess}): its backbone does not fit")
+        loaded = start_from_checkpoint(model, Path(config.backbone_from), heads=False)
+        return f"starting on the backbone of {config.backbone_from} ({loaded} tensors; fresh exit heads)"
+    return None
 
 
 def per_layer_accuracy(trace: ExitTrace) -> list[float]:

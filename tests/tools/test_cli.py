@@ -89,3 +89,18 @@ def test_layers_other_than_the_start_checkpoints_are_refused_with_a_message(tmp_
                  str(assets), "--epochs", "1", "--max-train-examples", "8", "--quiet"]) == 2
     assert "has 8 exits and this model 12: a checkpoint of another depth does not fit" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_train_starts_on_another_tasks_backbone_and_records_it(tmp_path, capsys):
+    assets = Path(__file__).resolve().parents[2] / "assets"
+    folder = tmp_path / "breast"
+    assert main(["train", "--task", "breast", "--out", str(folder), "--backbone-from", str(assets / "pneumonia"),
+                 "--epochs", "1", "--max-train-examples", "16", "--quiet"]) == 0
+    assert f"starting on the backbone of {assets / 'pneumonia'}" in capsys.readouterr().out
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["train_config"]["backbone_from"] == str(assets / "pneumonia")
+    assert json.loads((folder / "config.json").read_text())["label_names"] == ["malignant", "normal or benign"]
+    assert main(["train", "--task", "breast", "--out", str(tmp_path / "b2"), "--backbone-from", str(assets / "retina"),
+                 "--epochs", "1", "--max-train-examples", "8", "--quiet"]) == 2
+    assert "--backbone-from" in (err := capsys.readouterr().err) and "another architecture" in err
+    assert not (tmp_path / "b2").exists()

@@ -141,6 +141,39 @@ def test_start_from_checkpoint_loads_a_folders_trained_tensors_unmerged(tmp_path
         start_from_checkpoint(build_model(deeper), tmp_path / "trained")
 
 
+def test_a_backbone_loads_into_a_model_of_another_task_and_its_heads_stay_fresh(tmp_path):
+    from epee_demo.data.tasks import _conv_vit_spec, _vit_spec
+    from epee_demo.model.folder import save_checkpoint
+    from epee_demo.training.joint import load_initial_weights, start_from_checkpoint
+
+    source_spec = _conv_vit_spec(["normal", "pneumonia"], "source", layers=2)
+    trained = build_model(source_spec)
+    with torch.no_grad():
+        for param in trained.parameters():
+            param.add_(torch.randn_like(param))
+    save_checkpoint(trained, source_spec, tmp_path / "source")
+    target_spec = _conv_vit_spec(["a", "b", "c"], "target", layers=2)  # three classes: heads of other shapes
+    with pytest.raises(ValueError, match="other shapes"):
+        start_from_checkpoint(build_model(target_spec), tmp_path / "source")
+    torch.manual_seed(0)
+    fresh = build_model(target_spec)
+    heads_before = {k: v.clone() for k, v in fresh.state_dict().items() if k.startswith("heads.")}
+    line = load_initial_weights(fresh, target_spec, TrainConfig(backbone_from=str(tmp_path / "source")))
+    assert line.startswith(f"starting on the backbone of {tmp_path / 'source'}") and "fresh exit heads" in line
+    source_state, state = trained.state_dict(), fresh.state_dict()
+    for key, value in state.items():
+        if key.startswith("heads."):
+            assert torch.equal(value, heads_before[key]), key
+        else:
+            torch.testing.assert_close(value, source_state[key].half().float(), msg=key)
+    with pytest.raises(ValueError, match="another architecture or reads other inputs"):
+        other = _vit_spec(["a", "b"], channels=1, title="patches", layers=2)
+        load_initial_weights(build_model(other), other, TrainConfig(backbone_from=str(tmp_path / "source")))
+    with pytest.raises(ValueError, match="exclude each other"):
+        load_initial_weights(fresh, target_spec, TrainConfig(start_from="x", backbone_from="y"))
+    assert load_initial_weights(fresh, target_spec, TrainConfig()) is None
+
+
 def test_the_model_card_shows_the_real_prose_figures_when_recorded():
     from epee_demo.training.joint import real_prose_section
 

@@ -1,0 +1,121 @@
+"""Judge a training recipe by k-fold cross-validation over a task's training split.
+
+A small validation split (BreastMNIST's has 78 images) cannot tell two recipes apart, and the test
+split must not choose. Here each fold of the training split (stratified, seeded) is held out in turn:
+the recipe trains on the other folds exactly as `epee-demo train` does (the task's settings, the
+official validation split keeping the epoch), and the held-out fold is scored, so every training
+image is scored once by a model that never saw it. Prints each fold's last-exit accuracy, AUC and
+their mean (the score the image tasks keep their epoch by), and writes them with every exit's
+figures to ``--out``:
+
+    EPEE_DATA_DIR=../shared/data python scripts/cross_validate_recipe.py --task breast --out cv_scratch.json
+    EPEE_DATA_DIR=../shared/data python scripts/cross_validate_recipe.py --task breast \\
+        --backbone-from assets/pneumonia --out cv_pneumonia_backbone.json
+
+``--folds-to-run 0 1`` runs some folds only (to spread them over processes); ``--merge`` pools such
+runs' files into one summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from epee_demo.data import LabelledDataset, Split
+from epee_demo.data.tasks import TASKS, preprocessor_for
+from epee_demo.model.multi_exit import MultiExitClassifier, build_model
+from epee_demo.training.joint import (
+    TrainConfig, auc_of, fit_vocabulary, load_initial_weights, per_layer_accuracy, per_layer_auc, seed_everything,
+    train_joint,
+)
+
+
+def stratified_folds(labels: list[int], folds: int, seed: int) -> list[np.ndarray]:
+    """``folds`` disjoint index arrays covering ``labels``, each class dealt round-robin after a seeded shuffle."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    assignment = np.empty(len(labels), dtype=int)
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        assignment[members] = np.arange(len(members)) % folds
+    return [np.flatnonzero(assignment == k) for k in range(folds)]
+
+
+def run_fold(task, dataset: LabelledDataset, held_out: np.ndarray, config: TrainConfig) -> dict:
+    """Train ``config``'s recipe without the ``held_out`` training examples; their figures per exit."""
+    def pick(indices: np.ndarray) -> Split:
+        return Split([dataset.train.inputs[i] for i in indices], [dataset.train.labels[i] for i in indices])
+
+    keep = np.setdiff1d(np.arange(len(dataset.train)), held_out)
+    fold_data = LabelledDataset(dataset.name, dataset.label_names, pick(keep), dataset.val, pick(held_out),
+                                dataset.source, dataset.licence)
+    spec = fit_vocabulary(task.default_spec(dataset.label_names), fold_data.train.inputs)
+    seed_everything(config.seed)
+    model = build_model(spec)
+    if loaded := load_initial_weights(model, spec, config):
+        print(loaded, flush=True)
+    preprocessor = preprocessor_for(spec)
+    train_joint(model, spec, preprocessor, fold_data, config, augment=getattr(task, "augment", None),
+                progress=False, metric=task.metric)
+    trace = MultiExitClassifier(model, spec, preprocessor).trace(fold_data.test.inputs, fold_data.test.labels)
+    accuracy, auc = per_layer_accuracy(trace), per_layer_auc(trace)
+    return {"held_out": held_out.tolist(), "accuracy_per_layer": accuracy, "auc_per_layer": auc,
+            "score": (accuracy[-1] + auc[-1]) / 2, "last_exit_probs": trace.probs[:, -1].tolist(),
+            "labels": trace.labels.tolist()}
+
+
+def summary(folds: dict[int, dict]) -> dict:
+    """Mean of the folds' last-exit figures, and accuracy and AUC pooled over every held-out example."""
+    probs = np.concatenate([np.asarray(f["last_exit_probs"]) for f in folds.values()])
+    labels = np.concatenate([np.asarray(f["labels"]) for f in folds.values()])
+    return {
+        "folds": sorted(folds),
+        "mean_score": float(np.mean([f["score"] for f in folds.values()])),
+        "mean_accuracy": float(np.mean([f["accuracy_per_layer"][-1] for f in folds.values()])),
+        "mean_auc": float(np.mean([f["auc_per_layer"][-1] for f in folds.values()])),
+        "pooled_accuracy": float((probs.argmax(axis=1) == labels).mean()),
+        "pooled_auc": auc_of(probs, labels),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=sorted(TASKS), required=True)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--fold-seed", type=int, default=0, help="seed of the split into folds")
+    parser.add_argument("--folds-to-run", type=int, nargs="+", help="these folds only (default: all)")
+    parser.add_argument("--backbone-from", help="start each fold on this model folder's backbone (fresh heads)")
+    parser.add_argument("--seed", type=int, help="training seed (default: the task's)")
+    parser.add_argument("--epochs", type=int, help="epochs (default: the task's)")
+    parser.add_argument("--merge", nargs="+", type=Path, help="pool these runs' --out files instead of training")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    if args.merge:
+        runs = [json.loads(path.read_text()) for path in args.merge]
+        folds = {int(k): v for run in runs for k, v in run["fold_results"].items()}
+        result = {**runs[0], "fold_results": folds, "summary": summary(folds)}
+    else:
+        task = TASKS[args.task]
+        config = TrainConfig(**{**task.train_defaults, **{k: v for k, v in (
+            ("backbone_from", args.backbone_from), ("seed", args.seed), ("epochs", args.epochs)) if v is not None}})
+        dataset = task.load_dataset()
+        splits = stratified_folds(dataset.train.labels, args.folds, args.fold_seed)
+        folds = {}
+        for k in args.folds_to_run if args.folds_to_run is not None else range(args.folds):
+            folds[k] = run_fold(task, dataset, splits[k], config)
+            f = folds[k]
+            print(f"fold {k}: {len(f['labels'])} held out, last exit accuracy {f['accuracy_per_layer'][-1]:.3f} "
+                  f"AUC {f['auc_per_layer'][-1]:.3f} score {f['score']:.4f}; accuracy per exit "
+                  + " ".join(f"{a:.3f}" for a in f["accuracy_per_layer"]), flush=True)
+        result = {"task": args.task, "folds": args.folds, "fold_seed": args.fold_seed,
+                  "train_config": asdict(config), "fold_results": folds, "summary": summary(folds)}
+    args.out.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result["summary"], indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""scripts/cross_validate_recipe.py: the stratified folds and the pooled summary."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "cross_validate_recipe.py"
+spec = importlib.util.spec_from_file_location("cross_validate_recipe", SCRIPT)
+cross_validate_recipe = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(cross_validate_recipe)
+
+
+def test_folds_are_disjoint_cover_every_example_and_keep_the_class_balance():
+    labels = [0] * 14 + [1] * 6
+    folds = cross_validate_recipe.stratified_folds(labels, 3, seed=0)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(20))
+    assert [int(np.sum(np.asarray(labels)[f] == 1)) for f in folds] == [2, 2, 2]
+    assert [len(f) for f in folds] == [7, 7, 6]
+    again = cross_validate_recipe.stratified_folds(labels, 3, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(folds, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(folds, cross_validate_recipe.stratified_folds(labels, 3, 1)))
+
+
+def test_the_summary_averages_the_folds_and_pools_their_predictions():
+    folds = {
+        0: {"score": 0.75, "accuracy_per_layer": [0.5, 1.0], "auc_per_layer": [0.5, 0.5],
+            "last_exit_probs": [[0.9, 0.1], [0.2, 0.8]], "labels": [0, 1]},
+        1: {"score": 0.25, "accuracy_per_layer": [0.5, 0.0], "auc_per_layer": [0.5, 0.5],
+            "last_exit_probs": [[0.3, 0.7], [0.6, 0.4]], "labels": [0, 1]},
+    }
+    result = cross_validate_recipe.summary(folds)
+    assert result["folds"] == [0, 1] and result["mean_score"] == pytest.approx(0.5)
+    assert result["mean_accuracy"] == pytest.approx(0.5) and result["pooled_accuracy"] == pytest.approx(0.5)
+    # positives score 0.8 and 0.4, negatives 0.1 and 0.7: 3 of the 4 pairs ordered right
+    assert result["pooled_auc"] == pytest.approx(0.75)
