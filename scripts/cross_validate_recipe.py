@@ -12,8 +12,8 @@ figures to ``--out``:
     EPEE_DATA_DIR=../shared/data python scripts/cross_validate_recipe.py --task breast \\
         --backbone-from assets/pneumonia --out cv_pneumonia_backbone.json
 
-``--folds-to-run 0 1`` runs some folds only (to spread them over processes); ``--merge`` pools such
-runs' files into one summary.
+``--set balance_classes=true`` changes a setting of the recipe; ``--folds-to-run 0 1`` runs some folds
+only (to spread them over processes); ``--merge`` pools such runs' files into one summary.
 """
 
 from __future__ import annotations
@@ -82,6 +82,18 @@ def summary(folds: dict[int, dict]) -> dict:
     }
 
 
+def overrides(assignments: list[str]) -> dict:
+    """``FIELD=JSON`` strings as a dict of TrainConfig fields (``balance_classes=true`` -> ``{"balance_classes": True}``)."""
+    fields = set(TrainConfig.__dataclass_fields__)
+    result = {}
+    for assignment in assignments:
+        name, _, value = assignment.partition("=")
+        if name not in fields or not value:
+            raise SystemExit(f"--set {assignment}: give FIELD=JSON with FIELD one of {sorted(fields)}")
+        result[name] = json.loads(value)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=sorted(TASKS), required=True)
@@ -91,6 +103,8 @@ def main() -> None:
     parser.add_argument("--backbone-from", help="start each fold on this model folder's backbone (fresh heads)")
     parser.add_argument("--seed", type=int, help="training seed (default: the task's)")
     parser.add_argument("--epochs", type=int, help="epochs (default: the task's)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="FIELD=JSON",
+                        help="other TrainConfig fields, e.g. balance_classes=true label_smoothing=0")
     parser.add_argument("--merge", nargs="+", type=Path, help="pool these runs' --out files instead of training")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -101,7 +115,8 @@ def main() -> None:
     else:
         task = TASKS[args.task]
         config = TrainConfig(**{**task.train_defaults, **{k: v for k, v in (
-            ("backbone_from", args.backbone_from), ("seed", args.seed), ("epochs", args.epochs)) if v is not None}})
+            ("backbone_from", args.backbone_from), ("seed", args.seed), ("epochs", args.epochs)) if v is not None},
+            **overrides(args.set)})
         dataset = task.load_dataset()
         splits = stratified_folds(dataset.train.labels, args.folds, args.fold_seed)
         folds = {}

@@ -48,8 +48,6 @@ def _train(args) -> int:
         ("seed", args.seed), ("start_from", args.start_from), ("backbone_from", args.backbone_from),
         ("keep_epoch_by", args.keep_epoch_by),
     ) if v is not None}}
-    if args.start_from:
-        settings["backbone_from"] = None  # continuing a model replaces the task's default backbone
     config = TrainConfig(**settings)
     dataset = task.load_dataset(**options)
     print(f"{task.name}: train {len(dataset.train)}, val {len(dataset.val)}, test {len(dataset.test)}", flush=True)
@@ -176,8 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--stem-convs-per-stage", type=int,
                        help="3x3 convolutions per stage of a convolutional ViT stem (default: the task's)")
     train.add_argument("--layers", type=int, help=f"image tasks: layers of the ViT, an exit after each (default: {VIT_LAYERS})")
-    train.add_argument("--start-from", help="checkpoint folder of the same task to continue training from")
-    train.add_argument("--backbone-from", help="model folder of another task, of the same architecture, whose "
+    starting_point = train.add_mutually_exclusive_group()
+    starting_point.add_argument("--start-from", help="checkpoint folder of the same task to continue training from")
+    starting_point.add_argument("--backbone-from", help="model folder of another task, of the same architecture, whose "
                                                "backbone (all but the exit heads) the training starts on")
     train.add_argument("--real-prose-per-class", type=int, help="organ-system: at most this many real texts per "
                        "class with distant labels join the training split (data/distant_prose.py; default: "

@@ -104,3 +104,7 @@ def test_train_starts_on_another_tasks_backbone_and_records_it(tmp_path, capsys)
                  "--epochs", "1", "--max-train-examples", "8", "--quiet"]) == 2
     assert "--backbone-from" in (err := capsys.readouterr().err) and "another architecture" in err
     assert not (tmp_path / "b2").exists()
+    with pytest.raises(SystemExit):
+        main(["train", "--task", "breast", "--out", str(tmp_path / "b3"), "--backbone-from", str(assets / "pneumonia"),
+              "--start-from", str(assets / "breast")])
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -35,3 +35,12 @@ def test_the_summary_averages_the_folds_and_pools_their_predictions():
     assert result["mean_accuracy"] == pytest.approx(0.5) and result["pooled_accuracy"] == pytest.approx(0.5)
     # positives score 0.8 and 0.4, negatives 0.1 and 0.7: 3 of the 4 pairs ordered right
     assert result["pooled_auc"] == pytest.approx(0.75)
+
+
+def test_set_takes_train_config_fields_as_json_and_refuses_others():
+    assert cross_validate_recipe.overrides(["balance_classes=true", "label_smoothing=0"]) == {
+        "balance_classes": True, "label_smoothing": 0}
+    with pytest.raises(SystemExit, match="FIELD one of"):
+        cross_validate_recipe.overrides(["dropout=0.1"])
+    with pytest.raises(SystemExit, match="FIELD=JSON"):
+        cross_validate_recipe.overrides(["seed"])
