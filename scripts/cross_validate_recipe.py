@@ -12,7 +12,8 @@ figures to ``--out``:
     EPEE_DATA_DIR=../shared/data python scripts/cross_validate_recipe.py --task breast \\
         --backbone-from assets/pneumonia --out cv_pneumonia_backbone.json
 
-``--set balance_classes=true`` changes a setting of the recipe; ``--folds-to-run 0 1`` runs some folds
+``--set balance_classes=true`` changes a setting of the recipe, ``--spec width=64`` an argument of the
+task's model spec; ``--folds-to-run 0 1`` runs some folds
 only (to spread them over processes); ``--merge`` pools such runs' files into one summary.
 """
 
@@ -45,15 +46,17 @@ def stratified_folds(labels: list[int], folds: int, seed: int) -> list[np.ndarra
     return [np.flatnonzero(assignment == k) for k in range(folds)]
 
 
-def run_fold(task, dataset: LabelledDataset, held_out: np.ndarray, config: TrainConfig) -> dict:
-    """Train ``config``'s recipe without the ``held_out`` training examples; their figures per exit."""
+def run_fold(task, dataset: LabelledDataset, held_out: np.ndarray, config: TrainConfig,
+             spec_args: dict | None = None) -> dict:
+    """Train ``config``'s recipe (the task's spec, built with ``spec_args``) without the ``held_out``
+    training examples; their figures per exit."""
     def pick(indices: np.ndarray) -> Split:
         return Split([dataset.train.inputs[i] for i in indices], [dataset.train.labels[i] for i in indices])
 
     keep = np.setdiff1d(np.arange(len(dataset.train)), held_out)
     fold_data = LabelledDataset(dataset.name, dataset.label_names, pick(keep), dataset.val, pick(held_out),
                                 dataset.source, dataset.licence)
-    spec = fit_vocabulary(task.default_spec(dataset.label_names), fold_data.train.inputs)
+    spec = fit_vocabulary(task.default_spec(dataset.label_names, **(spec_args or {})), fold_data.train.inputs)
     seed_everything(config.seed)
     model = build_model(spec)
     if loaded := load_initial_weights(model, spec, config):
@@ -82,16 +85,21 @@ def summary(folds: dict[int, dict]) -> dict:
     }
 
 
-def overrides(assignments: list[str]) -> dict:
-    """``FIELD=JSON`` strings as a dict of TrainConfig fields (``balance_classes=true`` -> ``{"balance_classes": True}``)."""
-    fields = set(TrainConfig.__dataclass_fields__)
+def parse_assignments(assignments: list[str], fields: set[str] | None = None) -> dict:
+    """``NAME=JSON`` strings as a dict (``balance_classes=true`` -> ``{"balance_classes": True}``), each
+    NAME one of ``fields`` where given."""
     result = {}
     for assignment in assignments:
         name, _, value = assignment.partition("=")
-        if name not in fields or not value:
-            raise SystemExit(f"--set {assignment}: give FIELD=JSON with FIELD one of {sorted(fields)}")
+        if not value or (fields is not None and name not in fields):
+            raise SystemExit(f"{assignment}: give NAME=JSON" + (f" with NAME one of {sorted(fields)}" if fields else ""))
         result[name] = json.loads(value)
     return result
+
+
+def overrides(assignments: list[str]) -> dict:
+    """``--set``'s ``FIELD=JSON`` strings as TrainConfig fields."""
+    return parse_assignments(assignments, set(TrainConfig.__dataclass_fields__))
 
 
 def main() -> None:
@@ -105,6 +113,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="epochs (default: the task's)")
     parser.add_argument("--set", nargs="+", default=[], metavar="FIELD=JSON",
                         help="other TrainConfig fields, e.g. balance_classes=true label_smoothing=0")
+    parser.add_argument("--spec", nargs="+", default=[], metavar="ARG=JSON",
+                        help="arguments of the task's spec builder, e.g. width=64 patch_stem='\"conv\"' (image tasks)")
     parser.add_argument("--merge", nargs="+", type=Path, help="pool these runs' --out files instead of training")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -121,13 +131,13 @@ def main() -> None:
         splits = stratified_folds(dataset.train.labels, args.folds, args.fold_seed)
         folds = {}
         for k in args.folds_to_run if args.folds_to_run is not None else range(args.folds):
-            folds[k] = run_fold(task, dataset, splits[k], config)
+            folds[k] = run_fold(task, dataset, splits[k], config, parse_assignments(args.spec))
             f = folds[k]
             print(f"fold {k}: {len(f['labels'])} held out, last exit accuracy {f['accuracy_per_layer'][-1]:.3f} "
                   f"AUC {f['auc_per_layer'][-1]:.3f} score {f['score']:.4f}; accuracy per exit "
                   + " ".join(f"{a:.3f}" for a in f["accuracy_per_layer"]), flush=True)
         result = {"task": args.task, "folds": args.folds, "fold_seed": args.fold_seed,
-                  "train_config": asdict(config), "fold_results": folds, "summary": summary(folds)}
+                  "train_config": asdict(config), "spec_args": parse_assignments(args.spec), "fold_results": folds, "summary": summary(folds)}
     args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps(result["summary"], indent=1))
 

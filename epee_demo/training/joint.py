@@ -235,9 +235,9 @@ def start_from_checkpoint(model: MultiExitModel, folder: Path, heads: bool = Tru
     """Load a trained checkpoint's parameters (adapters unmerged, LayerNorms, heads) into a fresh
     model of the same spec, so training continues from it; returns how many tensors were loaded.
     With ``heads=False`` every parameter but the exit heads' is loaded (the backbone of a model of
-    another task, of the same architecture), and the heads stay as initialised. Raises ``ValueError``
-    for a checkpoint of another depth (another number of exit heads or layers), of other shapes, or
-    with tensors the model lacks."""
+    another task), and the heads stay as initialised; ``load_initial_weights`` first checks that its
+    architecture is the model's. Raises ``ValueError`` for a checkpoint of another depth (with heads:
+    another number of exit heads), of other shapes, or with tensors the model lacks."""
     tensors = {param_name(k): v.float() for k, v in load_file(str(model_folder.weights_path(folder))).items()}
     if heads:
         exits = len({key.split(".")[1] for key in tensors if key.startswith("heads.")})

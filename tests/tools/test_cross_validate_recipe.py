@@ -40,7 +40,8 @@ def test_the_summary_averages_the_folds_and_pools_their_predictions():
 def test_set_takes_train_config_fields_as_json_and_refuses_others():
     assert cross_validate_recipe.overrides(["balance_classes=true", "label_smoothing=0"]) == {
         "balance_classes": True, "label_smoothing": 0}
-    with pytest.raises(SystemExit, match="FIELD one of"):
+    with pytest.raises(SystemExit, match="NAME one of"):
         cross_validate_recipe.overrides(["dropout=0.1"])
-    with pytest.raises(SystemExit, match="FIELD=JSON"):
+    with pytest.raises(SystemExit, match="NAME=JSON"):
         cross_validate_recipe.overrides(["seed"])
+    assert cross_validate_recipe.parse_assignments(['patch_stem="conv"', "width=64"]) == {"patch_stem": "conv", "width": 64}
