@@ -67,12 +67,13 @@ def run_fold(task, dataset: LabelledDataset, held_out: np.ndarray, config: Train
     trace = MultiExitClassifier(model, spec, preprocessor).trace(fold_data.test.inputs, fold_data.test.labels)
     accuracy, auc = per_layer_accuracy(trace), per_layer_auc(trace)
     return {"held_out": held_out.tolist(), "accuracy_per_layer": accuracy, "auc_per_layer": auc,
-            "score": (accuracy[-1] + auc[-1]) / 2, "last_exit_probs": trace.probs[:, -1].tolist(),
+            "score": (accuracy[-1] + auc[-1]) / 2, "last_exit_probs": np.round(trace.probs[:, -1], 4).tolist(),
             "labels": trace.labels.tolist()}
 
 
 def summary(folds: dict[int, dict]) -> dict:
-    """Mean of the folds' last-exit figures, and accuracy and AUC pooled over every held-out example."""
+    """Mean of the folds' figures (per exit and at the last), and last-exit accuracy and AUC pooled over
+    every held-out example."""
     probs = np.concatenate([np.asarray(f["last_exit_probs"]) for f in folds.values()])
     labels = np.concatenate([np.asarray(f["labels"]) for f in folds.values()])
     return {
@@ -80,6 +81,8 @@ def summary(folds: dict[int, dict]) -> dict:
         "mean_score": float(np.mean([f["score"] for f in folds.values()])),
         "mean_accuracy": float(np.mean([f["accuracy_per_layer"][-1] for f in folds.values()])),
         "mean_auc": float(np.mean([f["auc_per_layer"][-1] for f in folds.values()])),
+        "mean_accuracy_per_layer": np.mean([f["accuracy_per_layer"] for f in folds.values()], axis=0).tolist(),
+        "mean_auc_per_layer": np.mean([f["auc_per_layer"] for f in folds.values()], axis=0).tolist(),
         "pooled_accuracy": float((probs.argmax(axis=1) == labels).mean()),
         "pooled_auc": auc_of(probs, labels),
     }
@@ -138,7 +141,7 @@ def main() -> None:
                   + " ".join(f"{a:.3f}" for a in f["accuracy_per_layer"]), flush=True)
         result = {"task": args.task, "folds": args.folds, "fold_seed": args.fold_seed,
                   "train_config": asdict(config), "spec_args": parse_assignments(args.spec), "fold_results": folds, "summary": summary(folds)}
-    args.out.write_text(json.dumps(result, indent=1))
+    args.out.write_text(json.dumps(result) + "\n")
     print(json.dumps(result["summary"], indent=1))
 
 

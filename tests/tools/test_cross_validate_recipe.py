@@ -1,6 +1,7 @@
 """scripts/cross_validate_recipe.py: the stratified folds and the pooled summary."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ def test_the_summary_averages_the_folds_and_pools_their_predictions():
     result = cross_validate_recipe.summary(folds)
     assert result["folds"] == [0, 1] and result["mean_score"] == pytest.approx(0.5)
     assert result["mean_accuracy"] == pytest.approx(0.5) and result["pooled_accuracy"] == pytest.approx(0.5)
+    assert result["mean_accuracy_per_layer"] == pytest.approx([0.5, 0.5]) and result["mean_auc_per_layer"] == [0.5, 0.5]
     # positives score 0.8 and 0.4, negatives 0.1 and 0.7: 3 of the 4 pairs ordered right
     assert result["pooled_auc"] == pytest.approx(0.75)
 
@@ -45,3 +47,26 @@ def test_set_takes_train_config_fields_as_json_and_refuses_others():
     with pytest.raises(SystemExit, match="NAME=JSON"):
         cross_validate_recipe.overrides(["seed"])
     assert cross_validate_recipe.parse_assignments(['patch_stem="conv"', "width=64"]) == {"patch_stem": "conv", "width": 64}
+
+
+def test_the_notes_quote_the_committed_cross_validation_runs():
+    from epee_demo.data.tasks import BREAST_CARD_NOTES, RETINA_CARD_NOTES, RETINA_DEPTH_NOTE
+
+    runs = SCRIPT.parents[1] / "docs" / "cross_validation"
+
+    def summary(name):
+        return json.loads((runs / f"{name}.json").read_text())["summary"]
+
+    shipped = summary("breast_shipped")["mean_score"]
+    assert f"mean of last-exit accuracy and AUC, {shipped:.3f})" in BREAST_CARD_NOTES
+    for name, wording in (("breast_pneumonia_backbone", "backbone"), ("breast_class_weights", "class weights"),
+                          ("breast_no_label_smoothing", "no label smoothing")):
+        assert summary(name)["mean_score"] < shipped
+        assert f"{wording} ({summary(name)['mean_score']:.3f})" in BREAST_CARD_NOTES
+    retina = summary("retina_shipped")
+    accuracy, auc = retina["mean_accuracy_per_layer"], retina["mean_auc_per_layer"]
+    assert f"averaged {accuracy[0]:.3f} at layer 1 and {accuracy[-1]:.3f} at the last" in RETINA_DEPTH_NOTE
+    assert f"{accuracy[0]:.3f} at layer 1 and {accuracy[-1]:.3f} at the last on average (AUC {auc[0]:.3f} and " \
+           f"{auc[-1]:.3f})" in RETINA_CARD_NOTES
+    gain = summary("retina_conv_stem_64")["mean_score"] - retina["mean_score"]
+    assert f"scored {gain:.3f} higher" in RETINA_CARD_NOTES
