@@ -36,11 +36,16 @@ from epee_demo.training.joint import (
 
 
 def stratified_folds(labels: list[int], folds: int, seed: int) -> list[np.ndarray]:
-    """``folds`` disjoint index arrays covering ``labels``, each class dealt round-robin after a seeded shuffle."""
+    """``folds`` disjoint index arrays covering ``labels``, each class dealt round-robin from fold 0 after a
+    seeded shuffle (so the first folds may hold one example more of a class). Raises ``SystemExit`` for a
+    class with fewer examples than folds (a fold without it would have no AUC)."""
     labels = np.asarray(labels)
+    counts = {int(label): int(n) for label, n in zip(*np.unique(labels, return_counts=True))}
+    if small := {label: n for label, n in counts.items() if n < folds}:
+        raise SystemExit(f"classes with fewer examples than {folds} folds: {small}")
     rng = np.random.default_rng(seed)
     assignment = np.empty(len(labels), dtype=int)
-    for label in np.unique(labels):
+    for label in counts:
         members = rng.permutation(np.flatnonzero(labels == label))
         assignment[members] = np.arange(len(members)) % folds
     return [np.flatnonzero(assignment == k) for k in range(folds)]
@@ -101,13 +106,37 @@ def parse_assignments(assignments: list[str], fields: set[str] | None = None) ->
 
 
 def overrides(assignments: list[str]) -> dict:
-    """``--set``'s ``FIELD=JSON`` strings as TrainConfig fields."""
-    return parse_assignments(assignments, set(TrainConfig.__dataclass_fields__))
+    """``--set``'s ``FIELD=JSON`` strings as TrainConfig fields; not the starting points, as a model of the
+    same task has seen every fold (``--backbone-from`` takes another task's)."""
+    return parse_assignments(assignments, set(TrainConfig.__dataclass_fields__) - {"start_from", "backbone_from"})
+
+
+def check_backbone(folder: str, dataset_name: str) -> None:
+    """Refuse a backbone trained on the dataset being cross-validated: it has seen the held-out folds."""
+    from epee_demo.model.folder import read_metrics
+
+    if read_metrics(Path(folder)).get("dataset") == dataset_name:
+        raise SystemExit(f"--backbone-from {folder} was trained on {dataset_name}, whose folds it would have seen")
+
+
+def merged(runs: list[dict]) -> dict:
+    """One result from runs of disjoint folds of one setting (task, folds, fold seed, training, spec)."""
+    settings = ("task", "folds", "fold_seed", "train_config", "spec_args")
+    first = {k: runs[0].get(k, {}) if k == "spec_args" else runs[0][k] for k in settings}
+    folds = {}
+    for run in runs:
+        if any((run.get(k, {}) if k == "spec_args" else run[k]) != first[k] for k in settings):
+            raise SystemExit("--merge takes runs of one task, fold split, training and spec only")
+        for k, fold in run["fold_results"].items():
+            if int(k) in folds:
+                raise SystemExit(f"--merge: fold {k} is in two runs")
+            folds[int(k)] = {**fold, "last_exit_probs": np.round(np.asarray(fold["last_exit_probs"]), 4).tolist()}
+    return {**first, "fold_results": dict(sorted(folds.items())), "summary": summary(folds)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", choices=sorted(TASKS), required=True)
+    parser.add_argument("--task", choices=sorted(TASKS), help="the task to cross-validate (not with --merge)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--fold-seed", type=int, default=0, help="seed of the split into folds")
     parser.add_argument("--folds-to-run", type=int, nargs="+", help="these folds only (default: all)")
@@ -122,15 +151,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.merge:
-        runs = [json.loads(path.read_text()) for path in args.merge]
-        folds = {int(k): v for run in runs for k, v in run["fold_results"].items()}
-        result = {**runs[0], "fold_results": folds, "summary": summary(folds)}
+        result = merged([json.loads(path.read_text()) for path in args.merge])
+    elif args.task is None:
+        parser.error("give --task (or --merge)")
     else:
         task = TASKS[args.task]
         config = TrainConfig(**{**task.train_defaults, **{k: v for k, v in (
             ("backbone_from", args.backbone_from), ("seed", args.seed), ("epochs", args.epochs)) if v is not None},
             **overrides(args.set)})
         dataset = task.load_dataset()
+        if config.backbone_from:
+            check_backbone(config.backbone_from, dataset.name)
         splits = stratified_folds(dataset.train.labels, args.folds, args.fold_seed)
         folds = {}
         for k in args.folds_to_run if args.folds_to_run is not None else range(args.folds):

@@ -155,7 +155,7 @@ RETINA_CARD_NOTES = f"""
                             flip="left-right mirror of half the images (a left eye's fundus mirrors a right eye's).")}
 - Recipe judged by 5-fold cross-validation over the training split (`scripts/cross_validate_recipe.py`):
   held-out accuracy 0.515 at layer 1 and 0.516 at the last on average (AUC 0.737 and 0.742), so this model's
-  rise with depth is partly its seed and kept epoch; the convolutional stem of the grayscale models, 64 wide
+  rise with depth is not reproduced when the recipe trains on four fifths of the images; the convolutional stem of the grayscale models, 64 wide
   with mean-pooled exits, scored 0.004 higher (mean of accuracy and AUC) but in only 2 of the 5 folds, and
   did not replace it.
 {_reference("RetinaMNIST", 0.524, 0.717)} AUC here is one-vs-rest, averaged over the 5 grades (macro).
@@ -200,7 +200,7 @@ PNEUMONIA_DEPTH_NOTE = (
 RETINA_DEPTH_NOTE = (
     "Depth pays in this model: layer 1 agrees with the last exit on only 84.8% of the test images, and validation "
     "accuracy rises from 0.533 at layer 1 to 0.625 at layer 8 (test AUC from 0.707 to 0.740), so an early "
-    "exit trades accuracy for speed. That is this model's, not its recipe's: trained alike on five "
+    "exit trades accuracy for speed. That is this model's, not reproduced by its recipe: trained alike on five "
     "cross-validation folds of the training split, the exits averaged 0.515 at layer 1 and 0.516 at the last "
     "on the held-out images."
 )

@@ -54,6 +54,10 @@ def _train(args) -> int:
     spec = task.default_spec(dataset.label_names, **({"layers": args.layers} if args.layers is not None else {}))
     if (source := config.start_from or config.backbone_from) and (
             license := model_folder.read_spec(Path(source)).extra.get("license")):
+        if config.backbone_from and spec.extra.get("license", license) != license:
+            print(f"epee-demo train: --backbone-from {source} was trained on data under {license} and this task's "
+                  f"model is under {spec.extra['license']}: combine the two licences by hand", file=sys.stderr)
+            return 2
         spec.extra["license"] = license  # weights that start from a model trained on data under that licence
     if options.get("real_prose_per_class"):
         from epee_demo.data.distant_prose import MODEL_LICENSE

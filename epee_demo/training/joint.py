@@ -258,8 +258,9 @@ def start_from_checkpoint(model: MultiExitModel, folder: Path, heads: bool = Tru
 def load_initial_weights(model: MultiExitModel, spec: ModelSpec, config: TrainConfig) -> str | None:
     """Start ``model`` (built from ``spec``) from ``config.start_from`` (the whole checkpoint) or
     ``config.backbone_from`` (its backbone, fresh heads), if either is set; returns a line saying what
-    was loaded, or None. Raises ``ValueError`` for both set, a backbone of another architecture or
-    input (its ``base`` or ``preprocess`` differs from ``spec``'s), or a folder that does not fit
+    was loaded, or None. Raises ``ValueError`` for both set, a backbone of another architecture, input
+    or adapters (its ``base``, ``preprocess`` or ``lora`` differs from ``spec``'s: a from-scratch text
+    model, with its own task's vocabulary, never fits another task), or a folder that does not fit
     (``start_from_checkpoint``)."""
     if config.start_from and config.backbone_from:
         raise ValueError("start_from and backbone_from exclude each other: continue a model or start on a backbone")
@@ -268,9 +269,10 @@ def load_initial_weights(model: MultiExitModel, spec: ModelSpec, config: TrainCo
         return f"continuing from {config.start_from} ({loaded} tensors)"
     if config.backbone_from:
         source = model_folder.read_spec(Path(config.backbone_from))
-        if (source.base, source.preprocess) != (spec.base, spec.preprocess):
-            raise ValueError(f"{config.backbone_from} is another architecture or reads other inputs "
-                             f"(base {source.base}, preprocess {source.preprocess}): its backbone does not fit")
+        if (source.base, source.preprocess, source.lora) != (spec.base, spec.preprocess, spec.lora):
+            raise ValueError(f"{config.backbone_from} is another architecture, reads other inputs or has other "
+                             f"adapters (base {source.base}, preprocess {source.preprocess}, lora {source.lora}): "
+                             f"its backbone does not fit")
         loaded = start_from_checkpoint(model, Path(config.backbone_from), heads=False)
         return f"starting on the backbone of {config.backbone_from} ({loaded} tensors; fresh exit heads)"
     return None
@@ -460,10 +462,14 @@ def dataset_options_of(metrics: dict) -> dict:
 
 
 def train_config_lines(metrics: dict) -> str:
-    """The card's lines on a weight average over the last epochs, the options the training split was built
-    with and a weight interpolation (``scripts/interpolate_checkpoints.py``); "" when there was none."""
+    """The card's lines on the backbone a run started on, a weight average over the last epochs, the options
+    the training split was built with and a weight interpolation (``scripts/interpolate_checkpoints.py``);
+    "" when there was none."""
     lines = ""
     config = metrics.get("train_config", {})
+    if config.get("backbone_from"):
+        lines += (f"\n- Started on the backbone of `{config['backbone_from']}` (every weight but the exit heads, "
+                  f"which started fresh), a model trained on another task's data: see that folder's card")
     if config.get("keep_epoch_by") == WEIGHT_AVERAGE:
         epochs = config["epochs"]
         lines += (f"\n- Weights: the mean of the weights after each of epochs {epochs - averaged_epochs(epochs) + 1}-"

@@ -100,6 +100,7 @@ def test_train_starts_on_another_tasks_backbone_and_records_it(tmp_path, capsys)
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["train_config"]["backbone_from"] == str(assets / "pneumonia")
     assert json.loads((folder / "config.json").read_text())["label_names"] == ["malignant", "normal or benign"]
+    assert f"Started on the backbone of `{assets / 'pneumonia'}`" in (folder / "README.md").read_text()
     assert main(["train", "--task", "breast", "--out", str(tmp_path / "b2"), "--backbone-from", str(assets / "retina"),
                  "--epochs", "1", "--max-train-examples", "8", "--quiet"]) == 2
     assert "--backbone-from" in (err := capsys.readouterr().err) and "another architecture" in err
@@ -108,3 +109,27 @@ def test_train_starts_on_another_tasks_backbone_and_records_it(tmp_path, capsys)
         main(["train", "--task", "breast", "--out", str(tmp_path / "b3"), "--backbone-from", str(assets / "pneumonia"),
               "--start-from", str(assets / "breast")])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_backbone_under_another_licence_than_the_tasks_is_refused(tmp_path, capsys, monkeypatch):
+    import dataclasses
+    import shutil
+
+    from epee_demo.data import tasks
+
+    source = tmp_path / "pneumonia-nc"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "assets" / "pneumonia", source)
+    config = json.loads((source / "config.json").read_text())
+    config["extra"]["license"] = "cc-by-nc-4.0"
+    (source / "config.json").write_text(json.dumps(config))
+    breast = tasks.TASKS["breast"]
+
+    def licensed_spec(*args, **kwargs):
+        spec = breast.default_spec(*args, **kwargs)
+        spec.extra["license"] = "cc-by-4.0"
+        return spec
+
+    monkeypatch.setitem(tasks.TASKS, "breast", dataclasses.replace(breast, default_spec=licensed_spec))
+    assert main(["train", "--task", "breast", "--out", str(tmp_path / "b"), "--backbone-from", str(source),
+                 "--epochs", "1", "--max-train-examples", "8", "--quiet"]) == 2
+    assert "under cc-by-nc-4.0 and this task's model is under cc-by-4.0" in capsys.readouterr().err

@@ -24,6 +24,34 @@ def test_folds_are_disjoint_cover_every_example_and_keep_the_class_balance():
     assert not all(np.array_equal(a, b) for a, b in zip(folds, cross_validate_recipe.stratified_folds(labels, 3, 1)))
 
 
+def test_a_class_smaller_than_the_folds_is_refused():
+    with pytest.raises(SystemExit, match=r"fewer examples than 3 folds: \{1: 2\}"):
+        cross_validate_recipe.stratified_folds([0, 0, 0, 1, 1], 3, seed=0)
+
+
+def test_merge_takes_disjoint_folds_of_one_setting_only():
+    def run(fold, seed=13):
+        return {"task": "breast", "folds": 2, "fold_seed": 0, "train_config": {"seed": seed}, "spec_args": {},
+                "fold_results": {str(fold): {"score": 0.5, "accuracy_per_layer": [0.5], "auc_per_layer": [0.5],
+                                             "last_exit_probs": [[0.123456, 0.876544]], "labels": [1]}}}
+    result = cross_validate_recipe.merged([run(1), run(0)])
+    assert list(result["fold_results"]) == [0, 1] and result["summary"]["folds"] == [0, 1]
+    assert result["fold_results"][0]["last_exit_probs"] == [[0.1235, 0.8765]]
+    with pytest.raises(SystemExit, match="one task, fold split, training and spec"):
+        cross_validate_recipe.merged([run(0), run(1, seed=14)])
+    with pytest.raises(SystemExit, match="fold 0 is in two runs"):
+        cross_validate_recipe.merged([run(0), run(0)])
+
+
+def test_a_starting_point_that_saw_the_folds_is_refused():
+    with pytest.raises(SystemExit, match="NAME one of"):
+        cross_validate_recipe.overrides(["start_from=\"assets/breast\""])
+    assets = SCRIPT.parents[1] / "assets"
+    with pytest.raises(SystemExit, match="trained on breastmnist, whose folds it would have seen"):
+        cross_validate_recipe.check_backbone(str(assets / "breast"), "breastmnist")
+    cross_validate_recipe.check_backbone(str(assets / "pneumonia"), "breastmnist")
+
+
 def test_the_summary_averages_the_folds_and_pools_their_predictions():
     folds = {
         0: {"score": 0.75, "accuracy_per_layer": [0.5, 1.0], "auc_per_layer": [0.5, 0.5],

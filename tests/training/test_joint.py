@@ -166,11 +166,15 @@ def test_a_backbone_loads_into_a_model_of_another_task_and_its_heads_stay_fresh(
             assert torch.equal(value, heads_before[key]), key
         else:
             torch.testing.assert_close(value, source_state[key].half().float(), msg=key)
-    with pytest.raises(ValueError, match="another architecture or reads other inputs"):
+    with pytest.raises(ValueError, match="another architecture, reads other inputs"):
         other = _vit_spec(["a", "b"], channels=1, title="patches", layers=2)
         load_initial_weights(build_model(other), other, TrainConfig(backbone_from=str(tmp_path / "source")))
     with pytest.raises(ValueError, match="exclude each other"):
         load_initial_weights(fresh, target_spec, TrainConfig(start_from="x", backbone_from="y"))
+    lora_spec = _conv_vit_spec(["a", "b"], "adapted", layers=2)
+    lora_spec.lora = {"rank": 2, "alpha": 4, "targets": ["query"]}  # the same architecture with adapters
+    with pytest.raises(ValueError, match="has other adapters"):
+        load_initial_weights(fresh, lora_spec, TrainConfig(backbone_from=str(tmp_path / "source")))
     assert load_initial_weights(fresh, target_spec, TrainConfig()) is None
 
 
