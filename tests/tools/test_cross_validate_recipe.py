@@ -91,6 +91,9 @@ def test_the_notes_quote_the_committed_cross_validation_runs():
                           ("breast_no_label_smoothing", "no label smoothing")):
         assert summary(name)["mean_score"] < shipped
         assert f"{wording} ({summary(name)['mean_score']:.3f})" in BREAST_CARD_NOTES
+    seed14 = summary("breast_shipped_seed14")["mean_score"]
+    assert f"the recipe itself scores {seed14:.3f} with seed 14" in BREAST_CARD_NOTES
+    assert summary("breast_pneumonia_backbone")["mean_score"] < seed14  # below the seed's reach, as the card says
     retina = summary("retina_shipped")
     accuracy, auc = retina["mean_accuracy_per_layer"], retina["mean_auc_per_layer"]
     assert f"averaged {accuracy[0]:.3f} at layer 1 and {accuracy[-1]:.3f} at the last" in RETINA_DEPTH_NOTE
