@@ -27,18 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from epee_demo.data import LabelledDataset, Split
-from epee_demo.data.tasks import TASKS, preprocessor_for
-from epee_demo.model.multi_exit import MultiExitClassifier, build_model
-from epee_demo.training.joint import (
-    TrainConfig, auc_of, fit_vocabulary, load_initial_weights, per_layer_accuracy, per_layer_auc, seed_everything,
-    train_joint,
-)
+from epee_demo.data.tasks import TASKS
+from epee_demo.training.joint import TrainConfig, auc_of, per_layer_accuracy, per_layer_auc, train_model
 
 
 def stratified_folds(labels: list[int], folds: int, seed: int) -> list[np.ndarray]:
     """``folds`` disjoint index arrays covering ``labels``, each class dealt round-robin from fold 0 after a
     seeded shuffle (so the first folds may hold one example more of a class). Raises ``SystemExit`` for a
-    class with fewer examples than folds (a fold without it would have no AUC)."""
+    class with fewer examples than folds (a fold without it would have no AUC). Written here because the
+    project does not depend on scikit-learn, whose ``StratifiedKFold`` does this, for eight lines."""
     labels = np.asarray(labels)
     counts = {int(label): int(n) for label, n in zip(*np.unique(labels, return_counts=True))}
     if small := {label: n for label, n in counts.items() if n < folds}:
@@ -61,15 +58,9 @@ def run_fold(task, dataset: LabelledDataset, held_out: np.ndarray, config: Train
     keep = np.setdiff1d(np.arange(len(dataset.train)), held_out)
     fold_data = LabelledDataset(dataset.name, dataset.label_names, pick(keep), dataset.val, pick(held_out),
                                 dataset.source, dataset.licence)
-    spec = fit_vocabulary(task.default_spec(dataset.label_names, **(spec_args or {})), fold_data.train.inputs)
-    seed_everything(config.seed)
-    model = build_model(spec)
-    if loaded := load_initial_weights(model, spec, config):
-        print(loaded, flush=True)
-    preprocessor = preprocessor_for(spec)
-    train_joint(model, spec, preprocessor, fold_data, config, augment=getattr(task, "augment", None),
-                progress=False, metric=task.metric)
-    trace = MultiExitClassifier(model, spec, preprocessor).trace(fold_data.test.inputs, fold_data.test.labels)
+    classifier, _ = train_model(task.default_spec(dataset.label_names, **(spec_args or {})), fold_data, config,
+                                augment=getattr(task, "augment", None), metric=task.metric, progress=False)
+    trace = classifier.trace(fold_data.test.inputs, fold_data.test.labels)
     accuracy, auc = per_layer_accuracy(trace), per_layer_auc(trace)
     return {"held_out": held_out.tolist(), "accuracy_per_layer": accuracy, "auc_per_layer": auc,
             "score": (accuracy[-1] + auc[-1]) / 2, "last_exit_probs": np.round(trace.probs[:, -1], 4).tolist(),
@@ -122,10 +113,10 @@ def check_backbone(folder: str, dataset_name: str) -> None:
 def merged(runs: list[dict]) -> dict:
     """One result from runs of disjoint folds of one setting (task, folds, fold seed, training, spec)."""
     settings = ("task", "folds", "fold_seed", "train_config", "spec_args")
-    first = {k: runs[0].get(k, {}) if k == "spec_args" else runs[0][k] for k in settings}
+    first = {k: runs[0][k] for k in settings}
     folds = {}
     for run in runs:
-        if any((run.get(k, {}) if k == "spec_args" else run[k]) != first[k] for k in settings):
+        if any(run[k] != first[k] for k in settings):
             raise SystemExit("--merge takes runs of one task, fold split, training and spec only")
         for k, fold in run["fold_results"].items():
             if int(k) in folds:

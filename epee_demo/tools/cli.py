@@ -26,12 +26,8 @@ def _positive_float(text: str) -> float:
 def _train(args) -> int:
     from epee_demo.model import folder as model_folder
     from epee_demo.model.backbones import CONV_STEM
-    from epee_demo.model.multi_exit import MultiExitClassifier, build_model
-    from epee_demo.data.tasks import TASKS, preprocessor_for
-    from epee_demo.training.joint import (
-        TrainConfig, evaluate_and_write, fit_vocabulary, load_initial_weights, seed_everything, train_joint,
-        write_task_metric,
-    )
+    from epee_demo.data.tasks import TASKS
+    from epee_demo.training.joint import TrainConfig, evaluate_and_write, train_model, write_task_metric
 
     task = TASKS[args.task]
     options = {k: v for k, v in vars(args).items() if k in DATASET_OPTIONS_OF_ARGS and v is not None}
@@ -70,24 +66,16 @@ def _train(args) -> int:
                   "(--task pneumonia or breast)", file=sys.stderr)
             return 2
         spec.base = {**spec.base, "stem_convs_per_stage": args.stem_convs_per_stage}
-    spec = fit_vocabulary(spec, dataset.train.first(config.max_train_examples).inputs)
-    seed_everything(config.seed)  # the fresh heads and from-scratch weights too, so a run repeats
-    model = build_model(spec)
     try:
-        loaded = load_initial_weights(model, spec, config)
+        classifier, history = train_model(spec, dataset, config, augment=getattr(task, "augment", None),
+                                          metric=task.metric, progress=not args.quiet)
     except ValueError as err:
         print(f"epee-demo train: {'--start-from' if config.start_from else '--backbone-from'} {err}", file=sys.stderr)
         return 2
-    if loaded:
-        print(loaded)
-    preprocessor = preprocessor_for(spec)
-    history = train_joint(model, spec, preprocessor, dataset, config, augment=getattr(task, "augment", None),
-                          progress=not args.quiet, metric=task.metric)
-    classifier = MultiExitClassifier(model, spec, preprocessor)
     metrics = evaluate_and_write(classifier, dataset, Path(args.out), config, history,
                                  card_notes=getattr(task, "card_notes", ""))
     if task.metric != "accuracy":
-        metrics = write_task_metric(spec, dataset, Path(args.out), task.metric, card_notes=task.card_notes)
+        metrics = write_task_metric(classifier.spec, dataset, Path(args.out), task.metric, card_notes=task.card_notes)
     if task.marks is not None:
         from epee_demo.data.text_examples import EXAMPLES_PER_CLASS as TEXTS_PER_CLASS, write_text_examples
         from epee_demo.model.folder import text_examples_path

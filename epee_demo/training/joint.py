@@ -24,7 +24,7 @@ from epee_demo.rules import catalogue
 from epee_demo.analysis import task_metrics
 from epee_demo.data import LabelledDataset
 from epee_demo.model.multi_exit import (
-    LORA_ADAPTER, MultiExitClassifier, MultiExitModel, ModelSpec, default_device, depth_weighted,
+    LORA_ADAPTER, MultiExitClassifier, MultiExitModel, ModelSpec, build_model, default_device, depth_weighted,
     param_name, per_exit_losses,
 )
 from epee_demo.data.preprocess import TextPreprocessor
@@ -276,6 +276,24 @@ def load_initial_weights(model: MultiExitModel, spec: ModelSpec, config: TrainCo
         loaded = start_from_checkpoint(model, Path(config.backbone_from), heads=False)
         return f"starting on the backbone of {config.backbone_from} ({loaded} tensors; fresh exit heads)"
     return None
+
+
+def train_model(spec: ModelSpec, dataset: LabelledDataset, config: TrainConfig, augment=None,
+                metric: str = "accuracy", progress: bool = True) -> tuple[MultiExitClassifier, list[dict]]:
+    """One run of ``epee-demo train`` from a spec: fit a from-scratch vocabulary on the training texts, seed,
+    build, start from ``config``'s starting point (``load_initial_weights``, whose line is printed) and
+    ``train_joint``; returns the trained classifier and the epochs' history. Raises ``ValueError``, before
+    any training, for a starting point that does not fit."""
+    from epee_demo.data.tasks import preprocessor_for
+
+    spec = fit_vocabulary(spec, dataset.train.first(config.max_train_examples).inputs)
+    seed_everything(config.seed)  # the fresh heads and from-scratch weights too, so a run repeats
+    model = build_model(spec)
+    if loaded := load_initial_weights(model, spec, config):
+        print(loaded, flush=True)
+    preprocessor = preprocessor_for(spec)
+    history = train_joint(model, spec, preprocessor, dataset, config, augment=augment, progress=progress, metric=metric)
+    return MultiExitClassifier(model, spec, preprocessor), history
 
 
 def per_layer_accuracy(trace: ExitTrace) -> list[float]:
