@@ -154,15 +154,16 @@ def main() -> None:
         if config.backbone_from:
             check_backbone(config.backbone_from, dataset.name)
         splits = stratified_folds(dataset.train.labels, args.folds, args.fold_seed)
+        spec_args = parse_assignments(args.spec)
         folds = {}
         for k in args.folds_to_run if args.folds_to_run is not None else range(args.folds):
-            folds[k] = run_fold(task, dataset, splits[k], config, parse_assignments(args.spec))
+            folds[k] = run_fold(task, dataset, splits[k], config, spec_args)
             f = folds[k]
             print(f"fold {k}: {len(f['labels'])} held out, last exit accuracy {f['accuracy_per_layer'][-1]:.3f} "
                   f"AUC {f['auc_per_layer'][-1]:.3f} score {f['score']:.4f}; accuracy per exit "
                   + " ".join(f"{a:.3f}" for a in f["accuracy_per_layer"]), flush=True)
         result = {"task": args.task, "folds": args.folds, "fold_seed": args.fold_seed,
-                  "train_config": asdict(config), "spec_args": parse_assignments(args.spec), "fold_results": folds, "summary": summary(folds)}
+                  "train_config": asdict(config), "spec_args": spec_args, "fold_results": folds, "summary": summary(folds)}
     args.out.write_text(json.dumps(result) + "\n")
     print(json.dumps(result["summary"], indent=1))
 
