@@ -155,6 +155,10 @@ def main() -> None:
             check_backbone(config.backbone_from, dataset.name)
         splits = stratified_folds(dataset.train.labels, args.folds, args.fold_seed)
         spec_args = parse_assignments(args.spec)
+        try:
+            task.default_spec(dataset.label_names, **spec_args)
+        except TypeError as err:
+            raise SystemExit(f"--spec: the {args.task} task's spec builder refuses it ({err})") from err
         folds = {}
         for k in args.folds_to_run if args.folds_to_run is not None else range(args.folds):
             folds[k] = run_fold(task, dataset, splits[k], config, spec_args)
